@@ -1,0 +1,295 @@
+import { readFile } from "node:fs/promises";
+import { dirname, extname, relative, resolve } from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import { KilnError } from "../errors.js";
+import { parseDuration } from "../duration.js";
+import { loadDriverFactory, loadProvisionerFactory, type PluginSearch } from "../plugins.js";
+import { createRedactor, interpolate, resolveVariables, templateReferences, type VariableInputs } from "../variables.js";
+import type { Driver, Provisioner, StandardSchemaV1, VariableValue } from "../types.js";
+import { Diagnostics } from "./diagnostics.js";
+import { noPositions, yamlSourceMap, type PathSegment, type SourceMap } from "./positions.js";
+import { bakeFileSchema, COMMON_STEP_KEYS, IMAGE_KEYS, type BakeFile, type VerifyDefinition } from "./schema.js";
+
+export interface ProvisionStep {
+  /** Position in the image's `provision` list. */
+  index: number;
+  /** Provisioner name as written, e.g. `shell`. */
+  name: string;
+  provisioner: Provisioner<unknown>;
+  options: unknown;
+  timeoutMs?: number;
+  pauseBeforeMs?: number;
+  maxRetries: number;
+}
+
+/** One image, validated, with its plugins loaded and variables filled in. */
+export interface ImageSpec {
+  name: string;
+  driverName: string;
+  driver: Driver<unknown>;
+  driverOptions: unknown;
+  from?: string;
+  provision: ProvisionStep[];
+  verify?: VerifyDefinition;
+  tags: string[];
+  labels: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface Project {
+  /** Absolute path of the bake file. */
+  file: string;
+  /** Directory relative paths resolve from. */
+  dir: string;
+  variables: Record<string, VariableValue>;
+  /** Images in dependency order: every parent before its children. */
+  images: ImageSpec[];
+  redact: (text: string) => string;
+}
+
+export interface LoadOptions {
+  variables?: VariableInputs;
+  /** Where plugins resolve from besides the bake file's directory. */
+  plugins?: Partial<PluginSearch>;
+}
+
+export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln.config.mts", "kiln.config.js", "kiln.config.mjs"];
+
+/** Reads, validates and resolves a bake file. Throws a KilnError (exit code 2) listing every problem at once. */
+export async function loadProject(file: string, options: LoadOptions = {}): Promise<Project> {
+  const path = resolve(file);
+  const dir = dirname(path);
+  const shown = relative(process.cwd(), path) || path;
+  const { data, positions } = await readBakeFile(path, shown);
+  const diagnostics = new Diagnostics(shown, positions);
+
+  const parsed = bakeFileSchema.safeParse(data);
+  if (!parsed.success) diagnostics.addSchemaIssues([], parsed.error.issues);
+  diagnostics.throwIfAny();
+  const bakeFile = (parsed as { data: BakeFile }).data;
+
+  checkReferences(bakeFile, diagnostics);
+  const order = dependencyOrder(bakeFile, diagnostics);
+  diagnostics.throwIfAny();
+
+  const variables = await resolveVariables(bakeFile.variables, options.variables ?? {}, dir);
+  const search: PluginSearch = { from: [dir, ...(options.plugins?.from ?? [])], ...pluginRegistry(options) };
+  const images: ImageSpec[] = [];
+  for (const name of order) {
+    const image = await resolveImage(name, bakeFile, variables, search, dir, diagnostics);
+    if (image) images.push(image);
+  }
+  diagnostics.throwIfAny();
+  return { file: path, dir, variables, images, redact: createRedactor(variables) };
+}
+
+function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
+  return options.plugins?.registry ? { registry: options.plugins.registry } : {};
+}
+
+/** Finds the bake file in a directory (`kiln.yaml`, then `kiln.config.ts`, …). */
+export async function findBakeFile(dir: string): Promise<string> {
+  for (const name of BAKE_FILE_NAMES) {
+    const candidate = resolve(dir, name);
+    if (await readFile(candidate).then(() => true, () => false)) return candidate;
+  }
+  throw new KilnError("E_CONFIG", `no bake file in ${dir} (looked for ${BAKE_FILE_NAMES.join(", ")})`, {
+    hint: "create one with `kiln init`, or point at it with -C <dir> or --file <path>",
+  });
+}
+
+async function readBakeFile(path: string, shown: string): Promise<{ data: unknown; positions: SourceMap }> {
+  const extension = extname(path);
+  if ([".ts", ".mts", ".js", ".mjs"].includes(extension)) {
+    const { createJiti } = await import("jiti");
+    const jiti = createJiti(import.meta.url, { moduleCache: false });
+    try {
+      return { data: await jiti.import(path, { default: true }), positions: noPositions };
+    } catch (error) {
+      throw new KilnError("E_CONFIG", `${shown}: cannot load: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new KilnError("E_CONFIG", `cannot read bake file ${shown}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      hint: "check the path, or create one with `kiln init`",
+    });
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new KilnError("E_CONFIG", `${shown}: not valid YAML`, {
+      diagnostics: doc.errors.map((error) => {
+        const [start] = error.linePos ?? [];
+        return {
+          file: shown,
+          path: "",
+          message: error.message.split("\n")[0] ?? error.code,
+          ...(start ? { line: start.line, column: start.col } : {}),
+        };
+      }),
+    });
+  }
+  return { data: doc.toJS(), positions: yamlSourceMap(doc, lines) };
+}
+
+/** Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels. */
+function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
+  const declared = bakeFile.variables;
+  for (const [imageName, image] of Object.entries(bakeFile.images)) {
+    walkStrings(image, ["images", imageName], (text, path) => {
+      for (const name of templateReferences(text)) {
+        if (!(name in declared)) {
+          diagnostics.add(path, `undefined variable "${name}"`, { hint: `declare it under variables: ${name}: { default: … }` });
+        } else if (declared[name]?.sensitive && (path[2] === "tags" || path[2] === "labels")) {
+          diagnostics.add(path, `sensitive variable "${name}" would be written into the image's ${path[2]}`, {
+            hint: "tags and labels are public: use a non-sensitive variable",
+          });
+        }
+      }
+    });
+  }
+}
+
+function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, path: PathSegment[]) => void): void {
+  if (typeof value === "string") visit(value, path);
+  else if (Array.isArray(value)) value.forEach((item, index) => walkStrings(item, [...path, index], visit));
+  else if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) walkStrings(item, [...path, key], visit);
+  }
+}
+
+/** Orders images so parents come first; reports missing parents and cycles. */
+function dependencyOrder(bakeFile: BakeFile, diagnostics: Diagnostics): string[] {
+  const images = bakeFile.images;
+  const order: string[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (name: string, chain: string[]): void => {
+    if (state.get(name) === "done") return;
+    if (state.get(name) === "visiting") {
+      const cycle = [...chain.slice(chain.indexOf(name)), name];
+      diagnostics.add(["images", name, "from"], `cycle in from: ${cycle.join(" → ")}`, {
+        hint: "an image cannot be built on itself, directly or through others",
+      });
+      return;
+    }
+    state.set(name, "visiting");
+    const parent = images[name]?.from;
+    if (parent !== undefined) {
+      if (!(parent in images)) {
+        diagnostics.add(["images", name, "from"], `image "${parent}" is not defined`, {
+          hint: `define it under images:, or use one of: ${Object.keys(images).join(", ")}`,
+        });
+      } else visit(parent, [...chain, name]);
+    }
+    state.set(name, "done");
+    order.push(name);
+  };
+  for (const name of Object.keys(images)) visit(name, []);
+  return order;
+}
+
+async function resolveImage(
+  name: string,
+  bakeFile: BakeFile,
+  variables: Record<string, VariableValue>,
+  search: PluginSearch,
+  dir: string,
+  diagnostics: Diagnostics,
+): Promise<ImageSpec | undefined> {
+  const image = interpolate(bakeFile.images[name], variables);
+  if (!image) return undefined;
+  const at = ["images", name];
+  const driverInput = Object.fromEntries(Object.entries(image).filter(([key]) => !IMAGE_KEYS.has(key)));
+  if (image.from !== undefined && "source" in driverInput) {
+    diagnostics.add([...at, "source"], "an image has either `from:` or `source:`, not both", { atKey: true });
+  } else if (image.from === undefined && !("source" in driverInput)) {
+    diagnostics.add(at, "no `source:` — say what the image starts from", {
+      hint: 'e.g. source: "debian:bookworm", source: { debootstrap: { suite: bookworm } }, or from: <another image>',
+    });
+  }
+
+  const driver = await loadPlugin(() => loadDriverFactory(image.driver, search), [...at, "driver"], diagnostics);
+  const instance = driver?.({ cwd: dir });
+  const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
+
+  const provision: ProvisionStep[] = [];
+  for (const [index, step] of image.provision.entries()) {
+    const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
+    const stepPath = [...at, "provision", index, stepName];
+    const factory = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
+    const provisioner = factory?.();
+    const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
+    const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
+    if (provisioner && options !== INVALID) {
+      provision.push({ index, name: stepName, provisioner, options, ...common });
+    }
+  }
+  if (!instance || driverOptions === INVALID) return undefined;
+  return {
+    name,
+    driverName: image.driver,
+    driver: instance,
+    driverOptions,
+    ...(image.from !== undefined ? { from: image.from } : {}),
+    provision,
+    ...(image.verify ? { verify: image.verify } : {}),
+    tags: image.tags,
+    labels: image.labels,
+    ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
+  };
+}
+
+const INVALID = Symbol("invalid");
+
+async function validate(
+  schema: StandardSchemaV1<unknown, unknown>,
+  input: unknown,
+  at: PathSegment[],
+  diagnostics: Diagnostics,
+): Promise<unknown> {
+  const result = await schema["~standard"].validate(input);
+  if (result.issues) {
+    diagnostics.addSchemaIssues(at, result.issues);
+    return INVALID;
+  }
+  return result.value;
+}
+
+async function loadPlugin<T>(
+  load: () => Promise<T>,
+  path: PathSegment[],
+  diagnostics: Diagnostics,
+  atKey = false,
+): Promise<T | undefined> {
+  try {
+    return await load();
+  } catch (error) {
+    if (!(error instanceof KilnError)) throw error;
+    diagnostics.add(path, error.message, { atKey, ...(error.hint ? { hint: error.hint } : {}) });
+    return undefined;
+  }
+}
+
+function splitCommonStepOptions(
+  options: Record<string, unknown>,
+  path: PathSegment[],
+  diagnostics: Diagnostics,
+): { common: Pick<ProvisionStep, "timeoutMs" | "pauseBeforeMs" | "maxRetries">; rest: Record<string, unknown> } {
+  const rest = Object.fromEntries(Object.entries(options).filter(([key]) => !(COMMON_STEP_KEYS as string[]).includes(key)));
+  const common: Pick<ProvisionStep, "timeoutMs" | "pauseBeforeMs" | "maxRetries"> = { maxRetries: 0 };
+  try {
+    if (options.timeout !== undefined) common.timeoutMs = parseDuration(options.timeout as string | number);
+    if (options.pause_before !== undefined) common.pauseBeforeMs = parseDuration(options.pause_before as string | number);
+  } catch (error) {
+    diagnostics.add(path, (error as Error).message, { hint: 'write e.g. "30s", "5m"' });
+  }
+  if (options.max_retries !== undefined) {
+    if (typeof options.max_retries === "number" && Number.isInteger(options.max_retries) && options.max_retries >= 0) {
+      common.maxRetries = options.max_retries;
+    } else diagnostics.add([...path, "max_retries"], "max_retries must be a whole number ≥ 0");
+  }
+  return { common, rest };
+}

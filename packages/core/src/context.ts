@@ -1,0 +1,58 @@
+import type { CleanupStack } from "./cleanup.js";
+import type { KilnEventInput } from "./events.js";
+import type { Artifact, BakeContext, VariableValue } from "./types.js";
+import { LABELS } from "./provenance.js";
+
+export interface ContextInit {
+  runId: string;
+  image: string;
+  cwd: string;
+  variables: Record<string, VariableValue>;
+  parent: Artifact | undefined;
+  signal: AbortSignal;
+  cleanup: CleanupStack;
+  emit: (event: KilnEventInput) => void;
+  redact: (text: string) => string;
+}
+
+/** A BakeContext plus `flushOutput`, which emits any partial output line left when a step ends. */
+export interface RunnerContext extends BakeContext {
+  flushOutput(): void;
+}
+
+export function createBakeContext(init: ContextInit): RunnerContext {
+  const pending = { stdout: "", stderr: "" };
+  const emitLine = (stream: "stdout" | "stderr", line: string) =>
+    init.emit({ type: "output", image: init.image, stream, line: line.replace(/\r$/, "") });
+  const log = (level: "info" | "warn" | "debug") => (message: string) =>
+    init.emit({ type: "log", image: init.image, level, message });
+  return {
+    runId: init.runId,
+    image: init.image,
+    cwd: init.cwd,
+    variables: init.variables,
+    parent: init.parent,
+    signal: init.signal,
+    resourceLabels: { [LABELS.build]: init.runId, [LABELS.image]: init.image },
+    log: { info: log("info"), warn: log("warn"), debug: log("debug") },
+    emit: init.emit,
+    defer: (cleanup, options) => init.cleanup.defer(cleanup, options),
+    redact: init.redact,
+    output(stream, chunk) {
+      const lines = (pending[stream] + chunk).split("\n");
+      pending[stream] = lines.pop() ?? "";
+      for (const line of lines) emitLine(stream, line);
+    },
+    flushOutput() {
+      for (const stream of ["stdout", "stderr"] as const) {
+        if (pending[stream]) emitLine(stream, pending[stream]);
+        pending[stream] = "";
+      }
+    },
+  };
+}
+
+/** The same context with another abort signal (a step's timeout). */
+export function withSignal<T extends BakeContext>(ctx: T, signal: AbortSignal): T {
+  return { ...ctx, signal };
+}

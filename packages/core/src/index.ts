@@ -1,0 +1,17 @@
+export * from "./errors.js";
+export * from "./events.js";
+export * from "./types.js";
+export * from "./duration.js";
+export * from "./retry.js";
+export * from "./cleanup.js";
+export * from "./bake-key.js";
+export * from "./provenance.js";
+export * from "./plugins.js";
+export * from "./runner.js";
+export * from "./verify.js";
+export { defineConfig } from "./define-config.js";
+export { loadProject, findBakeFile, BAKE_FILE_NAMES, type Project, type ImageSpec, type ProvisionStep, type LoadOptions } from "./config/load.js";
+export { bakeFileSchema, durationSchema, type BakeFile, type BakeFileInput, type ImageDefinition, type VerifyDefinition } from "./config/schema.js";
+export { bakeFileJsonSchema } from "./config/json-schema.js";
+export { formatPath } from "./config/positions.js";
+export { parseVarFlag, resolveVariables, interpolate, createRedactor, redactDeep, ENV_PREFIX, type VariableInputs } from "./variables.js";

@@ -1,0 +1,35 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+/** Label names every artefact and build resource carries. Lineage, caching and "what is this image" are read from them. */
+export const LABELS = {
+  /** Run id of the `kiln build` that created the resource. Every build resource carries it. */
+  build: "dev.kiln.build",
+  /** Bake key of the artefact. */
+  key: "dev.kiln.key",
+  /** Image name in the bake file. */
+  image: "dev.kiln.image",
+  /** Parent artefact id (for `from:`), empty when built from a source. */
+  parent: "dev.kiln.parent",
+  /** The resolved source: description and id. */
+  source: "dev.kiln.source",
+  /** ISO time of capture. */
+  created: "dev.kiln.created",
+  /** Git commit of the bake file's repository, with `-dirty` when it had uncommitted changes. */
+  git: "dev.kiln.git",
+  /** Version of Kiln that baked it. */
+  version: "dev.kiln.version",
+} as const;
+
+const run = promisify(execFile);
+
+/** `3f2a…c1` or `3f2a…c1-dirty`; `none` outside a git repository. */
+export async function gitDescription(dir: string): Promise<string> {
+  try {
+    const { stdout: commit } = await run("git", ["rev-parse", "HEAD"], { cwd: dir });
+    const { stdout: status } = await run("git", ["status", "--porcelain", "--", "."], { cwd: dir });
+    return `${commit.trim()}${status.trim() ? "-dirty" : ""}`;
+  } catch {
+    return "none";
+  }
+}

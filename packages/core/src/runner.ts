@@ -1,0 +1,292 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { bakeKey } from "./bake-key.js";
+import { CleanupStack, type CleanupFailure } from "./cleanup.js";
+import type { ImageSpec, ProvisionStep, Project } from "./config/load.js";
+import { createBakeContext, withSignal, type RunnerContext } from "./context.js";
+import { formatDuration } from "./duration.js";
+import { KilnError, toKilnError } from "./errors.js";
+import type { KilnEvent, KilnEventInput, StepName, StepTiming } from "./events.js";
+import { gitDescription, LABELS } from "./provenance.js";
+import { retry } from "./retry.js";
+import type { Artifact, Machine, SourceRef } from "./types.js";
+import { redactDeep } from "./variables.js";
+import { runCheck, verifyFailure } from "./verify.js";
+
+export interface BuildOptions {
+  project: Project;
+  /** Bake only these images (their parents are baked too, since children are built on them). */
+  only?: string[];
+  /** Bake every image but these (and their children). */
+  except?: string[];
+  /** `cleanup` (default) removes everything on failure; `abort` keeps the build machine and says how to attach. */
+  onError?: "cleanup" | "abort";
+  /** Abort to interrupt the run (Ctrl-C): the current steps stop and everything is cleaned up. */
+  signal?: AbortSignal;
+  onEvent?: (event: KilnEvent) => void;
+  runId?: string;
+  /** Written to `dev.kiln.version`. */
+  kilnVersion: string;
+}
+
+export interface BuildRecord {
+  image: string;
+  driver: string;
+  status: "baked" | "failed" | "skipped";
+  artifact?: Artifact;
+  bakeKey?: string;
+  /** Parent artefact id when built `from:` another image. */
+  parent?: string;
+  source?: SourceRef;
+  startedAt: string;
+  durationMs: number;
+  steps: StepTiming[];
+  error?: { code: string; message: string; hint?: string };
+}
+
+export interface BuildResult {
+  runId: string;
+  ok: boolean;
+  interrupted: boolean;
+  records: BuildRecord[];
+  cleanupFailures: CleanupFailure[];
+}
+
+/** `20261127-0629-3f2a1b` — sortable, short enough for resource names. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 13);
+  return `${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+/** One `kiln build`: bakes the selected images in dependency order. */
+export class BuildRun {
+  readonly runId: string;
+  private readonly stacks = new Set<CleanupStack>();
+  private readonly emitEvent: (event: KilnEventInput) => void;
+
+  constructor(private readonly options: BuildOptions) {
+    this.runId = options.runId ?? newRunId();
+    const redact = options.project.redact;
+    this.emitEvent = (event) => options.onEvent?.({ ...redactDeep(event, redact), time: new Date().toISOString() });
+  }
+
+  /** Resources created and not yet removed: what a forced exit (second Ctrl-C) leaves behind. */
+  leftovers(): { resource: string; manualCommand?: string }[] {
+    return [...this.stacks].flatMap((stack) => stack.pending());
+  }
+
+  async run(): Promise<BuildResult> {
+    const started = Date.now();
+    const images = selectImages(this.options.project.images, this.options.only, this.options.except);
+    this.emitEvent({ type: "run.start", runId: this.runId, images: images.map((image) => image.name) });
+    const git = await gitDescription(this.options.project.dir);
+    const records: BuildRecord[] = [];
+    const artifacts = new Map<string, Artifact>();
+    const cleanupFailures: CleanupFailure[] = [];
+    for (const image of images) {
+      if (this.options.signal?.aborted) break;
+      const parentRecord = image.from === undefined ? undefined : records.find((record) => record.image === image.from);
+      if (image.from !== undefined && parentRecord?.status !== "baked") {
+        const reason = `parent image "${image.from}" was not baked`;
+        this.emitEvent({ type: "image.skipped", image: image.name, reason });
+        records.push({ image: image.name, driver: image.driverName, status: "skipped", startedAt: new Date().toISOString(), durationMs: 0, steps: [], error: { code: "E_SKIPPED", message: reason } });
+        continue;
+      }
+      const parent = image.from === undefined ? undefined : artifacts.get(image.from);
+      const { record, failures } = await this.bakeImage(image, parent, git);
+      records.push(record);
+      cleanupFailures.push(...failures);
+      if (record.artifact) artifacts.set(image.name, record.artifact);
+    }
+    const interrupted = this.options.signal?.aborted ?? false;
+    const ok = !interrupted && records.every((record) => record.status === "baked") && records.length === images.length;
+    this.emitEvent({ type: "run.end", runId: this.runId, ok, durationMs: Date.now() - started, interrupted });
+    return { runId: this.runId, ok, interrupted, records, cleanupFailures };
+  }
+
+  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: string): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
+    const { project } = this.options;
+    const started = Date.now();
+    const record: BuildRecord = { image: image.name, driver: image.driverName, status: "failed", startedAt: new Date(started).toISOString(), durationMs: 0, steps: [] };
+    if (parent) record.parent = parent.id;
+    const cleanup = new CleanupStack();
+    this.stacks.add(cleanup);
+    const signals = [this.options.signal, image.timeoutMs === undefined ? undefined : AbortSignal.timeout(image.timeoutMs)];
+    const signal = AbortSignal.any(signals.filter((item): item is AbortSignal => item !== undefined));
+    const ctx = createBakeContext({ runId: this.runId, image: image.name, cwd: project.dir, variables: project.variables, parent, signal, cleanup, emit: this.emitEvent, redact: project.redact });
+    const step = <T>(name: StepName, detail: string | undefined, work: () => Promise<T>) => this.step(ctx, record, name, detail, work);
+    const { driver, driverOptions: opts } = image;
+    let buildMachine: Machine | undefined;
+    let failures: CleanupFailure[] = [];
+    try {
+      const source = await step("resolve", undefined, () => driver.resolveSource(ctx, opts));
+      record.source = source;
+      const provision = await Promise.all(
+        image.provision.map(async (item) => ({ name: item.name, options: item.options, fingerprint: await item.provisioner.fingerprint(ctx, item.options) })),
+      );
+      const key = bakeKey({ driver: image.driverName, driverOptions: opts, source, provision, verify: image.verify }, project.variables);
+      record.bakeKey = key;
+      this.emitEvent({ type: "image.start", image: image.name, driver: image.driverName, bakeKey: key, ...(parent ? { parent: parent.id } : {}) });
+
+      const machine = await step("launch", source.description, () => driver.launch(ctx, source, opts));
+      buildMachine = machine;
+      cleanup.defer(() => machine[Symbol.asyncDispose](), { resource: `build machine ${machine.id}` });
+      for (const item of image.provision) await this.provisionStep(ctx, record, item, machine);
+
+      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, git, this.options.kilnVersion) };
+      const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
+      await machine[Symbol.asyncDispose]();
+      buildMachine = undefined;
+
+      if (image.verify) await step("verify", `${image.verify.checks.length} checks`, () => this.verify(ctx, image, artifact));
+      await step("tag", image.tags.join(", ") || undefined, async () => {
+        for (const tag of image.tags) await driver.tag(artifact, tag);
+      });
+      record.artifact = { ...artifact, tags: [...new Set([...artifact.tags, ...image.tags])] };
+      record.status = "baked";
+      failures = await cleanup.unwind("success");
+    } catch (thrown) {
+      const error = this.describeFailure(thrown, image, signal);
+      record.error = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+      if (this.options.onError === "abort" && buildMachine && !this.options.signal?.aborted) {
+        this.emitEvent({ type: "abort.kept", image: image.name, machine: buildMachine.id, attachCommand: buildMachine.attachCommand() });
+      } else {
+        failures = await cleanup.unwind("failure");
+      }
+    } finally {
+      this.stacks.delete(cleanup);
+      record.durationMs = Date.now() - started;
+    }
+    for (const failure of failures) this.emitEvent({ type: "cleanup.failed", image: image.name, ...failure });
+    if (record.status === "baked" && record.artifact && record.bakeKey) {
+      this.emitEvent({ type: "image.done", image: image.name, artifact: record.artifact, bakeKey: record.bakeKey, durationMs: record.durationMs, steps: record.steps });
+    } else if (record.error) {
+      this.emitEvent({ type: "image.failed", image: image.name, error: record.error, durationMs: record.durationMs });
+    }
+    return { record, failures };
+  }
+
+  private async step<T>(ctx: RunnerContext, record: BuildRecord, name: StepName, detail: string | undefined, work: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    this.emitEvent({ type: "step.start", image: ctx.image, step: name, ...(detail ? { detail } : {}) });
+    try {
+      return await untilAborted(work(), ctx.signal);
+    } finally {
+      ctx.flushOutput();
+      const durationMs = Date.now() - started;
+      record.steps.push({ step: name, ...(detail ? { detail } : {}), durationMs });
+      this.emitEvent({ type: "step.end", image: ctx.image, step: name, ...(detail ? { detail } : {}), durationMs });
+    }
+  }
+
+  private async provisionStep(ctx: RunnerContext, record: BuildRecord, item: ProvisionStep, machine: Machine): Promise<void> {
+    const label = `provision[${item.index}] ${item.name}`;
+    await this.step(ctx, record, "provision", label, async () => {
+      if (item.pauseBeforeMs) await sleep(item.pauseBeforeMs, undefined, { signal: ctx.signal });
+      await retry(
+        async () => {
+          const timeout = item.timeoutMs === undefined ? undefined : AbortSignal.timeout(item.timeoutMs);
+          const signal = timeout ? AbortSignal.any([ctx.signal, timeout]) : ctx.signal;
+          try {
+            await untilAborted(item.provisioner.run(withSignal(ctx, signal), machine, item.options), signal);
+          } catch (error) {
+            if (timeout?.aborted && !ctx.signal.aborted) {
+              throw new KilnError("E_TIMEOUT", `${label} timed out after ${formatDuration(item.timeoutMs ?? 0)}`, { hint: "raise its `timeout:` or make the step faster" });
+            }
+            throw toKilnError(error, "E_PROVISION", `${label} failed`);
+          } finally {
+            ctx.flushOutput();
+          }
+        },
+        {
+          retries: item.maxRetries,
+          minDelayMs: 1000,
+          isRetryable: () => !ctx.signal.aborted,
+          onRetry: (error, attempt, delayMs) =>
+            this.emitEvent({ type: "step.retry", image: ctx.image, step: "provision", attempt, error: (error as Error).message, delayMs }),
+        },
+      );
+    });
+  }
+
+  private async verify(ctx: RunnerContext, image: ImageSpec, artifact: Artifact): Promise<void> {
+    const verify = image.verify;
+    if (!verify) return;
+    const machine = await image.driver.launchArtifact(ctx, artifact, verify.runtime ?? {}, image.driverOptions);
+    ctx.defer(() => machine[Symbol.asyncDispose](), { resource: `verify machine ${machine.id}` });
+    try {
+      const results = [];
+      for (const check of verify.checks) {
+        const result = await runCheck(machine, check, ctx.signal);
+        ctx.log.info(`${result.ok ? "✓" : "✗"} ${result.name}`);
+        results.push(result);
+      }
+      if (results.some((result) => !result.ok)) throw verifyFailure(image.name, results);
+    } finally {
+      await machine[Symbol.asyncDispose]();
+    }
+  }
+
+  private describeFailure(thrown: unknown, image: ImageSpec, signal: AbortSignal): KilnError {
+    if (this.options.signal?.aborted) return new KilnError("E_INTERRUPTED", `image "${image.name}": interrupted`, { cause: thrown });
+    if (signal.aborted && !(thrown instanceof KilnError && thrown.code === "E_TIMEOUT")) {
+      return new KilnError("E_TIMEOUT", `image "${image.name}" timed out after ${formatDuration(image.timeoutMs ?? 0)}`, { hint: "raise the image's `timeout:`", cause: thrown });
+    }
+    return toKilnError(thrown, "E_INTERNAL");
+  }
+}
+
+function provenanceLabels(runId: string, image: ImageSpec, key: string, parent: Artifact | undefined, source: SourceRef, git: string, version: string): Record<string, string> {
+  return {
+    [LABELS.build]: runId,
+    [LABELS.key]: key,
+    [LABELS.image]: image.name,
+    [LABELS.parent]: parent?.id ?? "",
+    [LABELS.source]: `${source.description}@${source.digest ?? source.id}`,
+    [LABELS.created]: new Date().toISOString(),
+    [LABELS.git]: git,
+    [LABELS.version]: version,
+  };
+}
+
+/** Images to bake: `only` adds their ancestors (children are built on them); `except` removes descendants too. */
+export function selectImages(images: ImageSpec[], only?: string[], except?: string[]): ImageSpec[] {
+  const byName = new Map(images.map((image) => [image.name, image]));
+  for (const name of [...(only ?? []), ...(except ?? [])]) {
+    if (!byName.has(name)) {
+      throw new KilnError("E_CONFIG", `no image named "${name}"`, { hint: `images in this bake file: ${[...byName.keys()].join(", ")}` });
+    }
+  }
+  let chosen = new Set(images.map((image) => image.name));
+  if (only?.length) {
+    chosen = new Set();
+    const addWithAncestors = (name: string | undefined) => {
+      for (let current = name; current !== undefined && !chosen.has(current); current = byName.get(current)?.from) chosen.add(current);
+    };
+    only.forEach(addWithAncestors);
+  }
+  const excluded = new Set(except ?? []);
+  const isExcluded = (image: ImageSpec): boolean =>
+    excluded.has(image.name) || (image.from !== undefined && isExcluded(byName.get(image.from) as ImageSpec));
+  return images.filter((image) => chosen.has(image.name) && !isExcluded(image));
+}
+
+/** Rejects as soon as `signal` aborts, so a stuck call does not hold up cleanup. The abandoned promise's outcome is ignored. */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(abortReason(signal));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason ?? "aborted"));
+}

@@ -1,0 +1,119 @@
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { KilnError } from "./errors.js";
+import type { VariableDefinition } from "./config/schema.js";
+import type { VariableValue } from "./types.js";
+
+/** Where variable values come from, lowest precedence first: defaults, var files (in order), environment, --var. */
+export interface VariableInputs {
+  /** `--var name=value` pairs. */
+  vars?: Record<string, string>;
+  /** `--var-file` paths (YAML or JSON maps). */
+  varFiles?: string[];
+  /** Environment to read `KILN_VAR_<name>` from. Defaults to none. */
+  env?: Record<string, string | undefined>;
+}
+
+export const ENV_PREFIX = "KILN_VAR_";
+const TEMPLATE = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+/** Parses `name=value` from a --var flag. */
+export function parseVarFlag(flag: string): [string, string] {
+  const at = flag.indexOf("=");
+  if (at <= 0) {
+    throw new KilnError("E_VARIABLE", `--var "${flag}" is not name=value`, { hint: "write --var app_version=1.4.2" });
+  }
+  return [flag.slice(0, at), flag.slice(at + 1)];
+}
+
+/** Resolves every declared variable to a value, or throws listing each one that is missing or unknown. */
+export async function resolveVariables(
+  definitions: Record<string, VariableDefinition>,
+  inputs: VariableInputs,
+  cwd: string,
+): Promise<Record<string, VariableValue>> {
+  const given = new Map<string, { value: string; from: string }>();
+  const problems: string[] = [];
+  for (const file of inputs.varFiles ?? []) {
+    for (const [name, value] of Object.entries(await readVarFile(resolve(cwd, file)))) {
+      given.set(name, { value, from: `--var-file ${file}` });
+    }
+  }
+  for (const [key, value] of Object.entries(inputs.env ?? {})) {
+    if (key.startsWith(ENV_PREFIX) && value !== undefined) {
+      const name = key.slice(ENV_PREFIX.length);
+      if (name in definitions) given.set(name, { value, from: `$${key}` });
+    }
+  }
+  for (const [name, value] of Object.entries(inputs.vars ?? {})) given.set(name, { value, from: "--var" });
+
+  for (const [name, { from }] of given) {
+    if (!(name in definitions)) problems.push(`${from} sets "${name}", which the bake file does not declare`);
+  }
+  const values: Record<string, VariableValue> = {};
+  for (const [name, definition] of Object.entries(definitions)) {
+    const value = given.get(name)?.value ?? (definition.default === undefined ? undefined : String(definition.default));
+    if (value === undefined) {
+      problems.push(`variable "${name}" has no value: pass --var ${name}=… or set ${ENV_PREFIX}${name}`);
+      continue;
+    }
+    values[name] = { value, sensitive: definition.sensitive ?? false };
+  }
+  if (problems.length > 0) {
+    throw new KilnError("E_VARIABLE", problems.join("\n"), {
+      hint: "declare variables under `variables:` in the bake file and give each a default or a value",
+    });
+  }
+  return values;
+}
+
+async function readVarFile(path: string): Promise<Record<string, string>> {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new KilnError("E_VARIABLE", `cannot read var file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new KilnError("E_VARIABLE", `var file ${path} must hold a map of name: value`);
+  }
+  return Object.fromEntries(Object.entries(parsed).map(([name, value]) => [name, String(value)]));
+}
+
+/** Names referenced as `{{ name }}` in a string. */
+export function templateReferences(text: string): string[] {
+  return [...text.matchAll(TEMPLATE)].map((match) => match[1] as string);
+}
+
+/** Replaces `{{ name }}` in every string inside `value` (deeply). Unknown names are left as written. */
+export function interpolate<T>(value: T, variables: Record<string, VariableValue>): T {
+  if (typeof value === "string") {
+    return value.replace(TEMPLATE, (whole, name: string) => variables[name]?.value ?? whole) as T;
+  }
+  if (Array.isArray(value)) return value.map((item) => interpolate(item, variables)) as T;
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, variables)])) as T;
+  }
+  return value;
+}
+
+/** Replaces every sensitive value with `<sensitive>`. Longest first, so a value containing another is hidden whole. */
+export function createRedactor(variables: Record<string, VariableValue>): (text: string) => string {
+  const secrets = Object.values(variables)
+    .filter((variable) => variable.sensitive && variable.value.length > 0)
+    .map((variable) => variable.value)
+    .sort((a, b) => b.length - a.length);
+  if (secrets.length === 0) return (text) => text;
+  return (text) => secrets.reduce((result, secret) => result.split(secret).join("<sensitive>"), text);
+}
+
+/** Applies a redactor to every string inside a JSON-like value. */
+export function redactDeep<T>(value: T, redact: (text: string) => string): T {
+  if (typeof value === "string") return redact(value) as T;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, redact)) as T;
+  if (value !== null && typeof value === "object" && !(value instanceof Error)) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactDeep(item, redact)])) as T;
+  }
+  return value;
+}

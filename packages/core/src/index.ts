@@ -15,3 +15,4 @@ export { bakeFileSchema, durationSchema, type BakeFile, type BakeFileInput, type
 export { bakeFileJsonSchema } from "./config/json-schema.js";
 export { formatPath } from "./config/positions.js";
 export { parseVarFlag, resolveVariables, interpolate, createRedactor, redactDeep, ENV_PREFIX, type VariableInputs } from "./variables.js";
+export { createBakeContext, withSignal, type ContextInit, type RunnerContext } from "./context.js";

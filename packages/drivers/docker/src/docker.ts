@@ -1,0 +1,212 @@
+import { randomBytes } from "node:crypto";
+import type Docker from "dockerode";
+import tarStream from "tar-stream";
+import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type SourceRef } from "@kiln/core";
+import { debootstrapImage } from "./debootstrap.js";
+import { connect, ensureEngine, isNotFound, splitTag } from "./engine.js";
+import { DockerMachine, removeContainer } from "./machine.js";
+import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
+
+/** Keeps a build container alive without a TTY, and exits promptly on `docker stop`. */
+const KEEP_ALIVE = ["/bin/sh", "-c", 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
+
+export const docker = defineDriver<DockerOptions>(() => {
+  let client: Docker | undefined;
+  const engine = () => (client ??= connect());
+
+  return {
+    name: "docker",
+    schema: dockerOptionsSchema,
+
+    async resolveSource(ctx, opts) {
+      const api = engine();
+      await ensureEngine(api);
+      if (ctx.parent) return { id: ctx.parent.id, digest: ctx.parent.id, description: `${ctx.parent.image} (${shortId(ctx.parent.id)})` };
+      const source = opts.source;
+      if (source === undefined) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: or from:" });
+      if (typeof source !== "string") {
+        const recipe = source.debootstrap;
+        const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
+        return {
+          id: built.id,
+          digest: built.id,
+          description: `debootstrap ${recipe.suite}/${recipe.variant ?? "minbase"}`,
+          details: { mirror: built.mirror, built: built.created, tag: built.tag },
+        };
+      }
+      return resolveImageRef(api, ctx, source, opts.pull ?? "missing");
+    },
+
+    async launch(ctx, source, opts) {
+      const api = engine();
+      const name = containerName(ctx, "build");
+      const container = await api.createContainer({
+        _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
+        _body: {
+          Image: source.id,
+          Entrypoint: opts.run_command ?? KEEP_ALIVE,
+          Labels: { ...ctx.resourceLabels },
+          HostConfig: { Privileged: opts.privileged ?? false, Binds: Object.entries(opts.volumes ?? {}).map(([host, inside]) => `${host}:${inside}`), Init: false },
+        },
+      } as Docker.ContainerCreateOptions);
+      ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
+      await container.start();
+      return new DockerMachine(api, container.id, opts.exec_user);
+    },
+
+    async capture(ctx, machine, target, opts) {
+      const api = engine();
+      const container = await api.getContainer(machine.id).inspect();
+      const base = (await api.getImage(container.Image).inspect()).Config;
+      // Start from the source image's config, not the container's: the keep-alive entrypoint must not end up in the image.
+      const config = {
+        Entrypoint: toArgv(base?.Entrypoint),
+        Cmd: base?.Cmd ?? [],
+        Env: base?.Env ?? [],
+        WorkingDir: base?.WorkingDir ?? "",
+        User: base?.User ?? "",
+        ExposedPorts: base?.ExposedPorts ?? {},
+        Volumes: base?.Volumes ?? {},
+        StopSignal: (base as { StopSignal?: string } | undefined)?.StopSignal,
+        Labels: { ...(base?.Labels ?? {}) },
+      };
+      const dockerfileChanges = Array.isArray(opts.changes) ? opts.changes : [];
+      if (opts.changes && !Array.isArray(opts.changes)) applyChanges(config, opts.changes);
+      config.Labels = { ...config.Labels, ...target.labels };
+      const result = (await api.getContainer(machine.id).commit({
+        _query: { container: machine.id, pause: true, comment: `kiln bake of ${ctx.image}`, ...(dockerfileChanges.length ? { changes: dockerfileChanges } : {}) },
+        _body: config,
+      })) as { Id: string };
+      ctx.defer(() => removeImage(api, result.Id), { when: "failure", resource: `image ${shortId(result.Id)}`, manualCommand: `docker rmi -f ${result.Id}` });
+      const image = await api.getImage(result.Id).inspect();
+      return { id: result.Id, driver: "docker", image: ctx.image, tags: [], labels: image.Config?.Labels ?? {}, created: image.Created };
+    },
+
+    async launchArtifact(ctx, artifact, runtime, opts) {
+      const api = engine();
+      const name = containerName(ctx, "verify");
+      const image = (await api.getImage(artifact.id).inspect()).Config;
+      const hasCommand = (image?.Cmd?.length ?? 0) > 0 || (image?.Entrypoint?.length ?? 0) > 0;
+      const container = await api.createContainer({
+        _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
+        _body: {
+          Image: artifact.id,
+          Env: Object.entries(runtime.env ?? {}).map(([key, value]) => `${key}=${value}`),
+          Labels: { ...ctx.resourceLabels },
+          // An image without a command (a base image) is started like a build container so it can be inspected.
+          ...(hasCommand ? {} : { Entrypoint: KEEP_ALIVE }),
+        },
+      } as Docker.ContainerCreateOptions);
+      ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
+      if (runtime.files && Object.keys(runtime.files).length > 0) await container.putArchive(filesArchive(runtime.files) as unknown as NodeJS.ReadableStream, { path: "/" });
+      await container.start();
+      return new DockerMachine(api, container.id, opts.exec_user);
+    },
+
+    async findArtifacts(query) {
+      const filters = Object.entries(query.labels).map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
+      const images = await engine().listImages({ filters: { label: filters } });
+      return images.map((image): Artifact => ({
+        id: image.Id,
+        driver: "docker",
+        image: image.Labels?.[LABELS.image] ?? "",
+        tags: (image.RepoTags ?? []).filter((tag) => tag !== "<none>:<none>"),
+        labels: image.Labels ?? {},
+        created: new Date(image.Created * 1000).toISOString(),
+      }));
+    },
+
+    async tag(artifact, reference) {
+      await engine().getImage(artifact.id).tag(splitTag(reference));
+    },
+
+    async remove(artifact) {
+      await removeImage(engine(), artifact.id);
+    },
+  };
+});
+
+async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string, pull: "missing" | "always" | "never"): Promise<SourceRef> {
+  const inspect = () => api.getImage(reference).inspect();
+  let info = pull === "always" ? undefined : await inspect().catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
+  if (!info) {
+    if (pull === "never") {
+      throw new KilnError("E_SOURCE", `image "${reference}" is not present and pull is "never"`, { hint: `docker load or build it first, or set pull: missing` });
+    }
+    await pullImage(api, ctx, reference);
+    info = await inspect();
+  }
+  return { id: info.Id, digest: info.RepoDigests?.[0] ?? info.Id, description: reference };
+}
+
+async function pullImage(api: Docker, ctx: BakeContext, reference: string): Promise<void> {
+  ctx.log.info(`pulling ${reference}`);
+  try {
+    const stream = await api.pull(reference);
+    await new Promise<void>((resolve, reject) =>
+      api.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
+        const failed = output?.find((item) => item.error)?.error;
+        if (error || failed) reject(new Error(error?.message ?? failed));
+        else resolve();
+      }),
+    );
+  } catch (error) {
+    throw new KilnError("E_SOURCE", `cannot pull image "${reference}": ${(error as Error).message}`, {
+      hint: "no registry reachable? use source: { debootstrap: { suite: bookworm } } to build a Debian base locally, or docker load the image",
+      cause: error,
+    });
+  }
+}
+
+type ImageConfig = { Entrypoint: string[]; Cmd: string[]; Env: string[]; WorkingDir: string; User: string; ExposedPorts: Record<string, object>; Labels: Record<string, string>; StopSignal: string | undefined };
+
+function applyChanges(config: ImageConfig, changes: DockerChanges): void {
+  const argv = (value: string | string[]) => (typeof value === "string" ? ["/bin/sh", "-c", value] : value);
+  if (changes.entrypoint !== undefined) config.Entrypoint = argv(changes.entrypoint);
+  if (changes.cmd !== undefined) config.Cmd = argv(changes.cmd);
+  if (changes.workdir !== undefined) config.WorkingDir = changes.workdir;
+  if (changes.user !== undefined) config.User = changes.user;
+  if (changes.stop_signal !== undefined) config.StopSignal = changes.stop_signal;
+  if (changes.env) {
+    const env = new Map(config.Env.map((entry) => [entry.split("=")[0], entry]));
+    for (const [key, value] of Object.entries(changes.env)) env.set(key, `${key}=${value}`);
+    config.Env = [...env.values()] as string[];
+  }
+  for (const port of changes.expose ?? []) {
+    const spec = String(port);
+    config.ExposedPorts[spec.includes("/") ? spec : `${spec}/tcp`] = {};
+  }
+  config.Labels = { ...config.Labels, ...changes.labels };
+}
+
+async function removeImage(api: Docker, id: string): Promise<void> {
+  try {
+    await api.getImage(id).remove({ force: true });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+}
+
+function filesArchive(files: Record<string, string>): tarStream.Pack {
+  const pack = tarStream.pack();
+  for (const [path, content] of Object.entries(files)) pack.entry({ name: path.replace(/^\/+/, ""), mode: 0o644 }, content);
+  pack.finalize();
+  return pack;
+}
+
+/** `kiln-<run>-<image>-build-3f2a` — findable by run id, unique within a run. */
+function containerName(ctx: BakeContext, role: "build" | "verify"): string {
+  const safeImage = ctx.image.replace(/[^A-Za-z0-9_.-]/g, "-");
+  return `kiln-${ctx.runId}-${safeImage}-${role}-${randomBytes(2).toString("hex")}`;
+}
+
+function toArgv(value: string | string[] | undefined | null): string[] {
+  if (value === undefined || value === null) return [];
+  return typeof value === "string" ? ["/bin/sh", "-c", value] : value;
+}
+
+function shortId(id: string): string {
+  return id.replace(/^sha256:/, "").slice(0, 12);
+}
+
+export default docker;

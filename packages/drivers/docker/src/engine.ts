@@ -1,0 +1,31 @@
+import Docker from "dockerode";
+import { KilnError } from "@kiln/core";
+
+/** Connects to the engine named by DOCKER_HOST (default: the local socket). */
+export function connect(): Docker {
+  return new Docker();
+}
+
+/** Fails with install/start instructions when no engine answers. */
+export async function ensureEngine(docker: Docker): Promise<void> {
+  try {
+    await docker.ping();
+  } catch (error) {
+    const where = process.env.DOCKER_HOST ?? "/var/run/docker.sock";
+    throw new KilnError("E_MISSING_TOOL", `driver "docker": no Docker engine answers at ${where} (${(error as Error).message})`, {
+      hint: "install and start it: apt-get install -y docker.io && dockerd &  (or set DOCKER_HOST)",
+      cause: error,
+    });
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 404;
+}
+
+/** `acme/web:1.2` → { repo: "acme/web", tag: "1.2" }; the tag defaults to `latest`. A registry port is not a tag. */
+export function splitTag(reference: string): { repo: string; tag: string } {
+  const at = reference.lastIndexOf(":");
+  if (at > reference.lastIndexOf("/")) return { repo: reference.slice(0, at), tag: reference.slice(at + 1) };
+  return { repo: reference, tag: "latest" };
+}

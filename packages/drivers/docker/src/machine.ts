@@ -1,0 +1,182 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { dirname, posix } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type Docker from "dockerode";
+import tarFs from "tar-fs";
+import tarStream from "tar-stream";
+import { KilnError, type Connection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
+
+/** A running container driven through the Docker API: exec, and file copies as tar streams. */
+export class DockerMachine implements Machine {
+  readonly connection: Connection;
+  private disposed: Promise<void> | undefined;
+
+  constructor(
+    private readonly docker: Docker,
+    readonly id: string,
+    private readonly defaultUser?: string,
+  ) {
+    this.connection = { kind: "docker", container: id };
+  }
+
+  private get container(): Docker.Container {
+    return this.docker.getContainer(this.id);
+  }
+
+  attachCommand(): string {
+    return `docker exec -it ${this.id} /bin/sh`;
+  }
+
+  async exec(cmd: string | string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const user = options.user ?? this.defaultUser;
+    const exec = await this.container.exec({
+      Cmd: typeof cmd === "string" ? ["/bin/sh", "-c", cmd] : cmd,
+      AttachStdout: true,
+      AttachStderr: true,
+      AttachStdin: options.stdin !== undefined,
+      Env: Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
+      ...(user ? { User: user } : {}),
+      ...(options.cwd ? { WorkingDir: options.cwd } : {}),
+    });
+    const stream = await exec.start({ hijack: options.stdin !== undefined, stdin: options.stdin !== undefined });
+    const output = { stdout: "", stderr: "" };
+    const sink = (name: "stdout" | "stderr") => {
+      const pass = new PassThrough();
+      pass.on("data", (chunk: Buffer) => {
+        const text = chunk.toString();
+        output[name] += text;
+        options.onOutput?.(name, text);
+      });
+      return pass;
+    };
+    this.docker.modem.demuxStream(stream, sink("stdout"), sink("stderr"));
+    if (options.stdin !== undefined) writeStdin(stream, options.stdin);
+    const finished = new Promise<void>((resolve, reject) => {
+      stream.on("end", resolve);
+      stream.on("close", resolve);
+      stream.on("error", reject);
+    });
+    await this.untilDoneOrStopped(finished, exec, options);
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, ...output };
+  }
+
+  /** Waits for the command; on timeout or abort, kills it (best effort) and rejects. */
+  private async untilDoneOrStopped(finished: Promise<void>, exec: Docker.Exec, options: ExecOptions): Promise<void> {
+    const stops: Promise<never>[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    if (options.timeout !== undefined) {
+      stops.push(new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
+      }));
+    }
+    const signal = options.signal;
+    if (signal) {
+      stops.push(new Promise((_, reject) => {
+        const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
+      }));
+    }
+    try {
+      await Promise.race([finished, ...stops]);
+    } catch (error) {
+      await killExec(exec);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async upload(from: string | Readable, to: string, options: { mode?: number } = {}): Promise<void> {
+    await this.mkdirs(typeof from === "string" && (await stat(from)).isDirectory() ? to : posix.dirname(to));
+    if (typeof from !== "string") {
+      const chunks: Buffer[] = [];
+      for await (const chunk of from) chunks.push(Buffer.from(chunk as Buffer));
+      return this.putFile(Buffer.concat(chunks), to, options.mode ?? 0o644);
+    }
+    const info = await stat(from);
+    if (info.isDirectory()) {
+      const pack = tarFs.pack(from, { map: (header) => ({ ...header, uid: 0, gid: 0 }) });
+      await this.container.putArchive(pack, { path: to });
+    } else {
+      await this.putFile(await readFile(from), to, options.mode ?? info.mode & 0o7777);
+    }
+  }
+
+  private async putFile(content: Buffer, to: string, mode: number): Promise<void> {
+    const pack = tarStream.pack();
+    pack.entry({ name: posix.basename(to), mode, uid: 0, gid: 0, mtime: new Date() }, content);
+    pack.finalize();
+    await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: posix.dirname(to) });
+  }
+
+  private async mkdirs(path: string): Promise<void> {
+    const result = await this.exec(["mkdir", "-p", path], { user: "root" });
+    if (result.exitCode !== 0) throw new KilnError("E_PROVISION", `cannot create ${path} in container ${this.id}: ${result.stderr.trim()}`);
+  }
+
+  async download(from: string, to: string): Promise<void> {
+    const probe = await this.exec(["test", "-d", from]);
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.container.getArchive({ path: from });
+    } catch (error) {
+      throw new KilnError("E_PROVISION", `cannot download ${from} from container ${this.id}: ${(error as Error).message}`);
+    }
+    if (probe.exitCode === 0) {
+      await mkdir(to, { recursive: true });
+      // The archive's first path component is the directory itself; its contents go into `to`.
+      const strip = (name: string) => name.split("/").slice(1).join("/");
+      await pipeline(archive, tarFs.extract(to, {
+        ignore: (_name, header) => !header || strip(header.name) === "",
+        map: (header) => ({ ...header, name: strip(header.name) }),
+      }));
+      return;
+    }
+    await mkdir(dirname(to), { recursive: true });
+    const extract = tarStream.extract();
+    const done = new Promise<void>((resolve, reject) => {
+      extract.on("entry", (_header, entry, next) => {
+        pipeline(entry, createWriteStream(to)).then(() => next(), reject);
+      });
+      extract.on("finish", resolve);
+      extract.on("error", reject);
+    });
+    archive.pipe(extract);
+    await done;
+  }
+
+  /** Removes the container and its anonymous volumes. Safe to call again. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.disposed ??= removeContainer(this.docker, this.id);
+    return this.disposed;
+  }
+}
+
+export async function removeContainer(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).remove({ force: true, v: true });
+  } catch (error) {
+    const status = (error as { statusCode?: number }).statusCode;
+    // 404: already gone; 409: removal already in progress (a concurrent cleanup).
+    if (status !== 404 && status !== 409) throw error;
+  }
+}
+
+function writeStdin(stream: NodeJS.ReadWriteStream, stdin: string | Buffer | Readable): void {
+  if (typeof stdin === "string" || Buffer.isBuffer(stdin)) stream.end(stdin);
+  else stdin.pipe(stream);
+}
+
+/** Docker has no API to stop an exec; its process is on this host when the engine is local, so signal it directly. */
+async function killExec(exec: Docker.Exec): Promise<void> {
+  try {
+    const { Pid } = await exec.inspect();
+    if (Pid > 0) process.kill(Pid, "SIGKILL");
+  } catch {
+    // Remote engine or already finished: the container's removal ends it.
+  }
+}

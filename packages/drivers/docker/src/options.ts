@@ -1,0 +1,53 @@
+import { z } from "zod";
+
+const stringOrList = z.union([z.string(), z.array(z.string())]);
+
+const debootstrapSchema = z.strictObject({
+  suite: z.string().min(1).describe('Debian suite, e.g. "bookworm".'),
+  variant: z.enum(["minbase", "buildd", "fakechroot", "standard"]).optional().describe('debootstrap variant. Default "minbase".'),
+  include: z.array(z.string()).optional().describe('Extra packages, e.g. ["python3"].'),
+  components: z.array(z.string()).optional().describe('Archive components. Default ["main"].'),
+  mirror: z.string().url().optional().describe("Mirror URL. Default: the first Debian mirror in the host's apt sources."),
+});
+
+/** Image config changes applied when the container is committed (Dockerfile instructions, structured). */
+const changesSchema = z.strictObject({
+  cmd: stringOrList.optional().describe("CMD of the image. A string runs through /bin/sh -c."),
+  entrypoint: stringOrList.optional().describe("ENTRYPOINT of the image."),
+  env: z.record(z.string(), z.string()).optional().describe("ENV entries added to the image."),
+  workdir: z.string().optional().describe("WORKDIR of the image."),
+  expose: z.array(z.union([z.string(), z.number().int()])).optional().describe('EXPOSE entries, e.g. [8080, "53/udp"].'),
+  user: z.string().optional().describe("USER the image runs as."),
+  labels: z.record(z.string(), z.string()).optional().describe("LABELs added to the image."),
+  stop_signal: z.string().optional().describe('STOPSIGNAL, e.g. "SIGTERM".'),
+});
+
+export const dockerOptionsSchema = z.strictObject({
+  source: z
+    .union([z.string().min(1), z.strictObject({ debootstrap: debootstrapSchema })])
+    .optional()
+    .describe('Image to start from ("debian:bookworm", an image id), or { debootstrap: { suite } } to build a Debian base on the host.'),
+  pull: z
+    .enum(["missing", "always", "never"])
+    .optional()
+    .describe('When to pull an image source: "missing" (default: only if not present), "always", "never".'),
+  privileged: z.boolean().optional().describe("Run the build container privileged. Default false."),
+  volumes: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe('Host paths mounted into the build container: { "/host/path": "/container/path[:ro]" }.'),
+  platform: z.string().optional().describe('Platform of the build container, e.g. "linux/amd64" (engine support needed).'),
+  run_command: z
+    .array(z.string())
+    .min(1)
+    .optional()
+    .describe("Entrypoint that keeps the build container alive. Default: a /bin/sh sleep loop. Not saved in the image."),
+  exec_user: z.string().optional().describe("User that provisioners run as by default. Default: the image's user."),
+  changes: z
+    .union([changesSchema, z.array(z.string())])
+    .optional()
+    .describe('Image config set at commit: { cmd, entrypoint, env, workdir, expose, user, labels } or Dockerfile lines like Packer ("EXPOSE 80").'),
+});
+
+export type DockerOptions = z.infer<typeof dockerOptionsSchema>;
+export type DockerChanges = z.infer<typeof changesSchema>;

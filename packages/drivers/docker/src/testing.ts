@@ -1,0 +1,37 @@
+import { KilnError, LABELS } from "@kiln/core";
+import { debootstrapImage } from "./debootstrap.js";
+import { connect, ensureEngine } from "./engine.js";
+
+/** Debian bookworm minbase + python3, built with debootstrap from the host's mirror: the base every test starts from. */
+export const FIXTURE_IMAGE = "kiln-fixture/debian:bookworm";
+
+/**
+ * Makes sure {@link FIXTURE_IMAGE} exists, building it once (about a minute) if needed. Fails with install instructions
+ * when the engine or debootstrap is missing — tests that need it must not silently skip.
+ */
+export async function ensureFixtureImage(): Promise<string> {
+  const docker = connect();
+  await ensureEngine(docker);
+  const exists = await docker.getImage(FIXTURE_IMAGE).inspect().then(() => true, () => false);
+  if (exists) return FIXTURE_IMAGE;
+  try {
+    const built = await debootstrapImage(docker, { suite: "bookworm", variant: "minbase", include: ["python3"] });
+    const [repo, tag] = FIXTURE_IMAGE.split(":") as [string, string];
+    await docker.getImage(built.id).tag({ repo, tag });
+  } catch (error) {
+    if (error instanceof KilnError && error.code === "E_MISSING_TOOL") {
+      throw new KilnError("E_MISSING_TOOL", `cannot build the test fixture image ${FIXTURE_IMAGE}: ${error.message}`, { hint: error.hint ?? "apt-get install -y debootstrap" });
+    }
+    throw error;
+  }
+  return FIXTURE_IMAGE;
+}
+
+/** Containers and images labelled with this run id: what a bake left behind. */
+export async function listDockerResources(runId: string): Promise<string[]> {
+  const docker = connect();
+  const filter = { label: [`${LABELS.build}=${runId}`] };
+  const containers = await docker.listContainers({ all: true, filters: filter });
+  const images = await docker.listImages({ filters: filter });
+  return [...containers.map((c) => `container ${c.Names[0] ?? c.Id}`), ...images.map((i) => `image ${i.Id}`)];
+}

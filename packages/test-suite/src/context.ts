@@ -1,0 +1,51 @@
+import { CleanupStack, createBakeContext, newRunId, type Artifact, type BakeContext, type KilnEventInput, type VariableValue } from "@kiln/core";
+
+export interface TestContextOptions {
+  cwd?: string;
+  image?: string;
+  runId?: string;
+  variables?: Record<string, VariableValue>;
+  parent?: Artifact;
+  signal?: AbortSignal;
+}
+
+/** A BakeContext for driver and provisioner tests. Disposing it runs every registered cleanup (as a failed bake would). */
+export interface TestContext extends AsyncDisposable {
+  ctx: BakeContext;
+  runId: string;
+  /** Events and output lines the plugin emitted. */
+  events: KilnEventInput[];
+  /** Output lines (stdout and stderr) the plugin streamed. */
+  output(): string[];
+  cleanup(outcome?: "success" | "failure"): Promise<void>;
+}
+
+export function createTestContext(options: TestContextOptions = {}): TestContext {
+  const runId = options.runId ?? `test-${newRunId()}`;
+  const events: KilnEventInput[] = [];
+  const stack = new CleanupStack();
+  const variables = options.variables ?? {};
+  const ctx = createBakeContext({
+    runId,
+    image: options.image ?? "conformance",
+    cwd: options.cwd ?? process.cwd(),
+    variables,
+    parent: options.parent,
+    signal: options.signal ?? new AbortController().signal,
+    cleanup: stack,
+    emit: (event) => events.push(event),
+    redact: (text) => text,
+  });
+  const cleanup = async (outcome: "success" | "failure" = "failure") => {
+    const failures = await stack.unwind(outcome);
+    if (failures.length > 0) throw new Error(`cleanup failed: ${failures.map((f) => `${f.resource}: ${f.error}`).join("; ")}`);
+  };
+  return {
+    ctx,
+    runId,
+    events,
+    output: () => events.flatMap((event) => (event.type === "output" ? [event.line] : [])),
+    cleanup,
+    [Symbol.asyncDispose]: () => cleanup("failure"),
+  };
+}

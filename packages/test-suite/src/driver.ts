@@ -1,0 +1,173 @@
+import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LABELS, type Driver, type DriverFactory } from "@kiln/core";
+import { bakeWith } from "./bake.js";
+import { createTestContext } from "./context.js";
+
+export interface DriverFixture {
+  /** The driver factory under test, as its package default-exports it. */
+  factory: DriverFactory<any>;
+  /**
+   * Driver options (including `source`) that launch a small Linux machine with /bin/sh, coreutils and python3.
+   * A function runs once before the suite (e.g. to build a base image).
+   */
+  options: Record<string, unknown> | (() => Promise<Record<string, unknown>>);
+  /** Every live resource carrying `dev.kiln.build=<runId>`: containers, instances, key pairs, images… */
+  listResources: (runId: string) => Promise<string[]>;
+  /** Per-test timeout in ms. Default 120 000. */
+  timeout?: number;
+}
+
+/** The conformance suite every Kiln driver runs, against its real platform. */
+export function testDriver(name: string, fixture: DriverFixture): void {
+  const timeout = fixture.timeout ?? 120_000;
+  describe(`driver conformance: ${name}`, { timeout }, () => {
+    let options: Record<string, unknown>;
+    let driver: Driver<unknown>;
+    let local: string;
+    const opts = () => driver.schema["~standard"].validate(options) as { value: unknown };
+
+    beforeAll(async () => {
+      options = typeof fixture.options === "function" ? await fixture.options() : fixture.options;
+      driver = fixture.factory({ cwd: process.cwd() });
+      local = await mkdtemp(join(tmpdir(), "kiln-driver-test-"));
+    }, 600_000);
+    afterAll(() => rm(local, { recursive: true, force: true }));
+
+    async function launched(test: ReturnType<typeof createTestContext>) {
+      const source = await driver.resolveSource(test.ctx, opts().value);
+      return driver.launch(test.ctx, source, opts().value);
+    }
+
+    it("has a name and validates its options", async () => {
+      expect(driver.name).toBeTruthy();
+      const result = await driver.schema["~standard"].validate(options);
+      expect(result.issues).toBeUndefined();
+      const wrong = await driver.schema["~standard"].validate({ ...options, no_such_option_exists: true });
+      expect(wrong.issues?.length).toBeGreaterThan(0);
+    });
+
+    it("launches a machine that runs commands with exit codes, env, cwd, stdin and streamed output", async () => {
+      await using test = createTestContext();
+      await using machine = await launched(test);
+      const chunks: string[] = [];
+      const hello = await machine.exec("echo hello; echo oops >&2", { onOutput: (_stream, chunk) => chunks.push(chunk) });
+      expect(hello).toMatchObject({ exitCode: 0, stdout: "hello\n", stderr: "oops\n" });
+      expect(chunks.join("")).toContain("hello");
+      expect((await machine.exec("exit 3")).exitCode).toBe(3);
+      expect((await machine.exec(["printenv", "KILN_X"], { env: { KILN_X: "y z" } })).stdout).toBe("y z\n");
+      expect((await machine.exec("pwd", { cwd: "/tmp" })).stdout).toBe("/tmp\n");
+      expect((await machine.exec("cat", { stdin: "from stdin" })).stdout).toBe("from stdin");
+      expect((await machine.exec("id -u", { user: "root" })).stdout).toBe("0\n");
+    });
+
+    it("labels every resource with the run id while it lives", async () => {
+      await using test = createTestContext();
+      await using _machine = await launched(test);
+      expect((await fixture.listResources(test.runId)).length).toBeGreaterThan(0);
+    });
+
+    it("uploads and downloads files, directories and streams", async () => {
+      await using test = createTestContext();
+      await using machine = await launched(test);
+      await writeFile(join(local, "one.txt"), "one");
+      await mkdir(join(local, "tree/sub"), { recursive: true });
+      await writeFile(join(local, "tree/sub/two.txt"), "two");
+      await machine.upload(join(local, "one.txt"), "/opt/kiln/one.txt", { mode: 0o600 });
+      await machine.upload(join(local, "tree"), "/opt/kiln/tree");
+      await machine.upload(Readable.from([Buffer.from("streamed")]), "/opt/kiln/stream.txt");
+      expect((await machine.exec("cat /opt/kiln/one.txt /opt/kiln/tree/sub/two.txt /opt/kiln/stream.txt")).stdout).toBe("onetwostreamed");
+      expect((await machine.exec("stat -c %a /opt/kiln/one.txt")).stdout.trim()).toBe("600");
+
+      await machine.download("/opt/kiln/one.txt", join(local, "back/one.txt"));
+      await machine.download("/opt/kiln/tree", join(local, "back/tree"));
+      expect(await readFile(join(local, "back/one.txt"), "utf8")).toBe("one");
+      expect(await readFile(join(local, "back/tree/sub/two.txt"), "utf8")).toBe("two");
+    });
+
+    it("captures an artefact with its labels, launches it with runtime inputs, finds, tags and removes it", async () => {
+      await using test = createTestContext();
+      const machine = await launched(test);
+      await machine.exec("echo baked > /baked.txt");
+      const labels = { [LABELS.image]: "conformance", [LABELS.build]: test.runId, [LABELS.key]: "k1" };
+      const artifact = await driver.capture(test.ctx, machine, { labels, tags: [] }, opts().value);
+      await machine[Symbol.asyncDispose]();
+      try {
+        expect(artifact.labels).toMatchObject(labels);
+        const runtime = { env: { KILN_PORT: "8080" }, files: { "/etc/kiln-runtime.conf": "mode=test" } };
+        await using fresh = await driver.launchArtifact(test.ctx, artifact, runtime, opts().value);
+        expect((await fresh.exec("cat /baked.txt")).stdout).toBe("baked\n");
+        expect((await fresh.exec("printenv KILN_PORT")).stdout).toBe("8080\n");
+        expect((await fresh.exec("cat /etc/kiln-runtime.conf")).stdout).toBe("mode=test");
+
+        const found = await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } });
+        expect(found.map((item) => item.id)).toContain(artifact.id);
+        const tag = `kiln-conformance/${test.runId.toLowerCase()}:v1`;
+        await driver.tag(artifact, tag);
+        const tagged = await driver.findArtifacts({ labels: { [LABELS.key]: "k1", [LABELS.build]: test.runId } });
+        expect(tagged.find((item) => item.id === artifact.id)?.tags).toContain(tag);
+      } finally {
+        await driver.remove(artifact);
+      }
+      expect(await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } })).toEqual([]);
+    });
+
+    it("disposes machines idempotently and leaves nothing behind", async () => {
+      const test = createTestContext();
+      const machine = await launched(test);
+      await machine[Symbol.asyncDispose]();
+      await machine[Symbol.asyncDispose]();
+      await test.cleanup();
+      expect(await fixture.listResources(test.runId)).toEqual([]);
+    });
+
+    it("a bake whose provisioner fails exits with the error and leaves nothing behind", async () => {
+      const result = await bakeWith({ driver: fixture.factory, options, commands: ["echo started", "echo broken >&2; exit 7"] });
+      expect(result.ok).toBe(false);
+      expect(result.records[0]?.error?.message).toMatch(/exited with 7/);
+      expect(await fixture.listResources(result.runId)).toEqual([]);
+    });
+
+    it("a bake interrupted during provisioning (Ctrl-C) leaves nothing behind", async () => {
+      const result = await bakeWith({
+        driver: fixture.factory,
+        options,
+        commands: ["echo ready; sleep 600"],
+        onEvent: (event, _run, abort) => {
+          if (event.type === "output" && event.line === "ready") abort();
+        },
+      });
+      expect(result.interrupted).toBe(true);
+      expect(result.records[0]?.error?.code).toBe("E_INTERRUPTED");
+      expect(await fixture.listResources(result.runId)).toEqual([]);
+    });
+
+    it("a bake whose verify fails removes the artefact and the verify machine", async () => {
+      const result = await bakeWith({
+        driver: fixture.factory,
+        options,
+        commands: ["echo hi > /hi.txt"],
+        verify: { checks: [{ file: { path: "/hi.txt", contains: "hi" } }, { command: "test -e /missing" }] },
+      });
+      expect(result.ok).toBe(false);
+      expect(result.records[0]?.error?.message).toMatch(/1 of 2 verify checks failed[\s\S]*test -e \/missing/);
+      expect(await fixture.listResources(result.runId)).toEqual([]);
+    });
+
+    it("a successful bake produces an artefact with provenance labels and cleans up the build machine", async () => {
+      const result = await bakeWith({ driver: fixture.factory, options, commands: ["echo ok > /ok.txt"], verify: { checks: [{ command: "cat /ok.txt" }] } });
+      const artifact = result.records[0]?.artifact;
+      try {
+        expect(result.ok).toBe(true);
+        expect(artifact?.labels).toMatchObject({ [LABELS.image]: "conformance", [LABELS.build]: result.runId, [LABELS.key]: result.records[0]?.bakeKey });
+        for (const label of Object.values(LABELS)) expect(artifact?.labels).toHaveProperty([label]);
+        expect((await fixture.listResources(result.runId)).filter((resource) => !resource.includes(artifact?.id ?? "?"))).toEqual([]);
+      } finally {
+        if (artifact) await driver.remove(artifact);
+      }
+    });
+  });
+}

@@ -50,7 +50,7 @@ export const docker = defineDriver<DockerOptions>(() => {
         },
       } as Docker.ContainerCreateOptions);
       ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
-      await container.start();
+      await startContainer(container, "build");
       return new DockerMachine(api, container.id, opts.exec_user);
     },
 
@@ -99,7 +99,7 @@ export const docker = defineDriver<DockerOptions>(() => {
       } as Docker.ContainerCreateOptions);
       ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       if (runtime.files && Object.keys(runtime.files).length > 0) await container.putArchive(filesArchive(runtime.files) as unknown as NodeJS.ReadableStream, { path: "/" });
-      await container.start();
+      await startContainer(container, "verify");
       return new DockerMachine(api, container.id, opts.exec_user);
     },
 
@@ -177,6 +177,17 @@ function applyChanges(config: ImageConfig, changes: DockerChanges): void {
     config.ExposedPorts[spec.includes("/") ? spec : `${spec}/tcp`] = {};
   }
   config.Labels = { ...config.Labels, ...changes.labels };
+}
+
+async function startContainer(container: Docker.Container, role: "build" | "verify"): Promise<void> {
+  try {
+    await container.start();
+  } catch (error) {
+    throw new KilnError("E_LAUNCH", `driver "docker": cannot start the ${role} container: ${(error as Error).message}`, {
+      hint: "check the options the engine rejected (privileged, volumes, platform, run_command)",
+      cause: error,
+    });
+  }
 }
 
 async function removeImage(api: Docker, id: string): Promise<void> {

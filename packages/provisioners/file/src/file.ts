@@ -1,0 +1,181 @@
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream, type Stats } from "node:fs";
+import { lstat, mkdir, readdir, readlink, stat } from "node:fs/promises";
+import { basename, dirname, join, posix, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { z } from "zod";
+import { canonicalJson, defineProvisioner, KilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
+
+/**
+ * Options of the `file` provisioner. Set exactly one of `source`, `sources` or `content`. Slashes follow Packer: a directory
+ * source without a trailing slash is copied as a directory into `destination` (`./site` → `/var/www/site`); with one, its
+ * contents are (`./site/` → `/var/www/`). A file lands inside `destination` when it ends in `/`, otherwise exactly at it.
+ */
+export interface FileOptions {
+  /** File or directory to copy: local (relative to the bake file's directory) for uploads, an absolute path on the machine for downloads. */
+  source?: string | undefined;
+  /** Several sources, each copied like `source`; `destination` must then be a directory (end in `/`). */
+  sources?: string[] | undefined;
+  /** Text written to the file `destination` (uploads only), instead of copying a source. */
+  content?: string | undefined;
+  /** Absolute path on the machine (upload), or local path relative to the bake file's directory (download). */
+  destination: string;
+  /** `upload` (default): local → machine. `download`: machine → local. */
+  direction?: "upload" | "download" | undefined;
+  /**
+   * Permissions of the uploaded files (directories keep theirs), e.g. `"0644"`. Numbers must be real octal values
+   * (`0o644` in a TS config); YAML reads `0644` as the decimal 644, so write a string there. Default: the local file's mode, 0644 for `content`.
+   */
+  mode?: string | number | undefined;
+}
+
+const OCTAL_MODE = /^(0o?)?[0-7]{3,4}$/;
+
+const schema = z
+  .strictObject({
+    source: z.string().min(1).optional(),
+    sources: z.array(z.string().min(1)).min(1).optional(),
+    content: z.string().optional(),
+    destination: z.string().min(1),
+    direction: z.enum(["upload", "download"]).optional(),
+    mode: z
+      .union([
+        z.string().regex(OCTAL_MODE, 'write the mode in octal, e.g. "0644"'),
+        // Above 0o777 a number is almost always a YAML-decimal mistake (0644 → 644); special bits need the string form.
+        z.number().int().min(0).max(0o777, 'this number is decimal: write the mode as a string, e.g. "0644"'),
+      ])
+      .optional(),
+  })
+  .superRefine((opts, issues) => {
+    const problem = (path: string, message: string) => issues.addIssue({ code: "custom", path: [path], message });
+    const given = (["source", "sources", "content"] as const).filter((key) => opts[key] !== undefined);
+    if (given.length !== 1) problem(given[1] ?? "source", "set exactly one of source, sources or content");
+    const download = opts.direction === "download";
+    if (download && opts.content !== undefined) problem("content", "content can only be uploaded");
+    if (download && opts.mode !== undefined) problem("mode", "mode applies to uploads only");
+    if (opts.content !== undefined && opts.destination.endsWith("/")) problem("destination", "content needs a file destination, not a directory (remove the trailing /)");
+    if (opts.sources && !opts.destination.endsWith("/")) problem("destination", "with sources, destination must be a directory ending in /");
+    const remote = download ? [opts.source, ...(opts.sources ?? [])] : [opts.destination];
+    for (const path of remote) if (path !== undefined && !path.startsWith("/")) problem(download ? "source" : "destination", `${path}: paths on the machine must be absolute`);
+  });
+
+export const file = defineProvisioner<FileOptions>(() => ({
+  name: "file",
+  schema: schema satisfies StandardSchemaV1<unknown, FileOptions>,
+
+  async fingerprint(ctx, opts) {
+    const hash = createHash("sha256").update(canonicalJson(opts));
+    // Downloads read the machine, whose content is not known before the bake; their options are their identity.
+    if (opts.direction !== "download") {
+      for (const source of sourceList(opts)) await hashTree(hash, resolve(ctx.cwd, source), source);
+    }
+    return hash.digest("hex");
+  },
+
+  async run(ctx, machine, opts) {
+    if (opts.content !== undefined) return uploadContent(machine, opts.content, opts.destination, opts.mode);
+    for (const source of sourceList(opts)) {
+      if (opts.direction === "download") await download(ctx, machine, source, opts.destination);
+      else await upload(ctx, machine, source, opts.destination, opts.mode);
+    }
+  },
+}));
+
+export default file;
+
+function sourceList(opts: FileOptions): string[] {
+  return opts.sources ?? (opts.source === undefined ? [] : [opts.source]);
+}
+
+/**
+ * Where `source` ends up under Packer's slash rules. `join`/`name` are the path functions of the destination's and the
+ * source's side (POSIX on the machine, the host's locally).
+ */
+export function targetPath(source: string, isDirectory: boolean, destination: string, join: (a: string, b: string) => string, name: (path: string) => string): string {
+  if (isDirectory) return source.endsWith("/") ? trimSlash(destination) : join(destination, name(trimSlash(source)));
+  return destination.endsWith("/") ? join(destination, name(source)) : destination;
+}
+
+function trimSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, "") || "/" : path;
+}
+
+export function parseMode(mode: string | number | undefined): number | undefined {
+  return typeof mode === "string" ? Number.parseInt(mode.replace(/^0o/, ""), 8) : mode;
+}
+
+async function uploadContent(machine: Machine, content: string, destination: string, mode: string | number | undefined): Promise<void> {
+  await remoteMkdir(machine, posix.dirname(destination));
+  await machine.upload(Readable.from([Buffer.from(content)]), destination, { mode: parseMode(mode) ?? 0o644 });
+}
+
+async function upload(ctx: BakeContext, machine: Machine, source: string, destination: string, mode: string | number | undefined): Promise<void> {
+  const local = resolve(ctx.cwd, source);
+  const info = await localStat(local, source);
+  const target = targetPath(source, info.isDirectory(), destination, posix.join, basename);
+  const fileMode = parseMode(mode);
+  if (!info.isDirectory()) {
+    await remoteMkdir(machine, posix.dirname(target));
+    return machine.upload(local, target, fileMode === undefined ? {} : { mode: fileMode });
+  }
+  await machine.upload(local, target);
+  if (fileMode === undefined) return;
+  // Machine.upload takes a mode for single files only; apply it to exactly the files we sent, not others already there.
+  const files = (await listTree(local)).filter((entry) => entry.info.isFile()).map((entry) => posix.join(target, ...entry.path.split(/[\\/]/)));
+  for (let at = 0; at < files.length; at += 200) await remoteRun(machine, ["chmod", fileMode.toString(8), ...files.slice(at, at + 200)]);
+}
+
+async function download(ctx: BakeContext, machine: Machine, source: string, destination: string): Promise<void> {
+  const probe = await machine.exec(["/bin/sh", "-c", 'if [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; fi', "sh", source], { signal: ctx.signal });
+  const kind = probe.stdout.trim();
+  if (kind !== "dir" && kind !== "file") throw new KilnError("E_PROVISION", `file: ${source} not found on machine ${machine.id}`, { hint: "check the source path; downloads read from the machine" });
+  const target = resolve(ctx.cwd, targetPath(source, kind === "dir", destination, join, posix.basename));
+  await mkdir(kind === "dir" ? target : dirname(target), { recursive: true });
+  await machine.download(trimSlash(source), target);
+}
+
+async function remoteMkdir(machine: Machine, path: string): Promise<void> {
+  await remoteRun(machine, ["mkdir", "-p", path]);
+}
+
+async function remoteRun(machine: Machine, argv: string[]): Promise<void> {
+  const result = await machine.exec(argv);
+  if (result.exitCode !== 0) {
+    throw new KilnError("E_PROVISION", `file: \`${argv.slice(0, 3).join(" ")}${argv.length > 3 ? " …" : ""}\` failed on machine ${machine.id} (exit code ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+}
+
+async function localStat(path: string, shownAs: string): Promise<Stats> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    throw new KilnError("E_CONFIG", `file: source ${shownAs} not found (looked at ${path})`, {
+      hint: "sources are relative to the bake file's directory; check the name, or set direction: download for a path on the machine",
+      cause: error,
+    });
+  }
+}
+
+/** Every entry under `root`, sorted, with paths relative to it. Symlinks are not followed (they are uploaded as links). */
+async function listTree(root: string): Promise<{ path: string; info: Stats }[]> {
+  const paths = (await readdir(root, { recursive: true })).sort();
+  return Promise.all(paths.map(async (path) => ({ path, info: await lstat(join(root, path)) })));
+}
+
+/** Feeds a file or directory into `hash`: relative paths, modes, and contents (link targets for symlinks). */
+async function hashTree(hash: Hash, path: string, shownAs: string): Promise<void> {
+  const info = await localStat(path, shownAs);
+  hash.update(`\0${shownAs}\0${info.mode.toString(8)}\0`);
+  if (!info.isDirectory()) return hashFile(hash, path, info.size);
+  for (const entry of await listTree(path)) {
+    hash.update(`\0${entry.path}\0${entry.info.mode.toString(8)}\0`);
+    if (entry.info.isFile()) await hashFile(hash, join(path, entry.path), entry.info.size);
+    else if (entry.info.isSymbolicLink()) hash.update(await readlink(join(path, entry.path)));
+  }
+}
+
+/** The size goes first so one file's content can never be read as the next entry's header. */
+async function hashFile(hash: Hash, path: string, size: number): Promise<void> {
+  hash.update(`${size}\0`);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+}

@@ -1,0 +1,2 @@
+export { file as default, file } from "./file.js";
+export type { FileOptions } from "./file.js";

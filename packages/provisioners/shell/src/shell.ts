@@ -1,0 +1,197 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { z } from "zod";
+import { canonicalJson, defineProvisioner, KilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
+
+/** Options of the `shell` provisioner. Set exactly one of `inline`, `script` or `scripts`. */
+export interface ShellOptions {
+  /** Commands run in order as one script (`#!/bin/sh -e`: the first failing command stops it). */
+  inline?: string[] | undefined;
+  /** Local script (relative to the bake file's directory) uploaded to the machine and run. */
+  script?: string | undefined;
+  /** Local scripts uploaded and run one after another; the first failure stops the step. */
+  scripts?: string[] | undefined;
+  /** Environment variables for the commands. Values may be secrets: they are never logged or put on a command line. */
+  env?: Record<string, string> | undefined;
+  /**
+   * How a script is started. `{{ path }}` is the script's path on the machine, `{{ vars }}` re-exports `env` as
+   * `NAME="$NAME"` assignments (so `sudo {{ vars }} {{ path }}` keeps them). Packer's `{{ .Path }}`/`{{ .Vars }}` also work.
+   * Default `{{ vars }} {{ path }}` (the script is uploaded executable, so no chmod is needed).
+   */
+  execute_command?: string | undefined;
+  /** The machine may go away during the step (reboot, shutdown): if it no longer answers afterwards, a failed exit is accepted. */
+  expect_disconnect?: boolean | undefined;
+  /** Exit codes that count as success. Default [0]. */
+  valid_exit_codes?: number[] | undefined;
+  /** User the commands run as. Default: the machine's default user. */
+  user?: string | undefined;
+  /** Working directory on the machine the commands start in. */
+  cwd?: string | undefined;
+}
+
+const DEFAULT_EXECUTE_COMMAND = "{{ vars }} {{ path }}";
+/** `{{ path }}`, `{{ vars }}`, and Packer's `{{ .Path }}`, `{{ .Vars }}`. Core leaves the dotted form alone when it fills in variables. */
+const PLACEHOLDER = /\{\{\s*\.?(\w+)\s*\}\}/g;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const TAIL_LINES = 10;
+
+const schema = z
+  .strictObject({
+    inline: z.array(z.string()).min(1).optional(),
+    script: z.string().min(1).optional(),
+    scripts: z.array(z.string().min(1)).min(1).optional(),
+    env: z.record(z.string().regex(ENV_NAME, "env names are shell variable names: letters, digits, _"), z.string()).optional(),
+    execute_command: z
+      .string()
+      .refine((text) => [...text.matchAll(PLACEHOLDER)].every((match) => /^(path|vars)$/i.test(match[1] ?? "")), {
+        message: "execute_command knows only the placeholders {{ path }} and {{ vars }}",
+      })
+      .refine((text) => /\{\{\s*\.?path\s*\}\}/i.test(text), { message: "execute_command must run {{ path }}" })
+      .optional(),
+    expect_disconnect: z.boolean().optional(),
+    valid_exit_codes: z.array(z.number().int()).min(1).optional(),
+    user: z.string().min(1).optional(),
+    cwd: z.string().min(1).optional(),
+  })
+  .refine((opts) => [opts.inline, opts.script, opts.scripts].filter((item) => item !== undefined).length === 1, {
+    message: "set exactly one of inline, script or scripts",
+  });
+
+/** One thing to run: a name for messages and how to get it onto the machine. */
+interface Job {
+  label: string;
+  fileName: string;
+  upload(machine: Machine, to: string): Promise<void>;
+}
+
+export const shell = defineProvisioner<ShellOptions>(() => ({
+  name: "shell",
+  schema: schema satisfies StandardSchemaV1<unknown, ShellOptions>,
+
+  async fingerprint(ctx, opts) {
+    const hash = createHash("sha256").update(canonicalJson(opts));
+    // Paths as written (not absolute) so the key is the same on every machine that checks out the bake file.
+    for (const path of scriptPaths(opts)) hash.update(`\0${path}\0`).update(await readScript(ctx, path));
+    return hash.digest("hex");
+  },
+
+  async run(ctx, machine, opts) {
+    const jobs = opts.inline ? [inlineJob(opts.inline)] : scriptPaths(opts).map((path) => scriptJob(ctx, path));
+    for (const job of jobs) await runJob(ctx, machine, opts, job);
+  },
+}));
+
+export default shell;
+
+function scriptPaths(opts: ShellOptions): string[] {
+  return opts.scripts ?? (opts.script === undefined ? [] : [opts.script]);
+}
+
+async function readScript(ctx: BakeContext, path: string): Promise<Buffer> {
+  try {
+    return await readFile(resolve(ctx.cwd, path));
+  } catch (error) {
+    throw new KilnError("E_CONFIG", `shell: script ${path} not found (looked at ${resolve(ctx.cwd, path)})`, {
+      hint: "script paths are relative to the bake file's directory; check the name or create the file",
+      cause: error,
+    });
+  }
+}
+
+function inlineJob(commands: string[]): Job {
+  const text = `#!/bin/sh -e\n${commands.join("\n")}\n`;
+  return {
+    label: `inline commands ${describeCommands(commands)}`,
+    fileName: "inline.sh",
+    upload: (machine, to) => machine.upload(Readable.from([Buffer.from(text)]), to, { mode: 0o755 }),
+  };
+}
+
+function scriptJob(ctx: BakeContext, path: string): Job {
+  return {
+    label: `script ${path}`,
+    fileName: basename(path),
+    // Read here rather than uploading by path, so a missing file gives the same E_CONFIG as the fingerprint.
+    upload: async (machine, to) => machine.upload(Readable.from([await readScript(ctx, path)]), to, { mode: 0o755 }),
+  };
+}
+
+/** Uploads the script under /tmp, runs it with execute_command, removes it, and judges the exit code. */
+async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, job: Job): Promise<void> {
+  const remotePath = `/tmp/kiln-${randomBytes(4).toString("hex")}-${job.fileName.replace(/[^\w.-]/g, "_")}`;
+  await job.upload(machine, remotePath);
+  const tail = outputTail();
+  const command = renderCommand(opts.execute_command ?? DEFAULT_EXECUTE_COMMAND, remotePath, Object.keys(opts.env ?? {}));
+  const outcome = await machine
+    .exec(command, {
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.user ? { user: opts.user } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      signal: ctx.signal,
+      onOutput: (stream, chunk) => {
+        tail.add(chunk);
+        ctx.output(stream, chunk);
+      },
+    })
+    .catch((error: unknown) => ({ error }));
+  const validCodes = opts.valid_exit_codes ?? [0];
+  if ("exitCode" in outcome && validCodes.includes(outcome.exitCode)) return removeQuietly(machine, remotePath);
+  // A reboot shows up as a failed exit or a dropped connection; it is only "expected" if the machine is really gone.
+  if (opts.expect_disconnect && !ctx.signal.aborted && !(await answers(machine))) {
+    ctx.log.info(`shell: the machine went away during ${job.label}; accepted because expect_disconnect is set`);
+    return;
+  }
+  if (!ctx.signal.aborted) await removeQuietly(machine, remotePath);
+  if ("error" in outcome) throw outcome.error;
+  const lines = tail.lines().map((line) => `  ${ctx.redact(line)}`);
+  const message = `shell: ${job.label} exited with code ${outcome.exitCode}${lines.length ? `\nlast output:\n${lines.join("\n")}` : ""}`;
+  throw new KilnError("E_PROVISION", ctx.redact(message), {
+    hint: opts.valid_exit_codes ? `accepted exit codes: ${validCodes.join(", ")}` : "fix the command, or list accepted codes in valid_exit_codes",
+  });
+}
+
+/** Fills in the placeholders. Env values stay out of the command text: `{{ vars }}` refers to them by name. */
+export function renderCommand(template: string, path: string, envNames: string[]): string {
+  const vars = envNames.map((name) => `${name}="$${name}"`).join(" ");
+  return template.replace(PLACEHOLDER, (_whole, name: string) => (name.toLowerCase() === "path" ? shellQuote(path) : vars)).trim();
+}
+
+function shellQuote(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `["apt-get update", "apt-get install -y curl"]`, shortened so a long list still reads as one message. */
+function describeCommands(commands: string[]): string {
+  const shown = commands.slice(0, 3).map((command) => JSON.stringify(command.length > 80 ? `${command.slice(0, 77)}...` : command));
+  return `[${shown.join(", ")}${commands.length > 3 ? `, …${commands.length - 3} more` : ""}]`;
+}
+
+/** Keeps the end of the combined output (in arrival order) for the error message. */
+function outputTail(): { add(chunk: string): void; lines(): string[] } {
+  let text = "";
+  return {
+    add(chunk) {
+      text = (text + chunk).slice(-16_384);
+    },
+    lines: () => text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line.trim() !== "").slice(-TAIL_LINES),
+  };
+}
+
+/** Whether the machine still runs commands; a machine that rebooted or shut down does not. */
+async function answers(machine: Machine): Promise<boolean> {
+  try {
+    return (await machine.exec("true", { timeout: 10_000 })).exitCode === 0;
+  } catch {
+    return false;
+  }
+}
+
+async function removeQuietly(machine: Machine, path: string): Promise<void> {
+  try {
+    await machine.exec(["rm", "-f", path]);
+  } catch {
+    // Leaving a file in /tmp of a build machine is harmless; the step's own outcome matters more.
+  }
+}

@@ -4,12 +4,12 @@ import { tsupConfig } from "../../tsup.base.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string };
 
-// cli.ts is the binary (no declarations); index.ts is the programmatic API.
+// The CLI is a binary only: commands are split into chunks loaded on demand, and no declarations are published.
 export default defineConfig(
   tsupConfig({
-    entry: ["src/cli.ts", "src/index.ts"],
+    entry: ["src/cli.ts"],
     splitting: true,
     define: { __KILN_VERSION__: JSON.stringify(version) },
-    banner: { js: "" },
+    dts: false,
   }),
 );

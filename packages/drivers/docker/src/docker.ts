@@ -11,7 +11,7 @@ import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./o
 const KEEP_ALIVE = ["/bin/sh", "-c", 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
 export const docker = defineDriver<DockerOptions>(() => {
-  let client: Docker | undefined;
+  let client: Promise<Docker> | undefined;
   const engine = () => (client ??= connect());
 
   return {
@@ -19,7 +19,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     schema: dockerOptionsSchema,
 
     async resolveSource(ctx, opts) {
-      const api = engine();
+      const api = await engine();
       await ensureEngine(api);
       if (ctx.parent) return { id: ctx.parent.id, digest: ctx.parent.id, description: `${ctx.parent.image} (${shortId(ctx.parent.id)})` };
       const source = opts.source;
@@ -38,7 +38,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
 
     async launch(ctx, source, opts) {
-      const api = engine();
+      const api = await engine();
       const name = containerName(ctx, "build");
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
@@ -55,7 +55,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
 
     async capture(ctx, machine, target, opts) {
-      const api = engine();
+      const api = await engine();
       const container = await api.getContainer(machine.id).inspect();
       const base = (await api.getImage(container.Image).inspect()).Config;
       // Start from the source image's config, not the container's: the keep-alive entrypoint must not end up in the image.
@@ -83,7 +83,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
 
     async launchArtifact(ctx, artifact, runtime, opts) {
-      const api = engine();
+      const api = await engine();
       const name = containerName(ctx, "verify");
       const image = (await api.getImage(artifact.id).inspect()).Config;
       const hasCommand = (image?.Cmd?.length ?? 0) > 0 || (image?.Entrypoint?.length ?? 0) > 0;
@@ -105,7 +105,7 @@ export const docker = defineDriver<DockerOptions>(() => {
 
     async findArtifacts(query) {
       const filters = Object.entries(query.labels).map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
-      const images = await engine().listImages({ filters: { label: filters } });
+      const images = await (await engine()).listImages({ filters: { label: filters } });
       return images.map((image): Artifact => ({
         id: image.Id,
         driver: "docker",
@@ -117,11 +117,11 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
 
     async tag(artifact, reference) {
-      await engine().getImage(artifact.id).tag(splitTag(reference));
+      await (await engine()).getImage(artifact.id).tag(splitTag(reference));
     },
 
     async remove(artifact) {
-      await removeImage(engine(), artifact.id);
+      await removeImage(await engine(), artifact.id);
     },
   };
 });

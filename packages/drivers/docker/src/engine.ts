@@ -1,9 +1,10 @@
-import Docker from "dockerode";
+import type Docker from "dockerode";
 import { KilnError } from "@kiln/core";
 
-/** Connects to the engine named by DOCKER_HOST (default: the local socket). */
-export function connect(): Docker {
-  return new Docker();
+/** Connects to the engine named by DOCKER_HOST (default: the local socket). dockerode loads only now, not when the bake file is validated. */
+export async function connect(): Promise<Docker> {
+  const { default: DockerClient } = await import("dockerode");
+  return new DockerClient();
 }
 
 /** Fails with install/start instructions when no engine answers. */

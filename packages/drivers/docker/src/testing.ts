@@ -10,7 +10,7 @@ export const FIXTURE_IMAGE = "kiln-fixture/debian:bookworm";
  * when the engine or debootstrap is missing — tests that need it must not silently skip.
  */
 export async function ensureFixtureImage(): Promise<string> {
-  const docker = connect();
+  const docker = await connect();
   await ensureEngine(docker);
   const exists = await docker.getImage(FIXTURE_IMAGE).inspect().then(() => true, () => false);
   if (exists) return FIXTURE_IMAGE;
@@ -29,7 +29,7 @@ export async function ensureFixtureImage(): Promise<string> {
 
 /** Containers and images labelled with this run id: what a bake left behind. */
 export async function listDockerResources(runId: string): Promise<string[]> {
-  const docker = connect();
+  const docker = await connect();
   const filter = { label: [`${LABELS.build}=${runId}`] };
   const containers = await docker.listContainers({ all: true, filters: filter });
   const images = await docker.listImages({ filters: filter });

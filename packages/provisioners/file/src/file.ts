@@ -81,8 +81,6 @@ export const file = defineProvisioner<FileOptions>(() => ({
   },
 }));
 
-export default file;
-
 function sourceList(opts: FileOptions): string[] {
   return opts.sources ?? (opts.source === undefined ? [] : [opts.source]);
 }

@@ -42,7 +42,14 @@ const schema = z
     inline: z.array(z.string()).min(1).optional(),
     script: z.string().min(1).optional(),
     scripts: z.array(z.string().min(1)).min(1).optional(),
-    env: z.record(z.string().regex(ENV_NAME, "env names are shell variable names: letters, digits, _"), z.string()).optional(),
+    env: z
+      .record(z.string(), z.string())
+      .superRefine((env, issues) => {
+        for (const name of Object.keys(env).filter((key) => !ENV_NAME.test(key))) {
+          issues.addIssue({ code: "custom", path: [name], message: `"${name}" is not a shell variable name (letters, digits and _, not starting with a digit)` });
+        }
+      })
+      .optional(),
     execute_command: z
       .string()
       .refine((text) => [...text.matchAll(PLACEHOLDER)].every((match) => /^(path|vars)$/i.test(match[1] ?? "")), {
@@ -82,8 +89,6 @@ export const shell = defineProvisioner<ShellOptions>(() => ({
     for (const job of jobs) await runJob(ctx, machine, opts, job);
   },
 }));
-
-export default shell;
 
 function scriptPaths(opts: ShellOptions): string[] {
   return opts.scripts ?? (opts.script === undefined ? [] : [opts.script]);
@@ -131,7 +136,7 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       signal: ctx.signal,
       onOutput: (stream, chunk) => {
-        tail.add(chunk);
+        tail.add(stream, chunk);
         ctx.output(stream, chunk);
       },
     })
@@ -168,14 +173,33 @@ function describeCommands(commands: string[]): string {
   return `[${shown.join(", ")}${commands.length > 3 ? `, …${commands.length - 3} more` : ""}]`;
 }
 
-/** Keeps the end of the combined output (in arrival order) for the error message. */
-function outputTail(): { add(chunk: string): void; lines(): string[] } {
-  let text = "";
+type Stream = "stdout" | "stderr";
+
+/**
+ * Keeps the last lines of output for the error message, in arrival order. Lines are split per stream so interleaved
+ * chunks don't merge. stdout and stderr travel separately, so a final error can arrive before the stdout before it; the
+ * last stderr lines are therefore always kept, even when more than TAIL_LINES stdout lines came after them.
+ */
+function outputTail(): { add(stream: Stream, chunk: string): void; lines(): string[] } {
+  const pending = { stdout: "", stderr: "" };
+  const kept = { stdout: [] as { seq: number; text: string }[], stderr: [] as { seq: number; text: string }[] };
+  let seq = 0;
+  const keep = (stream: Stream, text: string) => {
+    if (text.trim() !== "") kept[stream] = [...kept[stream], { seq: seq++, text: text.replace(/\r$/, "") }].slice(-TAIL_LINES);
+  };
   return {
-    add(chunk) {
-      text = (text + chunk).slice(-16_384);
+    add(stream, chunk) {
+      const parts = (pending[stream] + chunk).split("\n");
+      pending[stream] = (parts.pop() ?? "").slice(-4096);
+      for (const line of parts) keep(stream, line);
     },
-    lines: () => text.split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line.trim() !== "").slice(-TAIL_LINES),
+    lines() {
+      for (const stream of ["stdout", "stderr"] as const) keep(stream, pending[stream]);
+      pending.stdout = pending.stderr = "";
+      const all = [...kept.stdout, ...kept.stderr].sort((a, b) => a.seq - b.seq);
+      const chosen = new Set([...all.slice(-TAIL_LINES), ...kept.stderr.slice(-3)]);
+      return all.filter((line) => chosen.has(line)).map((line) => line.text);
+    },
   };
 }
 

@@ -1,0 +1,51 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { KilnError } from "@kiln/core";
+
+/** Flags every command accepts. */
+const COMMON = {
+  help: { type: "boolean", short: "h" },
+  dir: { type: "string", short: "C" },
+  file: { type: "string", short: "f" },
+  var: { type: "string", multiple: true },
+  "var-file": { type: "string", multiple: true },
+  json: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
+export const COMMAND_OPTIONS = {
+  build: {
+    ...COMMON,
+    only: { type: "string", multiple: true },
+    except: { type: "string", multiple: true },
+    force: { type: "boolean" },
+    "on-error": { type: "string" },
+    manifest: { type: "string" },
+  },
+  validate: COMMON,
+  inspect: COMMON,
+  init: { help: COMMON.help, dir: COMMON.dir, force: { type: "boolean" } },
+  schema: { help: COMMON.help },
+} as const satisfies Record<string, ParseArgsConfig["options"]>;
+
+export type CommandName = keyof typeof COMMAND_OPTIONS;
+
+/** Packer users type `-only=web` and `-var k=v`: accept single-dash long flags by rewriting them to `--`. */
+export function normalizeFlags(argv: string[], longNames: string[]): string[] {
+  return argv.map((arg) => {
+    const match = /^-([a-z][a-z-]+)(=.*)?$/.exec(arg);
+    return match && longNames.includes(match[1] as string) ? `-${arg}` : arg;
+  });
+}
+
+export function parseCommandArgs<C extends CommandName>(command: C, argv: string[]) {
+  const options = COMMAND_OPTIONS[command];
+  try {
+    return parseArgs({ args: normalizeFlags(argv, Object.keys(options)), options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new KilnError("E_CONFIG", `kiln ${command}: ${(error as Error).message}`, { hint: `see kiln help ${command}` });
+  }
+}
+
+/** `--only a,b --only c` → [a, b, c] */
+export function listFlag(values: string[] | undefined): string[] | undefined {
+  return values?.flatMap((value) => value.split(",")).map((value) => value.trim()).filter(Boolean);
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The binary's entry: answers --version without loading anything else, so it stays fast.
+declare const __KILN_VERSION__: string;
+
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0] === "version")) {
+  process.stdout.write(`kiln ${__KILN_VERSION__}\n`);
+} else {
+  const { main } = await import("./main.js");
+  process.exitCode = await main(args, __KILN_VERSION__);
+}

@@ -1,0 +1,62 @@
+import { resolve } from "node:path";
+import { BuildRun, KilnError, type KilnEvent } from "@kiln/core";
+import { listFlag, parseCommandArgs } from "../args.js";
+import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
+import { openProject } from "../project.js";
+import { createRenderer, outputMode } from "../render/index.js";
+
+export async function build(argv: string[], version: string): Promise<number> {
+  const { values, positionals } = parseCommandArgs("build", argv);
+  const onError = values["on-error"] ?? "cleanup";
+  if (onError !== "cleanup" && onError !== "abort") {
+    throw new KilnError("E_CONFIG", `--on-error must be cleanup or abort, not "${onError}"`);
+  }
+  const project = await openProject(values, positionals[0]);
+  const renderer = createRenderer(outputMode(values.json));
+  const controller = new AbortController();
+  const run = new BuildRun({
+    project,
+    ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
+    ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
+    onError,
+    signal: controller.signal,
+    kilnVersion: version,
+    onEvent: (event) => renderer.onEvent(event),
+  });
+  const signalEvent = (signal: string, force: boolean): KilnEvent => ({ type: "signal", signal, force, time: new Date().toISOString() });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      renderer.onEvent(signalEvent(signal, false));
+      controller.abort(new KilnError("E_INTERRUPTED", `interrupted by ${signal}`));
+      return;
+    }
+    renderer.onEvent(signalEvent(signal, true));
+    renderer.stop();
+    for (const left of run.leftovers()) {
+      process.stderr.write(`left behind: ${left.resource}${left.manualCommand ? ` — remove it: ${left.manualCommand}` : ""}\n`);
+    }
+    process.exit(130);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await run.run();
+    const manifestPath = resolve(project.dir, values.manifest ?? MANIFEST_NAME);
+    await writeManifest(manifestPath, manifestOf(result, project, version));
+    renderer.stop();
+    if (!values.json) {
+      for (const record of result.records.filter((item) => item.artifact)) {
+        process.stdout.write(`${record.image}: ${record.artifact?.id}${record.artifact?.tags.length ? ` (${record.artifact.tags.join(", ")})` : ""}\n`);
+      }
+      process.stdout.write(`manifest: ${manifestPath}\n`);
+    }
+    if (result.interrupted) return 130;
+    return result.ok ? 0 : 1;
+  } finally {
+    renderer.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,52 @@
+const USAGE: Record<string, string> = {
+  kiln: `kiln — bake machine images as build artefacts
+
+usage: kiln <command> [options]
+
+commands:
+  build      bake the images in the bake file (parents first)
+  validate   check the bake file and report every problem with file:line:col
+  inspect    show images, sources, provisioners and variables (secrets hidden)
+  init       write a starter kiln.yaml
+  schema     print the bake file's JSON Schema (for editor completion)
+  help       show help for a command
+  version    print the version (also --version)
+
+exit codes: 0 ok, 1 bake failed, 2 bad input, 130 interrupted
+run 'kiln help <command>' for a command's options.`,
+  build: `usage: kiln build [path] [options]
+
+Bakes every image in the bake file: resolve source → launch → provision → capture → verify → tag.
+path is a bake file or a directory holding kiln.yaml (default: the current directory).
+
+options:
+  -C, --dir <dir>          run as if started in <dir>
+  -f, --file <path>        the bake file (kiln.yaml, kiln.config.ts)
+  --only <a,b>             bake only these images (and the parents they are built on); -only works too
+  --except <a,b>           bake all images but these (and their children)
+  --var <name=value>       set a variable (repeatable); also KILN_VAR_<name> in the environment
+  --var-file <file>        read variables from a YAML or JSON file (repeatable)
+  --force                  rebake even when an artefact with the same bake key exists
+  --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach
+  --manifest <path>        where to write the manifest (default: kiln-manifest.json next to the bake file)
+  --json                   print one JSON event per line instead of progress
+
+Ctrl-C stops the bake and removes everything it created; a second Ctrl-C exits at once and lists what was left behind.`,
+  validate: `usage: kiln validate [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
+
+Loads the bake file, its plugins and variables, and reports every problem at once (exit code 2). Launches nothing.`,
+  inspect: `usage: kiln inspect [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
+
+Shows the images in bake order with their driver, source, provisioners, tags and verify checks, and the variables.
+Sensitive variables are shown as <sensitive>.`,
+  init: `usage: kiln init [-C dir] [--force]
+
+Writes a starter kiln.yaml (a Debian base from debootstrap and an app image built on it).`,
+  schema: `usage: kiln schema
+
+Prints the JSON Schema of kiln.yaml, including the options of the docker driver and the shell and file provisioners.`,
+};
+
+export function helpText(command?: string): string | undefined {
+  return USAGE[command ?? "kiln"];
+}

@@ -1,0 +1,45 @@
+import { redactDeep, type Project } from "@kiln/core";
+import { parseCommandArgs } from "../args.js";
+import { openProject } from "../project.js";
+
+export async function inspect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs("inspect", argv);
+  const project = await openProject(values, positionals[0]);
+  const description = describeProject(project);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(description, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [`bake file: ${description.file}`, "", "variables:"];
+  for (const [name, value] of Object.entries(description.variables)) lines.push(`  ${name} = ${value}`);
+  if (Object.keys(description.variables).length === 0) lines.push("  (none)");
+  lines.push("", "images (in bake order):");
+  for (const image of description.images) {
+    lines.push(`  ${image.name}`, `    driver:  ${image.driver}`, `    source:  ${image.from ? `from ${image.from}` : JSON.stringify(image.source)}`);
+    lines.push(`    provision:${image.provision.length === 0 ? " (none)" : ""}`);
+    for (const step of image.provision) lines.push(`      - ${step}`);
+    if (image.tags.length) lines.push(`    tags:    ${image.tags.join(", ")}`);
+    if (image.checks) lines.push(`    verify:  ${image.checks} checks`);
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
+}
+
+function describeProject(project: Project) {
+  return redactDeep(
+    {
+      file: project.file,
+      variables: Object.fromEntries(Object.entries(project.variables).map(([name, variable]) => [name, variable.sensitive ? "<sensitive>" : variable.value])),
+      images: project.images.map((image) => ({
+        name: image.name,
+        driver: image.driverName,
+        from: image.from,
+        source: image.from ? undefined : (image.driverOptions as { source?: unknown }).source,
+        provision: image.provision.map((step) => step.name),
+        tags: image.tags,
+        checks: image.verify?.checks.length ?? 0,
+      })),
+    },
+    project.redact,
+  );
+}

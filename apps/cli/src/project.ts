@@ -1,0 +1,34 @@
+import { stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { findBakeFile, loadProject, parseVarFlag, type Project } from "@kiln/core";
+
+export interface ProjectFlags {
+  dir?: string | undefined;
+  file?: string | undefined;
+  var?: string[] | undefined;
+  "var-file"?: string[] | undefined;
+}
+
+/** Finds and loads the bake file named by -C/--file/a positional path, with variables from flags and KILN_VAR_* env. */
+export async function openProject(flags: ProjectFlags, positional: string | undefined): Promise<Project> {
+  const file = await locateBakeFile(flags, positional);
+  return loadProject(file, {
+    variables: {
+      vars: Object.fromEntries((flags.var ?? []).map(parseVarFlag)),
+      varFiles: (flags["var-file"] ?? []).map((path) => resolve(path)),
+      env: process.env,
+    },
+    // Plugins resolve from the bake file's directory first (loadProject adds it), then from the CLI's own dependencies.
+    plugins: { from: [dirname(fileURLToPath(import.meta.url))] },
+  });
+}
+
+async function locateBakeFile(flags: ProjectFlags, positional: string | undefined): Promise<string> {
+  const base = resolve(flags.dir ?? ".");
+  const target = flags.file ?? positional;
+  if (!target) return findBakeFile(base);
+  const path = resolve(base, target);
+  const info = await stat(path).catch(() => undefined);
+  return info?.isDirectory() ? findBakeFile(path) : path;
+}

@@ -1,0 +1,54 @@
+import { formatDiagnostic, formatDuration, isKilnError, type KilnEvent } from "@kiln/core";
+
+/** One line for an event in plain output, Packer-style (`==> web: …`, `    web: output`); undefined for events shown elsewhere. */
+export function eventLine(event: KilnEvent): string | undefined {
+  switch (event.type) {
+    case "run.start":
+      return `==> kiln build ${event.runId}: ${event.images.join(", ")}`;
+    case "image.start":
+      return `==> ${event.image}: bake key ${event.bakeKey.slice(0, 12)}${event.parent ? ` (on ${shortId(event.parent)})` : ""}`;
+    case "step.start":
+      return `==> ${event.image}: ${stepLabel(event.step, event.detail)}`;
+    case "step.retry":
+      return `==> ${event.image}: ${event.step} failed (attempt ${event.attempt}), retrying in ${formatDuration(event.delayMs)}: ${event.error}`;
+    case "output":
+      return `    ${event.image}: ${event.line}`;
+    case "log":
+      return event.level === "debug" ? undefined : `    ${event.image ?? "kiln"}: ${event.level === "warn" ? "warning: " : ""}${event.message}`;
+    case "image.done":
+      return `==> ${event.image}: baked ${shortId(event.artifact.id)}${event.artifact.tags.length ? ` as ${event.artifact.tags.join(", ")}` : ""} in ${formatDuration(event.durationMs)}`;
+    case "image.failed":
+      return `==> ${event.image}: FAILED after ${formatDuration(event.durationMs)}: ${event.error.message}${event.error.hint ? `\n    hint: ${event.error.hint}` : ""}`;
+    case "image.skipped":
+      return `==> ${event.image}: skipped: ${event.reason}`;
+    case "cleanup.failed":
+      return `==> ${event.image ?? "kiln"}: could not remove ${event.resource}: ${event.error}${event.manualCommand ? `\n    remove it by hand: ${event.manualCommand}` : ""}`;
+    case "abort.kept":
+      return `==> ${event.image}: kept build machine ${event.machine} (--on-error=abort); attach with:\n    ${event.attachCommand}`;
+    case "signal":
+      return event.force ? "==> forced exit: resources may be left behind" : "==> interrupted: cleaning up (press Ctrl-C again to force)";
+    case "run.end":
+      return `==> ${event.ok ? "done" : event.interrupted ? "interrupted" : "failed"} in ${formatDuration(event.durationMs)}`;
+    default:
+      return undefined;
+  }
+}
+
+/** `launch debian:bookworm`; provision steps already read `provision[0] shell`. */
+export function stepLabel(step: string, detail: string | undefined): string {
+  if (!detail) return step;
+  return detail.startsWith(step) ? detail : `${step} ${detail}`;
+}
+
+export function shortId(id: string): string {
+  return id.replace(/^sha256:/, "").slice(0, 12);
+}
+
+/** An error as the user sees it on stderr: message, each diagnostic with its place, and the hint. */
+export function errorText(error: unknown): string {
+  if (!isKilnError(error)) return `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+  const lines = [`error: ${error.message}`];
+  for (const diagnostic of error.diagnostics) lines.push(`  ${formatDiagnostic(diagnostic)}`);
+  if (error.hint) lines.push(`hint: ${error.hint}`);
+  return lines.join("\n");
+}

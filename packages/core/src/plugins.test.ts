@@ -1,0 +1,215 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { loadProject } from "./config/load.js";
+import { KilnError } from "./errors.js";
+import { loadDriverFactory, loadProvisionerFactory, packageCandidates } from "./plugins.js";
+import type { DriverFactory } from "./types.js";
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "kiln-plugins-"));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Installs a package into `<root>/node_modules/<name>` with the given ESM index.js. */
+async function installPackage(root: string, name: string, indexJs: string): Promise<void> {
+  const dir = join(root, "node_modules", ...name.split("/"));
+  await mkdir(dir, { recursive: true });
+  const manifest = { name, version: "1.0.0", type: "module", exports: { ".": "./index.js" } };
+  await writeFile(join(dir, "package.json"), JSON.stringify(manifest));
+  await writeFile(join(dir, "index.js"), indexJs);
+}
+
+const passThroughSchema = `{ "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } }`;
+
+/** A complete driver package; `origin` tells which package was loaded. */
+function driverPackage(origin: string): string {
+  return `
+const notUsed = async () => { throw new Error("not used"); };
+export default (init) => ({
+  name: "fake",
+  origin: ${JSON.stringify(origin)},
+  cwd: init.cwd,
+  schema: ${passThroughSchema},
+  resolveSource: notUsed, launch: notUsed, capture: notUsed, launchArtifact: notUsed,
+  findArtifacts: notUsed, tag: notUsed, remove: notUsed,
+});
+`;
+}
+
+async function failure(promise: Promise<unknown>): Promise<KilnError> {
+  const error = await promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  if (!(error instanceof KilnError)) throw new Error(`expected a KilnError, got ${String(error)}`);
+  return error;
+}
+
+describe("packageCandidates", () => {
+  it("tries the first-party scope, then kiln-driver-<name>, then the name itself", () => {
+    expect(packageCandidates("driver", "docker")).toEqual(["@kiln/driver-docker", "kiln-driver-docker", "docker"]);
+  });
+
+  it("uses the provisioner prefix for provisioners", () => {
+    expect(packageCandidates("provisioner", "shell")).toEqual(["@kiln/provisioner-shell", "kiln-provisioner-shell", "shell"]);
+  });
+
+  it.each(["@acme/kiln-driver-qemu", "./drivers/qemu.js", "acme/qemu"])("tries %s only as written", (name) => {
+    expect(packageCandidates("driver", name)).toEqual([name]);
+  });
+});
+
+describe("loadDriverFactory", () => {
+  it("loads kiln-driver-<name> installed in the given directory", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
+    const factory = await loadDriverFactory("fake", { from: [dir] });
+    expect(factory({ cwd: "/work" })).toMatchObject({ name: "fake", origin: "kiln-driver-fake", cwd: "/work" });
+  });
+
+  it("prefers @kiln/driver-<name> over kiln-driver-<name>", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
+    await installPackage(dir, "@kiln/driver-fake", driverPackage("@kiln/driver-fake"));
+    const factory = await loadDriverFactory("fake", { from: [dir] });
+    expect(factory({ cwd: dir })).toMatchObject({ origin: "@kiln/driver-fake" });
+  });
+
+  it("falls back to a package named exactly as the driver", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "acme-qemu-driver", driverPackage("acme-qemu-driver"));
+    const factory = await loadDriverFactory("acme-qemu-driver", { from: [dir] });
+    expect(factory({ cwd: dir })).toMatchObject({ origin: "acme-qemu-driver" });
+  });
+
+  it("loads a scoped package named in full", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "@acme/kiln-driver-qemu", driverPackage("@acme/kiln-driver-qemu"));
+    const factory = await loadDriverFactory("@acme/kiln-driver-qemu", { from: [dir] });
+    expect(factory({ cwd: dir })).toMatchObject({ origin: "@acme/kiln-driver-qemu" });
+  });
+
+  it("searches the directories in order: the first that has the package wins", async () => {
+    const [bakeFileDir, cliDir] = [await tempDir(), await tempDir()];
+    await installPackage(bakeFileDir, "kiln-driver-fake", driverPackage("next to the bake file"));
+    await installPackage(cliDir, "kiln-driver-fake", driverPackage("next to the CLI"));
+    const factory = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
+    expect(factory({ cwd: bakeFileDir })).toMatchObject({ origin: "next to the bake file" });
+  });
+
+  it("looks in the later directories when the first has no such package", async () => {
+    const [bakeFileDir, cliDir] = [await tempDir(), await tempDir()];
+    await installPackage(cliDir, "kiln-driver-fake", driverPackage("next to the CLI"));
+    const factory = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
+    expect(factory({ cwd: bakeFileDir })).toMatchObject({ origin: "next to the CLI" });
+  });
+
+  it("accepts a file URL as a directory to search", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
+    const factory = await loadDriverFactory("fake", { from: [pathToFileURL(`${dir}/`).href] });
+    expect(factory({ cwd: dir })).toMatchObject({ origin: "kiln-driver-fake" });
+  });
+
+  it("uses a registered factory over an installed package of the same name", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
+    const registered: DriverFactory = () => {
+      throw new Error("registered factory");
+    };
+    const factory = await loadDriverFactory("fake", { from: [dir], registry: { drivers: { fake: registered } } });
+    expect(factory).toBe(registered);
+  });
+
+  it("says how to install a driver that is not found", async () => {
+    const error = await failure(loadDriverFactory("nonesuch", { from: [await tempDir()] }));
+    expect(error.code).toBe("E_DRIVER_NOT_FOUND");
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toBe('driver "nonesuch" not found (looked for @kiln/driver-nonesuch, kiln-driver-nonesuch, nonesuch)');
+    expect(error.hint).toBe("install it: pnpm add -D kiln-driver-nonesuch");
+  });
+
+  it("suggests installing a scoped package under its own name", async () => {
+    const error = await failure(loadDriverFactory("@acme/kiln-driver-qemu", { from: [await tempDir()] }));
+    expect(error.hint).toBe("install it: pnpm add -D @acme/kiln-driver-qemu");
+  });
+
+  it("refuses a package whose default export is not a factory", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", `export const driver = () => ({});\nexport default 42;\n`);
+    const error = await failure(loadDriverFactory("fake", { from: [dir] }));
+    expect(error.code).toBe("E_PLUGIN_SHAPE");
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toBe("package kiln-driver-fake does not default-export a driver factory");
+    expect(error.hint).toBe("export default defineDriver(…) from @kiln/core");
+  });
+
+  it("refuses a driver that lacks methods or a schema, naming what is missing", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", `export default () => ({ name: "fake", launch() {}, capture() {} });\n`);
+    const factory = await loadDriverFactory("fake", { from: [dir] });
+    let error: unknown;
+    try {
+      factory({ cwd: dir });
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(KilnError);
+    expect(error).toMatchObject({ code: "E_PLUGIN_SHAPE", exitCode: 2, message: 'driver "fake" from kiln-driver-fake is incomplete' });
+    expect((error as KilnError).hint).toMatch(/; missing: resolveSource, launchArtifact, findArtifacts, tag, remove, schema$/);
+  });
+});
+
+describe("loadProvisionerFactory", () => {
+  it("loads kiln-provisioner-<name> from the given directory", async () => {
+    const dir = await tempDir();
+    await installPackage(
+      dir,
+      "kiln-provisioner-fake",
+      `export default () => ({ name: "fake", schema: ${passThroughSchema}, fingerprint: async () => "", run: async () => {} });\n`,
+    );
+    const factory = await loadProvisionerFactory("fake", { from: [dir] });
+    expect(factory()).toMatchObject({ name: "fake" });
+  });
+
+  it("says how to install a provisioner that is not found", async () => {
+    const error = await failure(loadProvisionerFactory("nonesuch", { from: [await tempDir()] }));
+    expect(error.code).toBe("E_PROVISIONER_NOT_FOUND");
+    expect(error.exitCode).toBe(2);
+    expect(error.hint).toBe("install it: pnpm add -D kiln-provisioner-nonesuch");
+  });
+
+  it("refuses a provisioner without run, naming what is missing", async () => {
+    const dir = await tempDir();
+    await installPackage(
+      dir,
+      "kiln-provisioner-fake",
+      `export default () => ({ name: "fake", schema: ${passThroughSchema}, fingerprint: async () => "" });\n`,
+    );
+    const factory = await loadProvisionerFactory("fake", { from: [dir] });
+    expect(() => factory()).toThrow(expect.objectContaining({ code: "E_PLUGIN_SHAPE", hint: expect.stringMatching(/missing: run$/) }));
+  });
+});
+
+describe("plugins installed next to a bake file", () => {
+  it("are found by loadProject without being registered", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
+    await writeFile(join(dir, "kiln.yaml"), "images:\n  web:\n    driver: fake\n    source: debian\n");
+    const project = await loadProject(join(dir, "kiln.yaml"));
+    expect(project.images[0]?.driver).toMatchObject({ name: "fake", origin: "kiln-driver-fake", cwd: dir });
+  });
+
+  it("make loadProject fail with E_PLUGIN_SHAPE when incomplete", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", `export default () => ({ name: "fake" });\n`);
+    await writeFile(join(dir, "kiln.yaml"), "images:\n  web:\n    driver: fake\n    source: debian\n");
+    const error = await failure(loadProject(join(dir, "kiln.yaml")));
+    expect(error.code).toBe("E_PLUGIN_SHAPE");
+    expect(error.exitCode).toBe(2);
+  });
+});

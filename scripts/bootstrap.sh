@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything Kiln and its tests need on a fresh Debian machine, starts the Docker engine, and builds the packages.
+# Safe to run again: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v git >/dev/null 2>&1 || missing+=(git)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "12.21.0" ]; then
+  say "installing pnpm 12.21.0"
+  npm install -g pnpm@12.21.0 >/dev/null
+fi
+
+bash scripts/start-docker.sh
+
+say "installing dependencies"
+pnpm install --frozen-lockfile
+say "building packages"
+pnpm build --output-logs=errors-only

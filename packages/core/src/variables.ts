@@ -27,14 +27,21 @@ export function parseVarFlag(flag: string): [string, string] {
   return [flag.slice(0, at), flag.slice(at + 1)];
 }
 
-/** Resolves every declared variable to a value, or throws listing each one that is missing or unknown. */
+export interface VariableProblem {
+  /** The variable concerned. */
+  name: string;
+  message: string;
+  /** True when the variable is declared (the problem belongs at its declaration); false for values given for undeclared names. */
+  declared: boolean;
+}
+
+/** Resolves every declared variable to a value, and lists each one that is missing or unknown. */
 export async function resolveVariables(
   definitions: Record<string, VariableDefinition>,
   inputs: VariableInputs,
   cwd: string,
-): Promise<Record<string, VariableValue>> {
+): Promise<{ values: Record<string, VariableValue>; problems: VariableProblem[] }> {
   const given = new Map<string, { value: string; from: string }>();
-  const problems: string[] = [];
   for (const file of inputs.varFiles ?? []) {
     for (const [name, value] of Object.entries(await readVarFile(resolve(cwd, file)))) {
       given.set(name, { value, from: `--var-file ${file}` });
@@ -48,24 +55,20 @@ export async function resolveVariables(
   }
   for (const [name, value] of Object.entries(inputs.vars ?? {})) given.set(name, { value, from: "--var" });
 
+  const problems: VariableProblem[] = [];
   for (const [name, { from }] of given) {
-    if (!(name in definitions)) problems.push(`${from} sets "${name}", which the bake file does not declare`);
+    if (!(name in definitions)) problems.push({ name, declared: false, message: `${from} sets "${name}", which the bake file does not declare` });
   }
   const values: Record<string, VariableValue> = {};
   for (const [name, definition] of Object.entries(definitions)) {
     const value = given.get(name)?.value ?? (definition.default === undefined ? undefined : String(definition.default));
     if (value === undefined) {
-      problems.push(`variable "${name}" has no value: pass --var ${name}=… or set ${ENV_PREFIX}${name}`);
+      problems.push({ name, declared: true, message: `variable "${name}" has no value: pass --var ${name}=… or set ${ENV_PREFIX}${name}` });
       continue;
     }
     values[name] = { value, sensitive: definition.sensitive ?? false };
   }
-  if (problems.length > 0) {
-    throw new KilnError("E_VARIABLE", problems.join("\n"), {
-      hint: "declare variables under `variables:` in the bake file and give each a default or a value",
-    });
-  }
-  return values;
+  return { values, problems };
 }
 
 async function readVarFile(path: string): Promise<Record<string, string>> {

@@ -59,7 +59,8 @@ export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln
 export async function loadProject(file: string, options: LoadOptions = {}): Promise<Project> {
   const path = resolve(file);
   const dir = dirname(path);
-  const shown = relative(process.cwd(), path) || path;
+  const fromHere = relative(process.cwd(), path);
+  const shown = fromHere && !fromHere.startsWith("..") ? fromHere : path;
   const { data, positions } = await readBakeFile(path, shown);
   const diagnostics = new Diagnostics(shown, positions);
 
@@ -68,11 +69,14 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   diagnostics.throwIfAny();
   const bakeFile = (parsed as { data: BakeFile }).data;
 
+  // From here on every problem is collected, so one run of `kiln validate` reports them all.
   checkReferences(bakeFile, diagnostics);
   const order = dependencyOrder(bakeFile, diagnostics);
-  diagnostics.throwIfAny();
-
-  const variables = await resolveVariables(bakeFile.variables, options.variables ?? {}, dir);
+  const { values: variables, problems } = await resolveVariables(bakeFile.variables, options.variables ?? {}, dir);
+  for (const problem of problems) {
+    const hint = problem.declared ? undefined : "declare it under variables:, or check its spelling";
+    diagnostics.add(problem.declared ? ["variables", problem.name] : [], problem.message, { atKey: problem.declared, ...(hint ? { hint } : {}) });
+  }
   const search: PluginSearch = { from: [dir, ...(options.plugins?.from ?? [])], ...pluginRegistry(options) };
   const images: ImageSpec[] = [];
   for (const name of order) {
@@ -118,7 +122,7 @@ async function readBakeFile(path: string, shown: string): Promise<{ data: unknow
     });
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new KilnError("E_CONFIG", `${shown}: not valid YAML`, {
       diagnostics: doc.errors.map((error) => {
@@ -126,7 +130,7 @@ async function readBakeFile(path: string, shown: string): Promise<{ data: unknow
         return {
           file: shown,
           path: "",
-          message: error.message.split("\n")[0] ?? error.code,
+          message: (error.message.split("\n")[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, ""),
           ...(start ? { line: start.line, column: start.col } : {}),
         };
       }),

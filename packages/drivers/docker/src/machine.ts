@@ -39,7 +39,7 @@ export class DockerMachine implements Machine {
       Env: Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
       ...(user ? { User: user } : {}),
       ...(options.cwd ? { WorkingDir: options.cwd } : {}),
-    });
+    }).catch((error: unknown) => this.explainNotRunning(error));
     const stream = await exec.start({ hijack: options.stdin !== undefined, stdin: options.stdin !== undefined });
     const output = { stdout: "", stderr: "" };
     const sink = (name: "stdout" | "stderr") => {
@@ -61,6 +61,17 @@ export class DockerMachine implements Machine {
     await this.untilDoneOrStopped(finished, exec, options);
     const info = await exec.inspect();
     return { exitCode: info.ExitCode ?? -1, ...output };
+  }
+
+  /** A container whose own command ended cannot run more commands: say so, with its exit code and last log lines. */
+  private async explainNotRunning(error: unknown): Promise<never> {
+    if ((error as { statusCode?: number }).statusCode !== 409) throw error;
+    const state = await this.container.inspect().then((info) => info.State, () => undefined);
+    const logs = await this.container.logs({ stdout: true, stderr: true, tail: 5 }).then((buffer) => demuxedText(buffer), () => "");
+    throw new KilnError("E_LAUNCH", `container ${this.id.slice(0, 12)} is not running: its command exited with code ${state?.ExitCode ?? "?"}${logs ? `; last output:\n${logs}` : ""}`, {
+      hint: "a verify machine runs the image's own command, which must keep running (a service); one-shot images need a long-running cmd to be verified",
+      cause: error,
+    });
   }
 
   /** Waits for the command; on timeout or abort, kills it (best effort) and rejects. */
@@ -164,6 +175,15 @@ export async function removeContainer(docker: Docker, id: string): Promise<void>
     // 404: already gone; 409: removal already in progress (a concurrent cleanup).
     if (status !== 404 && status !== 409) throw error;
   }
+}
+
+/** Docker's multiplexed log frames (8-byte header each) → text. */
+function demuxedText(buffer: Buffer): string {
+  let text = "";
+  for (let offset = 0; offset + 8 <= buffer.length; offset += 8 + buffer.readUInt32BE(offset + 4)) {
+    text += buffer.subarray(offset + 8, offset + 8 + buffer.readUInt32BE(offset + 4)).toString();
+  }
+  return text.trimEnd();
 }
 
 function writeStdin(stream: NodeJS.ReadWriteStream, stdin: string | Buffer | Readable): void {

@@ -35,3 +35,15 @@ export async function listDockerResources(runId: string): Promise<string[]> {
   const images = await docker.listImages({ filters: filter });
   return [...containers.map((c) => `container ${c.Names[0] ?? c.Id}`), ...images.map((i) => `image ${i.Id}`)];
 }
+
+/** Removes every container and image labelled with this run id (for tests that keep artefacts to inspect them). */
+export async function removeDockerResources(runId: string): Promise<void> {
+  const docker = await connect();
+  const filter = { label: [`${LABELS.build}=${runId}`] };
+  for (const container of await docker.listContainers({ all: true, filters: filter })) {
+    await docker.getContainer(container.Id).remove({ force: true, v: true }).catch(() => {});
+  }
+  for (const image of await docker.listImages({ filters: filter })) {
+    await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
+  }
+}

@@ -73,7 +73,7 @@ export const file = defineProvisioner<FileOptions>(() => ({
   },
 
   async run(ctx, machine, opts) {
-    if (opts.content !== undefined) return uploadContent(machine, opts.content, opts.destination, opts.mode);
+    if (opts.content !== undefined) return uploadContent(ctx, machine, opts.content, opts.destination, opts.mode);
     for (const source of sourceList(opts)) {
       if (opts.direction === "download") await download(ctx, machine, source, opts.destination);
       else await upload(ctx, machine, source, opts.destination, opts.mode);
@@ -102,8 +102,8 @@ export function parseMode(mode: string | number | undefined): number | undefined
   return typeof mode === "string" ? Number.parseInt(mode.replace(/^0o/, ""), 8) : mode;
 }
 
-async function uploadContent(machine: Machine, content: string, destination: string, mode: string | number | undefined): Promise<void> {
-  await remoteMkdir(machine, posix.dirname(destination));
+async function uploadContent(ctx: BakeContext, machine: Machine, content: string, destination: string, mode: string | number | undefined): Promise<void> {
+  await remoteRun(ctx, machine, ["mkdir", "-p", posix.dirname(destination)]);
   await machine.upload(Readable.from([Buffer.from(content)]), destination, { mode: parseMode(mode) ?? 0o644 });
 }
 
@@ -113,14 +113,14 @@ async function upload(ctx: BakeContext, machine: Machine, source: string, destin
   const target = targetPath(source, info.isDirectory(), destination, posix.join, basename);
   const fileMode = parseMode(mode);
   if (!info.isDirectory()) {
-    await remoteMkdir(machine, posix.dirname(target));
+    await remoteRun(ctx, machine, ["mkdir", "-p", posix.dirname(target)]);
     return machine.upload(local, target, fileMode === undefined ? {} : { mode: fileMode });
   }
   await machine.upload(local, target);
   if (fileMode === undefined) return;
   // Machine.upload takes a mode for single files only; apply it to exactly the files we sent, not others already there.
   const files = (await listTree(local)).filter((entry) => entry.info.isFile()).map((entry) => posix.join(target, ...entry.path.split(/[\\/]/)));
-  for (let at = 0; at < files.length; at += 200) await remoteRun(machine, ["chmod", fileMode.toString(8), ...files.slice(at, at + 200)]);
+  for (let at = 0; at < files.length; at += 200) await remoteRun(ctx, machine, ["chmod", fileMode.toString(8), ...files.slice(at, at + 200)]);
 }
 
 async function download(ctx: BakeContext, machine: Machine, source: string, destination: string): Promise<void> {
@@ -132,12 +132,8 @@ async function download(ctx: BakeContext, machine: Machine, source: string, dest
   await machine.download(trimSlash(source), target);
 }
 
-async function remoteMkdir(machine: Machine, path: string): Promise<void> {
-  await remoteRun(machine, ["mkdir", "-p", path]);
-}
-
-async function remoteRun(machine: Machine, argv: string[]): Promise<void> {
-  const result = await machine.exec(argv);
+async function remoteRun(ctx: BakeContext, machine: Machine, argv: string[]): Promise<void> {
+  const result = await machine.exec(argv, { signal: ctx.signal });
   if (result.exitCode !== 0) {
     throw new KilnError("E_PROVISION", `file: \`${argv.slice(0, 3).join(" ")}${argv.length > 3 ? " …" : ""}\` failed on machine ${machine.id} (exit code ${result.exitCode}): ${result.stderr.trim()}`);
   }

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { canonicalJson, defineProvisioner, KilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
+import { canonicalJson, defineProvisioner, KilnError, toKilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
 
 /** Options of the `shell` provisioner. Set exactly one of `inline`, `script` or `scripts`. */
 export interface ShellOptions {
@@ -17,8 +17,9 @@ export interface ShellOptions {
   env?: Record<string, string> | undefined;
   /**
    * How a script is started. `{{ path }}` is the script's path on the machine, `{{ vars }}` re-exports `env` as
-   * `NAME="$NAME"` assignments (so `sudo {{ vars }} {{ path }}` keeps them). Packer's `{{ .Path }}`/`{{ .Vars }}` also work.
-   * Default `{{ vars }} {{ path }}` (the script is uploaded executable, so no chmod is needed).
+   * `NAME="$NAME"` assignments (so `sudo {{ vars }} {{ path }}` keeps them). Packer's `{{ .Path }}`/`{{ .Vars }}` also work,
+   * and are the form to use in a bake file, where `{{ name }}` means a bake variable.
+   * Default `{{ vars }} {{ path }}` (the script is uploaded executable, so no chmod is needed, whatever `user` is).
    */
   execute_command?: string | undefined;
   /** The machine may go away during the step (reboot, shutdown): if it no longer answers afterwards, a failed exit is accepted. */
@@ -106,7 +107,8 @@ async function readScript(ctx: BakeContext, path: string): Promise<Buffer> {
 }
 
 function inlineJob(commands: string[]): Job {
-  const text = `#!/bin/sh -e\n${commands.join("\n")}\n`;
+  // `set -e` again in the body: a custom execute_command such as `sh {{ path }}` bypasses the shebang.
+  const text = `#!/bin/sh -e\nset -e\n${commands.join("\n")}\n`;
   return {
     label: `inline commands ${describeCommands(commands)}`,
     fileName: "inline.sh",
@@ -149,7 +151,7 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
     return;
   }
   if (!ctx.signal.aborted) await removeQuietly(machine, remotePath);
-  if ("error" in outcome) throw outcome.error;
+  if ("error" in outcome) throw ctx.signal.aborted ? outcome.error : toKilnError(outcome.error, "E_PROVISION", `shell: ${job.label} could not run`);
   const lines = tail.lines().map((line) => `  ${ctx.redact(line)}`);
   const message = `shell: ${job.label} exited with code ${outcome.exitCode}${lines.length ? `\nlast output:\n${lines.join("\n")}` : ""}`;
   throw new KilnError("E_PROVISION", ctx.redact(message), {

@@ -70,11 +70,16 @@ describe("shell provisioner on a real container", () => {
 
   it("gives env to the commands without putting values on the command line or in errors", async () => {
     const env = { GREETING: "hello 'quoted' world", API_TOKEN: "s3cr3t-value" };
-    await provision({ inline: ['printf %s "$GREETING" > /tmp/greeting', "printenv API_TOKEN > /tmp/token"], env }, async (machine) => {
+    // Every process's command line while the step runs, to prove the value is not on any of them.
+    const commandLines = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f"; echo; done > /tmp/cmdlines`;
+    await provision({ inline: ['printf %s "$GREETING" > /tmp/greeting', "printenv API_TOKEN > /tmp/token", commandLines], env }, async (machine) => {
       expect(await sh(machine, "cat /tmp/greeting")).toBe("hello 'quoted' world");
       expect(await sh(machine, "cat /tmp/token")).toBe("s3cr3t-value\n");
+      const processes = await sh(machine, "cat /tmp/cmdlines");
+      expect(processes).toMatch(/API_TOKEN="\$API_TOKEN" .*\/tmp\/kiln-/);
+      expect(processes).not.toContain("s3cr3t-value");
     });
-    const error = await failure({ inline: ["ps -eo args > /tmp/ps", "exit 9"], env });
+    const error = await failure({ inline: ["exit 9"], env });
     expect(error.message).not.toContain("s3cr3t-value");
     expect(error.hint ?? "").not.toContain("s3cr3t-value");
   });

@@ -1,0 +1,221 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import Docker from "dockerode";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ensureFixtureImage, FIXTURE_IMAGE, listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";
+import { kiln, project, runIdOf } from "./helpers.js";
+
+const docker = new Docker();
+const runs: string[] = [];
+afterEach(async () => {
+  for (const runId of runs.splice(0)) await removeDockerResources(runId);
+});
+beforeAll(() => ensureFixtureImage(), 600_000);
+
+const tag = (name: string) => `kiln-cli-test/${name}-${Math.random().toString(36).slice(2, 8)}:1`;
+
+describe("kiln build", { timeout: 180_000 }, () => {
+  it("bakes a parent and a child image with provenance labels, a manifest and tags", async () => {
+    const baseTag = tag("base");
+    const appTag = tag("app");
+    await using dir = await project({
+      "kiln.yaml": `
+variables:
+  greeting: { default: hello }
+images:
+  base:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["echo base > /etc/base-marker"] }
+    tags: ["${baseTag}"]
+  app:
+    from: base
+    driver: docker
+    provision:
+      - file: { source: ./files/, destination: /opt/app/ }
+      - shell: { inline: ["echo {{ greeting }} from $WHO > /opt/app/greeting"], env: { WHO: kiln } }
+    changes: { cmd: ["sleep", "infinity"] }
+    verify:
+      checks:
+        - file: { path: /opt/app/greeting, contains: hello from kiln }
+    tags: ["${appTag}"]
+`,
+      "files/data.txt": "data\n",
+    });
+    const result = await kiln(["build", "-C", dir.dir]);
+    runs.push(runIdOf(result.stdout));
+    expect(result.stderr).toBe("");
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/==> base: baked .* as kiln-cli-test\/base/);
+    expect(result.stdout).toMatch(/==> app: verify 1 checks/);
+
+    const manifest = JSON.parse(await readFile(join(dir.dir, "kiln-manifest.json"), "utf8"));
+    const [base, app] = manifest.builds;
+    expect(manifest.ok).toBe(true);
+    expect(base).toMatchObject({ image: "base", status: "baked", tags: [baseTag] });
+    expect(app).toMatchObject({ image: "app", status: "baked", parent_id: base.artifact_id, tags: [appTag] });
+    expect(app.steps.map((step: { step: string }) => step.step)).toEqual(["resolve", "launch", "provision", "provision", "capture", "verify", "tag"]);
+
+    const image = await docker.getImage(appTag).inspect();
+    expect(image.Id).toBe(app.artifact_id);
+    expect(image.Config.Labels).toMatchObject({
+      "dev.kiln.image": "app",
+      "dev.kiln.parent": base.artifact_id,
+      "dev.kiln.key": app.bake_key,
+      "dev.kiln.build": manifest.run_id,
+    });
+    expect(image.Config.Cmd).toEqual(["sleep", "infinity"]);
+    const run = await runContainer(appTag, ["cat", "/opt/app/greeting", "/etc/base-marker", "/opt/app/data.txt"]);
+    expect(run).toBe("hello from kiln\nbase\ndata\n");
+    expect((await listDockerResources(manifest.run_id)).filter((r) => r.startsWith("container"))).toEqual([]);
+  });
+
+  it("a failing provisioner exits 1 with the command's output and leaves no container behind", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  broken:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["echo about to fail", "echo the disk is on fire >&2", "exit 42"] }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir]);
+    const runId = runIdOf(result.stdout);
+    runs.push(runId);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/broken: FAILED/);
+    expect(result.stdout).toMatch(/42/);
+    expect(result.stdout).toMatch(/the disk is on fire/);
+    expect(await listDockerResources(runId)).toEqual([]);
+  });
+
+  it("Ctrl-C during provisioning exits 130 and leaves no container behind", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  slow:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["echo provisioning-started", "sleep 600"] }
+`,
+    });
+    let sent = false;
+    const result = await kiln(["build", "-C", dir.dir], {
+      onStdout: (_chunk, child) => {
+        if (!sent && /provisioning-started/.test(_chunk)) {
+          sent = true;
+          child.kill("SIGINT");
+        }
+      },
+    });
+    const runId = runIdOf(result.stdout);
+    runs.push(runId);
+    expect(sent).toBe(true);
+    expect(result.code, result.stdout + result.stderr).toBe(130);
+    expect(result.stdout).toMatch(/interrupted/);
+    expect(await listDockerResources(runId)).toEqual([]);
+  });
+
+  it("verify says clearly when the image's command exits instead of running", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  oneshot:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    changes: { cmd: ["sh", "-c", "echo one-shot done"] }
+    verify: { checks: [{ command: "true" }] }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir]);
+    const runId = runIdOf(result.stdout);
+    runs.push(runId);
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.stdout).toMatch(/is not running: its command exited with code 0; last output:\s+one-shot done/);
+    expect(await listDockerResources(runId)).toEqual([]);
+  });
+
+  it("--on-error=abort keeps the build machine and prints how to attach", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  kept:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["touch /debug-me", "false"] }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir, "-on-error=abort"]);
+    const runId = runIdOf(result.stdout);
+    runs.push(runId);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    const attach = /docker exec -it (\S+) \/bin\/sh/.exec(result.stdout);
+    expect(attach?.[1]).toBeTruthy();
+    const container = docker.getContainer(attach?.[1] as string);
+    const check = await (await container.exec({ Cmd: ["test", "-e", "/debug-me"] })).start({}).then(() => container.inspect());
+    expect(check.State.Running).toBe(true);
+    expect(await listDockerResources(runId)).toHaveLength(1);
+  });
+
+  it("--only bakes the named image and the parents it needs; --json prints one event per line", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  a: { driver: docker, source: ${FIXTURE_IMAGE} }
+  b: { driver: docker, from: a }
+  c: { driver: docker, source: ${FIXTURE_IMAGE} }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir, "-only", "b", "--json"]);
+    runs.push(runIdOf(result.stdout));
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    expect(events[0]).toMatchObject({ type: "run.start", images: ["a", "b"] });
+    expect(events.filter((event) => event.type === "image.done").map((event) => event.image)).toEqual(["a", "b"]);
+    expect(events.at(-1)).toMatchObject({ type: "run.end", ok: true });
+  });
+
+  it("a failed parent skips its children and still bakes unrelated images", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  parent: { driver: docker, source: ${FIXTURE_IMAGE}, provision: [{ shell: { inline: ["exit 1"] } }] }
+  child: { driver: docker, from: parent }
+  other: { driver: docker, source: ${FIXTURE_IMAGE} }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir]);
+    runs.push(runIdOf(result.stdout));
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/child: skipped: parent image "parent" was not baked/);
+    expect(result.stdout).toMatch(/other: baked/);
+  });
+});
+
+async function runContainer(image: string, cmd: string[]): Promise<string> {
+  const container = await docker.createContainer({ Image: image, Cmd: cmd, Labels: { "dev.kiln.build": "cli-test-run" } });
+  try {
+    await container.start();
+    await container.wait();
+    const logs = await container.logs({ stdout: true, stderr: false });
+    return demux(logs);
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Docker's multiplexed log frames → text. */
+export function demux(buffer: Buffer): string {
+  let text = "";
+  for (let offset = 0; offset + 8 <= buffer.length; ) {
+    const size = buffer.readUInt32BE(offset + 4);
+    text += buffer.subarray(offset + 8, offset + 8 + size).toString();
+    offset += 8 + size;
+  }
+  return text;
+}

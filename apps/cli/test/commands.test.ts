@@ -1,0 +1,86 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { kiln, project } from "./helpers.js";
+
+const version = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")).version as string;
+/** Records which CommonJS modules a process loaded (dockerode is CommonJS), printed on exit. */
+const PROBE = fileURLToPath(new URL("./fixtures/loaded-modules.cjs", import.meta.url));
+
+describe("kiln commands", { timeout: 60_000 }, () => {
+  it("--version prints the version without loading the Docker SDK", async () => {
+    const result = await kiln(["--version"], { nodeArgs: ["--require", PROBE] });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toBe(`kiln ${version}\n`);
+    expect(result.stderr).not.toMatch(/dockerode/);
+    expect(result.stderr).toMatch(/loaded-modules/);
+  });
+
+  it("validate loads the driver's schema but not its SDK", async () => {
+    await using dir = await project({ "kiln.yaml": "images:\n  a: { driver: docker, source: debian:bookworm }\n" });
+    const result = await kiln(["validate", "-C", dir.dir], { nodeArgs: ["--require", PROBE] });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain("is valid: 1 image (a)");
+    expect(result.stderr).not.toMatch(/dockerode/);
+  });
+
+  it("init writes a starter bake file that validates, and refuses to overwrite it", async () => {
+    await using dir = await project({});
+    expect((await kiln(["init", "-C", dir.dir])).code).toBe(0);
+    expect(await readFile(join(dir.dir, "kiln.yaml"), "utf8")).toContain("driver: docker");
+    const validated = await kiln(["validate", "-C", dir.dir]);
+    expect(validated.stdout).toContain("is valid: 2 images (base, app)");
+    const again = await kiln(["init", "-C", dir.dir]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("--force");
+  });
+
+  it("inspect shows images in bake order with sources, provisioners and tags", async () => {
+    await using dir = await project({});
+    await kiln(["init", "-C", dir.dir]);
+    const result = await kiln(["inspect", dir.dir, "--json"]);
+    const description = JSON.parse(result.stdout);
+    expect(description.images.map((image: { name: string }) => image.name)).toEqual(["base", "app"]);
+    expect(description.images[1]).toMatchObject({ from: "base", provision: ["shell"], tags: ["my/app:0.1.0"], checks: 1 });
+    expect(description.variables).toEqual({ version: "0.1.0" });
+  });
+
+  it("variables come from --var-file and KILN_VAR_ with --var winning", async () => {
+    await using dir = await project({
+      "kiln.yaml": "variables:\n  a: { default: from-default }\n  b: { default: from-default }\n  c: { default: from-default }\nimages:\n  x: { driver: docker, source: debian }\n",
+      "vars.json": JSON.stringify({ a: "from-file", b: "from-file", c: "from-file" }),
+    });
+    const result = await kiln(["inspect", "-C", dir.dir, "-var-file", join(dir.dir, "vars.json"), "--var", "c=from-flag", "--json"], { env: { KILN_VAR_b: "from-env", KILN_VAR_c: "from-env" } });
+    expect(JSON.parse(result.stdout).variables).toEqual({ a: "from-file", b: "from-env", c: "from-flag" });
+  });
+
+  it("loads a typed kiln.config.ts written with defineConfig", async () => {
+    const dir = fileURLToPath(new URL("./fixtures/ts-config", import.meta.url));
+    const result = await kiln(["inspect", "-C", dir, "--json"]);
+    expect(result.stderr).toBe("");
+    expect(JSON.parse(result.stdout).images).toEqual([expect.objectContaining({ name: "typed", driver: "docker", source: "debian:bookworm", provision: ["shell"] })]);
+  });
+
+  it("help lists commands and each command's options", async () => {
+    expect((await kiln(["help"])).stdout).toContain("validate");
+    const build = await kiln(["help", "build"]);
+    expect(build.stdout).toContain("--on-error <mode>");
+    expect((await kiln(["build", "--help"])).stdout).toBe(build.stdout);
+    expect((await kiln(["help", "nope"])).code).toBe(2);
+  });
+
+  it("schema prints a JSON Schema that includes the docker driver's and shell provisioner's options", async () => {
+    const schema = JSON.parse((await kiln(["schema"])).stdout);
+    const text = JSON.stringify(schema);
+    expect(schema.title).toBe("Kiln bake file");
+    expect(text).toContain("privileged");
+    expect(text).toContain("expect_disconnect");
+  });
+
+  it("the shipped schema file matches the command's output", async () => {
+    const shipped = await readFile(new URL("../schema/kiln.schema.json", import.meta.url), "utf8");
+    expect(JSON.parse(shipped)).toEqual(JSON.parse((await kiln(["schema"])).stdout));
+  });
+});
+

@@ -1,0 +1,59 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+
+export interface KilnRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface KilnOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Called with the child and each stdout chunk, e.g. to send SIGINT once a line appears. */
+  onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void;
+  nodeArgs?: string[];
+}
+
+/** Runs the built `kiln` binary as a user would, in a non-TTY (plain output). */
+export function kiln(args: string[], options: KilnOptions = {}): Promise<KilnRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
+      cwd: options.cwd ?? process.cwd(),
+      env: { ...process.env, CI: "1", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      options.onStdout?.(chunk.toString(), child);
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A temporary project directory with the given files; removed on dispose. */
+export async function project(files: Record<string, string>): Promise<{ dir: string } & AsyncDisposable> {
+  const dir = await mkdtemp(join(tmpdir(), "kiln-cli-test-"));
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), content);
+  }
+  return { dir, [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Run id of a `kiln build` run, from its plain output (`==> kiln build <run id>: …`) or its --json events. */
+export function runIdOf(output: string): string {
+  const match = /kiln build (\S+):/.exec(output) ?? /"runId":"([^"]+)"/.exec(output);
+  if (!match?.[1]) throw new Error(`no run id in output:\n${output}`);
+  return match[1];
+}

@@ -1,5 +1,4 @@
 import { pathToFileURL } from "node:url";
-import { resolve as resolveSpecifier } from "import-meta-resolve";
 import { KilnError } from "./errors.js";
 import type { DriverFactory, ProvisionerFactory } from "./types.js";
 
@@ -44,7 +43,7 @@ async function importPlugin(kind: PluginKind, name: string, search: PluginSearch
   const candidates = packageCandidates(kind, name);
   for (const specifier of candidates) {
     for (const base of search.from) {
-      const url = tryResolve(specifier, base);
+      const url = await tryResolve(specifier, base);
       if (!url) continue;
       const module = (await import(url)) as Record<string, unknown>;
       return checkShape(kind, name, specifier, module);
@@ -58,8 +57,10 @@ async function importPlugin(kind: PluginKind, name: string, search: PluginSearch
   );
 }
 
-function tryResolve(specifier: string, base: string): string | undefined {
+async function tryResolve(specifier: string, base: string): Promise<string | undefined> {
   const parent = base.startsWith("file:") ? base : pathToFileURL(base.endsWith("/") ? base : `${base}/`).href;
+  // Node 20 cannot resolve from an arbitrary parent with import.meta.resolve; this library implements the same algorithm.
+  const { resolve: resolveSpecifier } = await import("import-meta-resolve");
   try {
     return resolveSpecifier(specifier, parent);
   } catch {

@@ -79,7 +79,8 @@ export class BuildRun {
     const started = Date.now();
     const images = selectImages(this.options.project.images, this.options.only, this.options.except);
     this.emitEvent({ type: "run.start", runId: this.runId, images: images.map((image) => image.name) });
-    const git = await gitDescription(this.options.project.dir);
+    // Ask git while the first image resolves and launches; the answer is needed only at capture.
+    const git = gitDescription(this.options.project.dir);
     const records: BuildRecord[] = [];
     const artifacts = new Map<string, Artifact>();
     const cleanupFailures: CleanupFailure[] = [];
@@ -104,7 +105,7 @@ export class BuildRun {
     return { runId: this.runId, ok, interrupted, records, cleanupFailures };
   }
 
-  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: string): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
+  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: Promise<string>): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
     const { project } = this.options;
     const started = Date.now();
     const record: BuildRecord = { image: image.name, driver: image.driverName, status: "failed", startedAt: new Date(started).toISOString(), durationMs: 0, steps: [] };
@@ -133,10 +134,13 @@ export class BuildRun {
       cleanup.defer(() => machine[Symbol.asyncDispose](), { resource: `build machine ${machine.id}` });
       for (const item of image.provision) await this.provisionStep(ctx, record, item, machine);
 
-      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, git, this.options.kilnVersion) };
+      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, await git, this.options.kilnVersion) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
-      await machine[Symbol.asyncDispose]();
+      // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
+      const removal = Promise.resolve(machine[Symbol.asyncDispose]());
+      removal.catch(() => {});
+      cleanup.defer(() => removal, { resource: `build machine ${machine.id}` });
 
       if (image.verify) await step("verify", `${image.verify.checks.length} checks`, () => this.verify(ctx, image, artifact));
       await step("tag", image.tags.join(", ") || undefined, async () => {

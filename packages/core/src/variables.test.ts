@@ -25,7 +25,7 @@ async function failure(promise: Promise<unknown>): Promise<KilnError> {
 const version: Record<string, VariableDefinition> = { version: { default: "1.0" } };
 
 async function resolveVersion(inputs: VariableInputs, cwd?: string): Promise<string | undefined> {
-  const values = await resolveVariables(version, inputs, cwd ?? (await tempDir()));
+  const { values } = await resolveVariables(version, inputs, cwd ?? (await tempDir()));
   return values.version?.value;
 }
 
@@ -79,7 +79,7 @@ describe("resolveVariables precedence", () => {
   it("turns number and boolean values into strings", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "vars.yaml"), "port: 8080\ndebug: true\n");
-    const values = await resolveVariables({ port: {}, debug: {}, replicas: { default: 3 } }, { varFiles: ["vars.yaml"] }, dir);
+    const { values } = await resolveVariables({ port: {}, debug: {}, replicas: { default: 3 } }, { varFiles: ["vars.yaml"] }, dir);
     expect(values).toEqual({
       port: { value: "8080", sensitive: false },
       debug: { value: "true", sensitive: false },
@@ -88,45 +88,55 @@ describe("resolveVariables precedence", () => {
   });
 
   it("marks variables declared sensitive", async () => {
-    const values = await resolveVariables({ token: { sensitive: true } }, { vars: { token: "hunter2" } }, await tempDir());
+    const { values } = await resolveVariables({ token: { sensitive: true } }, { vars: { token: "hunter2" } }, await tempDir());
     expect(values.token).toEqual({ value: "hunter2", sensitive: true });
   });
 
   it("ignores KILN_VAR_ environment variables the bake file does not declare", async () => {
-    const values = await resolveVariables(version, { env: { KILN_VAR_other: "x", PATH: "/bin" } }, await tempDir());
-    expect(values).toEqual({ version: { value: "1.0", sensitive: false } });
+    const result = await resolveVariables(version, { env: { KILN_VAR_other: "x", PATH: "/bin" } }, await tempDir());
+    expect(result).toEqual({ values: { version: { value: "1.0", sensitive: false } }, problems: [] });
   });
 });
 
-describe("resolveVariables errors", () => {
-  it("refuses a --var the bake file does not declare", async () => {
-    const error = await failure(resolveVariables(version, { vars: { verison: "2.0" } }, await tempDir()));
-    expect(error.code).toBe("E_VARIABLE");
-    expect(error.exitCode).toBe(2);
-    expect(error.message).toBe('--var sets "verison", which the bake file does not declare');
+describe("resolveVariables problems", () => {
+  it("reports a --var the bake file does not declare", async () => {
+    const { problems } = await resolveVariables(version, { vars: { verison: "2.0" } }, await tempDir());
+    expect(problems).toEqual([
+      { name: "verison", declared: false, message: '--var sets "verison", which the bake file does not declare' },
+    ]);
   });
 
-  it("refuses a var file that sets a variable the bake file does not declare, naming the file", async () => {
+  it("reports a var file that sets a variable the bake file does not declare, naming the file", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "vars.yaml"), "verison: '2.0'\n");
-    const error = await failure(resolveVariables(version, { varFiles: ["vars.yaml"] }, dir));
-    expect(error.message).toBe('--var-file vars.yaml sets "verison", which the bake file does not declare');
+    const { problems } = await resolveVariables(version, { varFiles: ["vars.yaml"] }, dir);
+    expect(problems.map((problem) => problem.message)).toEqual(['--var-file vars.yaml sets "verison", which the bake file does not declare']);
   });
 
   it("names a variable with no value and says how to pass it", async () => {
-    const error = await failure(resolveVariables({ registry_token: { sensitive: true } }, {}, await tempDir()));
-    expect(error.code).toBe("E_VARIABLE");
-    expect(error.exitCode).toBe(2);
-    expect(error.message).toBe('variable "registry_token" has no value: pass --var registry_token=… or set KILN_VAR_registry_token');
+    const { values, problems } = await resolveVariables({ registry_token: { sensitive: true } }, {}, await tempDir());
+    expect(values).toEqual({});
+    expect(problems).toEqual([
+      {
+        name: "registry_token",
+        declared: true,
+        message: 'variable "registry_token" has no value: pass --var registry_token=… or set KILN_VAR_registry_token',
+      },
+    ]);
   });
 
   it("lists every missing or unknown variable at once", async () => {
-    const error = await failure(resolveVariables({ a: {}, b: {} }, { vars: { c: "1" } }, await tempDir()));
-    expect(error.message.split("\n")).toEqual([
+    const { problems } = await resolveVariables({ a: {}, b: {} }, { vars: { c: "1" } }, await tempDir());
+    expect(problems.map((problem) => problem.message)).toEqual([
       '--var sets "c", which the bake file does not declare',
       'variable "a" has no value: pass --var a=… or set KILN_VAR_a',
       'variable "b" has no value: pass --var b=… or set KILN_VAR_b',
     ]);
+  });
+
+  it("still resolves the variables that have values", async () => {
+    const { values } = await resolveVariables({ a: {}, b: { default: "x" } }, {}, await tempDir());
+    expect(values).toEqual({ b: { value: "x", sensitive: false } });
   });
 
   it("refuses a var file that is not a map", async () => {

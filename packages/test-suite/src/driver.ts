@@ -76,16 +76,18 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       await writeFile(join(local, "one.txt"), "one");
       await mkdir(join(local, "tree/sub"), { recursive: true });
       await writeFile(join(local, "tree/sub/two.txt"), "two");
+      await writeFile(join(local, "tree/top.txt"), "top");
       await machine.upload(join(local, "one.txt"), "/opt/kiln/one.txt", { mode: 0o600 });
       await machine.upload(join(local, "tree"), "/opt/kiln/tree");
       await machine.upload(Readable.from([Buffer.from("streamed")]), "/opt/kiln/stream.txt");
-      expect((await machine.exec("cat /opt/kiln/one.txt /opt/kiln/tree/sub/two.txt /opt/kiln/stream.txt")).stdout).toBe("onetwostreamed");
+      expect((await machine.exec("cat /opt/kiln/one.txt /opt/kiln/tree/top.txt /opt/kiln/tree/sub/two.txt /opt/kiln/stream.txt")).stdout).toBe("onetoptwostreamed");
       expect((await machine.exec("stat -c %a /opt/kiln/one.txt")).stdout.trim()).toBe("600");
 
       await machine.download("/opt/kiln/one.txt", join(local, "back/one.txt"));
       await machine.download("/opt/kiln/tree", join(local, "back/tree"));
       expect(await readFile(join(local, "back/one.txt"), "utf8")).toBe("one");
       expect(await readFile(join(local, "back/tree/sub/two.txt"), "utf8")).toBe("two");
+      expect(await readFile(join(local, "back/tree/top.txt"), "utf8")).toBe("top");
     });
 
     it("captures an artefact with its labels, launches it with runtime inputs, finds, tags and removes it", async () => {

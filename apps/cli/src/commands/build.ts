@@ -12,7 +12,7 @@ export async function build(argv: string[], version: string): Promise<number> {
     throw new KilnError("E_CONFIG", `--on-error must be cleanup or abort, not "${onError}"`);
   }
   const project = await openProject(values, positionals[0]);
-  const renderer = createRenderer(outputMode(values.json));
+  const renderer = await createRenderer(outputMode(values.json));
   const controller = new AbortController();
   const run = new BuildRun({
     project,

@@ -1,6 +1,5 @@
 import type { KilnEvent } from "@kiln/core";
 import { eventLine } from "./text.js";
-import { ttyRenderer } from "./tty.js";
 
 export interface Renderer {
   onEvent(event: KilnEvent): void;
@@ -8,9 +7,10 @@ export interface Renderer {
 }
 
 /** `--json`: one NDJSON event per line on stdout; a terminal: live progress; otherwise (CI, pipes): plain prefixed lines. */
-export function createRenderer(mode: "json" | "tty" | "plain"): Renderer {
+export async function createRenderer(mode: "json" | "tty" | "plain"): Promise<Renderer> {
   if (mode === "json") return { onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`), stop: () => {} };
-  if (mode === "tty") return ttyRenderer();
+  // The live renderer (and its terminal libraries) loads only for a terminal.
+  if (mode === "tty") return (await import("./tty.js")).ttyRenderer();
   return {
     onEvent(event) {
       const line = eventLine(event);

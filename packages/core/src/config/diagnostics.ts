@@ -21,6 +21,11 @@ export class Diagnostics {
     });
   }
 
+  /** A problem that belongs to no place in the file (e.g. a command-line flag). */
+  addGeneral(message: string, hint?: string): void {
+    this.items.push({ file: this.file, path: "", message, ...(hint ? { hint } : {}) });
+  }
+
   /** Adds the issues of a Standard Schema validation, with their paths under `prefix`. */
   addSchemaIssues(prefix: readonly PathSegment[], issues: readonly StandardSchemaV1.Issue[]): void {
     for (const issue of issues) {

@@ -68,8 +68,8 @@ async function loadFailure(file: string, options: LoadOptions = {}): Promise<Kil
   return error;
 }
 
-/** The name loadProject shows for a file: relative to the working directory. */
-const shown = (file: string) => relative(process.cwd(), file);
+/** Temp dirs lie outside the working directory, so diagnostics name their files by absolute path. */
+const shown = (file: string) => file;
 
 const where = (d: Diagnostic) => ({ path: d.path, line: d.line, column: d.column });
 
@@ -330,6 +330,32 @@ describe("loadProject diagnostics", () => {
     ]);
     const error = await loadFailure(file);
     expect(error.diagnostics.map(where)).toEqual([{ path: "images.web.provision[0].shell.timeout", line: 8, column: 20 }]);
+  });
+
+  it("refuses a negative provision step timeout", async () => {
+    const file = await writeBakeFile([
+      /* 1 */ "images:",
+      /* 2 */ "  web:",
+      /* 3 */ "    driver: docker",
+      /* 4 */ "    source: debian",
+      /* 5 */ "    provision:",
+      /* 6 */ '      - shell: { inline: ["true"], timeout: -5 }',
+    ]);
+    const error = await loadFailure(file);
+    expect(error.diagnostics.map(where)).toEqual([{ path: "images.web.provision[0].shell.timeout", line: 6, column: 45 }]);
+  });
+
+  it("points a provision step's max_retries that is not a whole number at the value", async () => {
+    const file = await writeBakeFile([
+      /* 1 */ "images:",
+      /* 2 */ "  web:",
+      /* 3 */ "    driver: docker",
+      /* 4 */ "    source: debian",
+      /* 5 */ "    provision:",
+      /* 6 */ '      - shell: { inline: ["true"], max_retries: 1.5 }',
+    ]);
+    const error = await loadFailure(file);
+    expect(error.diagnostics.map(where)).toEqual([{ path: "images.web.provision[0].shell.max_retries", line: 6, column: 49 }]);
   });
 
   it("rejects an empty images map", async () => {
@@ -621,17 +647,61 @@ describe("loadProject diagnostics", () => {
     expect(error.diagnostics.length).toBeGreaterThan(0);
   });
 
-  it("rejects a declared variable with no value as bad input (E_VARIABLE, exit code 2)", async () => {
+  it("reports a declared variable with no value at its declaration, saying how to pass it", async () => {
     const file = await writeBakeFile([
-      "variables:",
-      "  registry_token: { sensitive: true }",
-      "images:",
-      "  web: { driver: docker, source: debian }",
+      /* 1 */ "variables:",
+      /* 2 */ "  registry_token: { sensitive: true }",
+      /* 3 */ "images:",
+      /* 4 */ "  web: { driver: docker, source: debian }",
     ]);
     const error = await loadFailure(file);
-    expect(error.code).toBe("E_VARIABLE");
+    expect(error.code).toBe("E_CONFIG");
     expect(error.exitCode).toBe(2);
-    expect(error.message).toContain('variable "registry_token" has no value');
+    expect(error.diagnostics).toEqual([
+      {
+        file: shown(file),
+        path: "variables.registry_token",
+        line: 2,
+        column: 3,
+        message: 'variable "registry_token" has no value: pass --var registry_token=… or set KILN_VAR_registry_token',
+      },
+    ]);
+  });
+
+  it("reports a --var the bake file does not declare", async () => {
+    const file = await writeBakeFile(["images:", "  web: { driver: docker, source: debian }"]);
+    const error = await loadFailure(file, { variables: { vars: { verison: "2.0" } } });
+    expect(error.exitCode).toBe(2);
+    expect(error.diagnostics.map((d) => [d.message, d.hint])).toEqual([
+      ['--var sets "verison", which the bake file does not declare', "declare it under variables:, or check its spelling"],
+    ]);
+  });
+
+  it("reports a missing variable value together with problems in the images", async () => {
+    const file = await writeBakeFile([
+      /* 1 */ "variables:",
+      /* 2 */ "  registry_token: { sensitive: true }",
+      /* 3 */ "images:",
+      /* 4 */ "  web:",
+      /* 5 */ "    driver: docker",
+      /* 6 */ "    source: debian",
+      /* 7 */ "    privilegd: true",
+    ]);
+    const error = await loadFailure(file);
+    expect(error.diagnostics.map(where)).toEqual([
+      { path: "variables.registry_token", line: 2, column: 3 },
+      { path: "images.web.privilegd", line: 7, column: 5 },
+    ]);
+  });
+});
+
+describe("the file name in diagnostics", () => {
+  it("is relative for a bake file under the working directory", async () => {
+    const fixture = fileURLToPath(new URL("../../test/fixtures/unknown-key/kiln.yaml", import.meta.url));
+    const error = await loadFailure(fixture);
+    expect(error.diagnostics.map(formatDiagnostic)).toEqual([
+      `${relative(process.cwd(), fixture)}:5:5: images.base.privilegd: unknown key "privilegd" — remove it or check its spelling`,
+    ]);
   });
 });
 

@@ -8,7 +8,7 @@ import { createRedactor, interpolate, resolveVariables, templateReferences, type
 import type { Driver, Provisioner, StandardSchemaV1, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
 import { noPositions, yamlSourceMap, type PathSegment, type SourceMap } from "./positions.js";
-import { bakeFileSchema, COMMON_STEP_KEYS, IMAGE_KEYS, type BakeFile, type VerifyDefinition } from "./schema.js";
+import { bakeFileSchema, COMMON_STEP_KEYS, commonStepSchema, IMAGE_KEYS, type BakeFile, type VerifyDefinition } from "./schema.js";
 
 export interface ProvisionStep {
   /** Position in the image's `provision` list. */
@@ -74,8 +74,8 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   const order = dependencyOrder(bakeFile, diagnostics);
   const { values: variables, problems } = await resolveVariables(bakeFile.variables, options.variables ?? {}, dir);
   for (const problem of problems) {
-    const hint = problem.declared ? undefined : "declare it under variables:, or check its spelling";
-    diagnostics.add(problem.declared ? ["variables", problem.name] : [], problem.message, { atKey: problem.declared, ...(hint ? { hint } : {}) });
+    if (problem.declared) diagnostics.add(["variables", problem.name], problem.message, { atKey: true });
+    else diagnostics.addGeneral(problem.message, "declare it under variables:, or check its spelling");
   }
   const search: PluginSearch = { from: [dir, ...(options.plugins?.from ?? [])], ...pluginRegistry(options) };
   const images: ImageSpec[] = [];
@@ -283,17 +283,18 @@ function splitCommonStepOptions(
   diagnostics: Diagnostics,
 ): { common: Pick<ProvisionStep, "timeoutMs" | "pauseBeforeMs" | "maxRetries">; rest: Record<string, unknown> } {
   const rest = Object.fromEntries(Object.entries(options).filter(([key]) => !(COMMON_STEP_KEYS as string[]).includes(key)));
-  const common: Pick<ProvisionStep, "timeoutMs" | "pauseBeforeMs" | "maxRetries"> = { maxRetries: 0 };
-  try {
-    if (options.timeout !== undefined) common.timeoutMs = parseDuration(options.timeout as string | number);
-    if (options.pause_before !== undefined) common.pauseBeforeMs = parseDuration(options.pause_before as string | number);
-  } catch (error) {
-    diagnostics.add(path, (error as Error).message, { hint: 'write e.g. "30s", "5m"' });
+  const parsed = commonStepSchema.safeParse(options);
+  if (!parsed.success) {
+    diagnostics.addSchemaIssues(path, parsed.error.issues);
+    return { common: { maxRetries: 0 }, rest };
   }
-  if (options.max_retries !== undefined) {
-    if (typeof options.max_retries === "number" && Number.isInteger(options.max_retries) && options.max_retries >= 0) {
-      common.maxRetries = options.max_retries;
-    } else diagnostics.add([...path, "max_retries"], "max_retries must be a whole number ≥ 0");
-  }
-  return { common, rest };
+  const { timeout, pause_before: pauseBefore, max_retries: maxRetries } = parsed.data;
+  return {
+    common: {
+      maxRetries: maxRetries ?? 0,
+      ...(timeout !== undefined ? { timeoutMs: parseDuration(timeout) } : {}),
+      ...(pauseBefore !== undefined ? { pauseBeforeMs: parseDuration(pauseBefore) } : {}),
+    },
+    rest,
+  };
 }

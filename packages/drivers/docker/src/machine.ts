@@ -102,7 +102,6 @@ export class DockerMachine implements Machine {
   }
 
   async upload(from: string | Readable, to: string, options: { mode?: number } = {}): Promise<void> {
-    await this.mkdirs(typeof from === "string" && (await stat(from)).isDirectory() ? to : posix.dirname(to));
     if (typeof from !== "string") {
       const chunks: Buffer[] = [];
       for await (const chunk of from) chunks.push(Buffer.from(chunk as Buffer));
@@ -110,18 +109,30 @@ export class DockerMachine implements Machine {
     }
     const info = await stat(from);
     if (info.isDirectory()) {
-      const pack = tarFs.pack(from, { map: (header) => ({ ...header, uid: 0, gid: 0 }) });
-      await this.container.putArchive(pack, { path: to });
+      await this.putArchive(to, () => tarFs.pack(from, { map: (header) => ({ ...header, uid: 0, gid: 0 }) }));
     } else {
       await this.putFile(await readFile(from), to, options.mode ?? info.mode & 0o7777);
     }
   }
 
   private async putFile(content: Buffer, to: string, mode: number): Promise<void> {
-    const pack = tarStream.pack();
-    pack.entry({ name: posix.basename(to), mode, uid: 0, gid: 0, mtime: new Date() }, content);
-    pack.finalize();
-    await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: posix.dirname(to) });
+    await this.putArchive(posix.dirname(to), () => {
+      const pack = tarStream.pack();
+      pack.entry({ name: posix.basename(to), mode, uid: 0, gid: 0, mtime: new Date() }, content);
+      pack.finalize();
+      return pack as unknown as NodeJS.ReadableStream;
+    });
+  }
+
+  /** Extracts a tar stream into `dir`, creating `dir` only when the engine says it is missing (saves an exec per upload). */
+  private async putArchive(dir: string, archive: () => NodeJS.ReadableStream): Promise<void> {
+    try {
+      await this.container.putArchive(archive(), { path: dir });
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+      await this.mkdirs(dir);
+      await this.container.putArchive(archive(), { path: dir });
+    }
   }
 
   private async mkdirs(path: string): Promise<void> {
@@ -140,11 +151,7 @@ export class DockerMachine implements Machine {
     if (probe.exitCode === 0) {
       await mkdir(to, { recursive: true });
       // The archive's first path component is the directory itself; its contents go into `to`.
-      const strip = (name: string) => name.split("/").slice(1).join("/");
-      await pipeline(archive, tarFs.extract(to, {
-        ignore: (_name, header) => !header || strip(header.name) === "",
-        map: (header) => ({ ...header, name: strip(header.name) }),
-      }));
+      await pipeline(archive, tarFs.extract(to, { strip: 1 }));
       return;
     }
     await mkdir(dirname(to), { recursive: true });

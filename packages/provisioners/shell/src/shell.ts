@@ -130,7 +130,9 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
   const remotePath = `/tmp/kiln-${randomBytes(4).toString("hex")}-${job.fileName.replace(/[^\w.-]/g, "_")}`;
   await job.upload(machine, remotePath);
   const tail = outputTail();
-  const command = renderCommand(opts.execute_command ?? DEFAULT_EXECUTE_COMMAND, remotePath, Object.keys(opts.env ?? {}));
+  const started = renderCommand(opts.execute_command ?? DEFAULT_EXECUTE_COMMAND, remotePath, Object.keys(opts.env ?? {}));
+  // The script is removed by the same exec that runs it: every exec costs a round trip to the machine.
+  const command = `${started}\nkiln_status=$?\nrm -f ${shellQuote(remotePath)}\nexit $kiln_status`;
   const outcome = await machine
     .exec(command, {
       ...(opts.env ? { env: opts.env } : {}),
@@ -144,13 +146,13 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
     })
     .catch((error: unknown) => ({ error }));
   const validCodes = opts.valid_exit_codes ?? [0];
-  if ("exitCode" in outcome && validCodes.includes(outcome.exitCode)) return removeQuietly(machine, remotePath);
+  if ("exitCode" in outcome && validCodes.includes(outcome.exitCode)) return;
   // A reboot shows up as a failed exit or a dropped connection; it is only "expected" if the machine is really gone.
   if (opts.expect_disconnect && !ctx.signal.aborted && !(await answers(machine))) {
     ctx.log.info(`shell: the machine went away during ${job.label}; accepted because expect_disconnect is set`);
     return;
   }
-  if (!ctx.signal.aborted) await removeQuietly(machine, remotePath);
+  if ("error" in outcome && !ctx.signal.aborted) await removeQuietly(machine, remotePath);
   if ("error" in outcome) throw ctx.signal.aborted ? outcome.error : toKilnError(outcome.error, "E_PROVISION", `shell: ${job.label} could not run`);
   const lines = tail.lines().map((line) => `  ${ctx.redact(line)}`);
   const message = `shell: ${job.label} exited with code ${outcome.exitCode}${lines.length ? `\nlast output:\n${lines.join("\n")}` : ""}`;

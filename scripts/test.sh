@@ -3,4 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-pnpm test
+rm -rf .test-results
+status=0
+pnpm test || status=$?
+node scripts/test-summary.mjs || status=$((status > 0 ? status : 1))
+exit "$status"

@@ -1,3 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { vitestConfig } from "../../../vitest.shared.ts";
 
-export default defineConfig({ test: { include: ["src/**/*.test.ts", "test/**/*.test.ts"], hookTimeout: 600_000, testTimeout: 120_000 } });
+export default vitestConfig();

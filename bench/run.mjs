@@ -61,7 +61,10 @@ try {
     for (const item of cases) {
       const ms = item.run();
       item.after?.();
-      if (round > 0) (results[item.key] ??= []).push(ms);
+      if (round > 0) {
+        results[item.key] ??= [];
+        results[item.key].push(ms);
+      }
     }
   }
 } finally {

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 rm -rf .test-results
+pnpm typecheck --output-logs=errors-only
+pnpm lint --output-logs=errors-only
 status=0
 pnpm test || status=$?
 node scripts/test-summary.mjs || status=$((status > 0 ? status : 1))

@@ -83,8 +83,8 @@ describe("bakeKey", () => {
   });
 
   it("changes when provisioners run in another order", () => {
-    const [first, second] = input().provision;
-    const swapped = input({ provision: [second!, first!] });
+    const [first, second] = input().provision as [BakeKeyInput["provision"][number], BakeKeyInput["provision"][number]];
+    const swapped = input({ provision: [second, first] });
     expect(bakeKey(swapped, noVariables)).not.toBe(bakeKey(input(), noVariables));
   });
 

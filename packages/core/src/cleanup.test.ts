@@ -83,7 +83,9 @@ describe("CleanupStack.unwind", () => {
   it("runs each cleanup only once, even when unwound twice", async () => {
     let runs = 0;
     const stack = new CleanupStack();
-    stack.defer(() => void (runs += 1));
+    stack.defer(() => {
+      runs += 1;
+    });
     await stack.unwind("success");
     await stack.unwind("failure");
     expect(runs).toBe(1);

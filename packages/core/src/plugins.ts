@@ -6,8 +6,8 @@ export type PluginKind = "driver" | "provisioner";
 
 /** Plugins given directly (library use, tests); they win over packages of the same name. */
 export interface PluginRegistry {
-  drivers?: Record<string, DriverFactory<any>>;
-  provisioners?: Record<string, ProvisionerFactory<any>>;
+  drivers?: Record<string, DriverFactory<unknown>>;
+  provisioners?: Record<string, ProvisionerFactory<unknown>>;
 }
 
 export interface PluginSearch {

@@ -16,7 +16,7 @@ const run = defineProvisioner(() => ({
 }));
 
 export interface BakeOptions {
-  driver: DriverFactory<any>;
+  driver: DriverFactory<unknown>;
   /** Driver options for the image (must include `source`). */
   options: Record<string, unknown>;
   /** Shell commands run in order, each as one provision step. */
@@ -25,7 +25,7 @@ export interface BakeOptions {
   verify?: Record<string, unknown>;
   /** Called with each event: e.g. abort the run once a step starts. */
   onEvent?: (event: KilnEvent, run: BuildRun, abort: () => void) => void;
-  provisioners?: Record<string, ProvisionerFactory<any>>;
+  provisioners?: Record<string, ProvisionerFactory<unknown>>;
 }
 
 /** Bakes one image through the real loader and lifecycle runner, as `kiln build` would. */

@@ -1,4 +1,4 @@
-import { CleanupStack, createBakeContext, newRunId, type Artifact, type BakeContext, type KilnEventInput, type VariableValue } from "@kiln/core";
+import { CleanupStack, createBakeContext, newRunId, type Artifact, type BakeContext, type KilnEventInput, type Machine, type VariableValue } from "@kiln/core";
 
 export interface TestContextOptions {
   cwd?: string;
@@ -48,4 +48,11 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     cleanup,
     [Symbol.asyncDispose]: () => cleanup("failure"),
   };
+}
+
+/** Runs a command as root and returns its stdout; throws with stderr when it fails, so assertions stay short. */
+export async function execOk(machine: Machine, command: string): Promise<string> {
+  const result = await machine.exec(command, { user: "root" });
+  if (result.exitCode !== 0) throw new Error(`\`${command}\` exited with ${result.exitCode}: ${result.stderr}`);
+  return result.stdout;
 }

@@ -9,7 +9,7 @@ import { createTestContext } from "./context.js";
 
 export interface DriverFixture {
   /** The driver factory under test, as its package default-exports it. */
-  factory: DriverFactory<any>;
+  factory: DriverFactory<unknown>;
   /**
    * Driver options (including `source`) that launch a small Linux machine with /bin/sh, coreutils and python3.
    * A function runs once before the suite (e.g. to build a base image).

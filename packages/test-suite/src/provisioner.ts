@@ -15,9 +15,9 @@ export interface ProvisionerCase {
 }
 
 export interface ProvisionerFixture {
-  factory: ProvisionerFactory<any>;
+  factory: ProvisionerFactory<unknown>;
   /** A real driver to run the provisioner on, and options that launch a small Linux machine. */
-  machine: { factory: DriverFactory<any>; options: Record<string, unknown> | (() => Promise<Record<string, unknown>>) };
+  machine: { factory: DriverFactory<unknown>; options: Record<string, unknown> | (() => Promise<Record<string, unknown>>) };
   /** Each case runs on a fresh machine. */
   cases: ProvisionerCase[];
   /** Options whose step must fail with a KilnError (e.g. a command exiting non-zero), and text the message must contain. */

@@ -39,6 +39,7 @@ export function bakeFileJsonSchema(plugins: JsonSchemaPlugins = {}): Record<stri
     return [
       {
         if: { properties: { driver: { const: name } }, required: ["driver"] },
+        // biome-ignore lint/suspicious/noThenProperty: `then` is the JSON Schema keyword, not a thenable.
         then: {
           properties: { ...image.properties, ...options.properties },
           required: [...new Set([...(image.required ?? []), ...(options.required ?? []).filter((key) => key !== "source")])],

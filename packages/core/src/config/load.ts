@@ -159,7 +159,9 @@ function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
 
 function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, path: PathSegment[]) => void): void {
   if (typeof value === "string") visit(value, path);
-  else if (Array.isArray(value)) value.forEach((item, index) => walkStrings(item, [...path, index], visit));
+  else if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) walkStrings(item, [...path, index], visit);
+  }
   else if (value !== null && typeof value === "object") {
     for (const [key, item] of Object.entries(value)) walkStrings(item, [...path, key], visit);
   }

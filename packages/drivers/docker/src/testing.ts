@@ -1,4 +1,5 @@
-import { KilnError, LABELS } from "@kiln/core";
+import { KilnError, LABELS, type BakeContext, type Machine } from "@kiln/core";
+import { docker } from "./docker.js";
 import { debootstrapImage } from "./debootstrap.js";
 import { connect, ensureEngine } from "./engine.js";
 
@@ -46,4 +47,19 @@ export async function removeDockerResources(runId: string): Promise<void> {
   for (const image of await docker.listImages({ filters: filter })) {
     await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
   }
+}
+
+/** Driver options that start the fixture image. */
+export async function fixtureOptions(): Promise<{ source: string }> {
+  return { source: await ensureFixtureImage() };
+}
+
+/**
+ * A fresh build container from the fixture image, labelled with the context's run id and removed by its cleanups (or by
+ * disposing it with `await using`).
+ */
+export async function launchFixture(ctx: BakeContext): Promise<Machine> {
+  const driver = docker({ cwd: process.cwd() });
+  const options = await fixtureOptions();
+  return driver.launch(ctx, await driver.resolveSource(ctx, options), options);
 }

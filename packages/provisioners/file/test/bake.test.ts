@@ -6,7 +6,7 @@ import { BuildRun, loadProject } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
 import file from "../src/index.js";
-import { fixtureOptions } from "./fixture.js";
+import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 let dir: string;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import docker from "@kiln/driver-docker";
 import { testProvisioner } from "@kiln/test-suite";
 import file from "../src/index.js";
-import { fixtureOptions } from "./fixture.js";
+import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 const read = async (machine: { exec(cmd: string): Promise<{ stdout: string }> }, path: string) => (await machine.exec(`cat ${path}`)).stdout;
 

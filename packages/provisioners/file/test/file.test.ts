@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Machine } from "@kiln/core";
-import { createTestContext } from "@kiln/test-suite";
+import { createTestContext, execOk } from "@kiln/test-suite";
 import file, { type FileOptions } from "../src/index.js";
-import { fixtureOptions, launchFixture, sh } from "./fixture.js";
+import { fixtureOptions, launchFixture } from "@kiln/driver-docker/testing";
 
 const provisioner = file();
 let dir: string;
@@ -25,7 +25,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 /** Runs steps (validated like the loader does) in order on one fresh container, then hands it to `check`. */
 async function provision(steps: unknown[], check: (machine: Machine) => Promise<void> = async () => {}): Promise<void> {
   await using test = createTestContext({ cwd: dir });
-  await using machine = await launchFixture(test);
+  await using machine = await launchFixture(test.ctx);
   for (const input of steps) {
     const result = await provisioner.schema["~standard"].validate(input);
     if (result.issues) throw new Error(`invalid options ${JSON.stringify(input)}: ${JSON.stringify(result.issues)}`);
@@ -34,28 +34,28 @@ async function provision(steps: unknown[], check: (machine: Machine) => Promise<
   await check(machine);
 }
 
-const tree = async (machine: Machine, path: string) => (await sh(machine, `cd ${path} && find . -mindepth 1 | sort`)).trim().split("\n");
-const modeOf = async (machine: Machine, path: string) => (await sh(machine, `stat -c %a ${path}`)).trim();
+const tree = async (machine: Machine, path: string) => (await execOk(machine, `cd ${path} && find . -mindepth 1 | sort`)).trim().split("\n");
+const modeOf = async (machine: Machine, path: string) => (await execOk(machine, `stat -c %a ${path}`)).trim();
 
 describe("file provisioner uploads", () => {
   it("puts a file exactly at destination (creating parents), or inside a destination ending in /", async () => {
     await provision([{ source: "app.conf", destination: "/opt/deep/nested/app.conf" }, { source: "./app.conf", destination: "/etc/app/" }], async (machine) => {
-      expect(await sh(machine, "cat /opt/deep/nested/app.conf")).toBe("port = 8080\n");
-      expect(await sh(machine, "cat /etc/app/app.conf")).toBe("port = 8080\n");
+      expect(await execOk(machine, "cat /opt/deep/nested/app.conf")).toBe("port = 8080\n");
+      expect(await execOk(machine, "cat /etc/app/app.conf")).toBe("port = 8080\n");
     });
   });
 
   it("uploads a directory without trailing slash as a directory inside destination", async () => {
     await provision([{ source: "./site", destination: "/var/www" }], async (machine) => {
       expect(await tree(machine, "/var/www")).toEqual(["./site", "./site/css", "./site/css/main.css", "./site/index.html"]);
-      expect(await sh(machine, "cat /var/www/site/index.html")).toBe("<h1>hello</h1>\n");
+      expect(await execOk(machine, "cat /var/www/site/index.html")).toBe("<h1>hello</h1>\n");
     });
   });
 
   it("uploads a directory's contents with a trailing slash, keeping what destination already holds", async () => {
     await provision([{ content: "keep me\n", destination: "/var/www/existing.txt" }, { source: "./site/", destination: "/var/www/" }], async (machine) => {
       expect(await tree(machine, "/var/www")).toEqual(["./css", "./css/main.css", "./existing.txt", "./index.html"]);
-      expect(await sh(machine, "cat /var/www/css/main.css /var/www/existing.txt")).toBe("body { margin: 0 }\nkeep me\n");
+      expect(await execOk(machine, "cat /var/www/css/main.css /var/www/existing.txt")).toBe("body { margin: 0 }\nkeep me\n");
     });
   });
 
@@ -67,10 +67,10 @@ describe("file provisioner uploads", () => {
 
   it("writes content to the destination file, 0644 unless mode says otherwise", async () => {
     await provision([{ content: "welcome\n", destination: "/etc/motd" }, { content: "#!/bin/sh\necho hi\n", destination: "/usr/local/bin/hi", mode: "0755" }], async (machine) => {
-      expect(await sh(machine, "cat /etc/motd")).toBe("welcome\n");
+      expect(await execOk(machine, "cat /etc/motd")).toBe("welcome\n");
       expect(await modeOf(machine, "/etc/motd")).toBe("644");
       expect(await modeOf(machine, "/usr/local/bin/hi")).toBe("755");
-      expect(await sh(machine, "hi")).toBe("hi\n");
+      expect(await execOk(machine, "hi")).toBe("hi\n");
     });
   });
 
@@ -100,8 +100,8 @@ describe("file provisioner downloads", () => {
     try {
       const relative = local.slice(dir.length + 1);
       await using test = createTestContext({ cwd: dir });
-      await using machine = await launchFixture(test);
-      await sh(machine, seed);
+      await using machine = await launchFixture(test.ctx);
+      await execOk(machine, seed);
       for (const step of steps) {
         const opts = { ...step, destination: `${relative}/${step.destination}` };
         const result = await provisioner.schema["~standard"].validate(opts);

@@ -6,12 +6,13 @@ import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
 import shell from "../src/index.js";
-import { fixtureOptions } from "./fixture.js";
+import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 let dir: string;
 beforeAll(async () => {
   await fixtureOptions();
   dir = await mkdtemp(join(tmpdir(), "kiln-shell-bake-"));
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${#TOKEN} is shell, not a template.
   await writeFile(join(dir, "setup.sh"), '#!/bin/sh\nset -e\necho "$GREETING" > /etc/greeting\necho "token has ${#TOKEN} chars"\n');
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 import docker from "@kiln/driver-docker";
 import { testProvisioner } from "@kiln/test-suite";
 import shell from "../src/index.js";
-import { fixtureOptions } from "./fixture.js";
+import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 testProvisioner("shell", {
   factory: shell,

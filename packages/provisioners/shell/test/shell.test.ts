@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError } from "@kiln/core";
-import { createTestContext } from "@kiln/test-suite";
+import { createTestContext, execOk } from "@kiln/test-suite";
 import shell, { type ShellOptions } from "../src/index.js";
-import { fixtureOptions, launchFixture, sh } from "./fixture.js";
+import { fixtureOptions, launchFixture } from "@kiln/driver-docker/testing";
 
 const provisioner = shell();
 let dir: string;
@@ -21,7 +21,7 @@ async function provision(input: unknown, check?: (machine: Awaited<ReturnType<ty
   const result = await provisioner.schema["~standard"].validate(input);
   if (result.issues) throw new Error(`invalid options: ${JSON.stringify(result.issues)}`);
   await using test = createTestContext({ cwd: dir });
-  await using machine = await launchFixture(test);
+  await using machine = await launchFixture(test.ctx);
   await provisioner.run(test.ctx, machine, result.value as ShellOptions);
   await check?.(machine, test.output());
 }
@@ -36,9 +36,9 @@ async function failure(input: unknown): Promise<KilnError> {
 describe("shell provisioner on a real container", () => {
   it("runs inline commands in order, streams their output and removes its temporary script", async () => {
     await provision({ inline: ["echo one > /tmp/order", "echo two >> /tmp/order", "echo visible-output"] }, async (machine, output) => {
-      expect(await sh(machine, "cat /tmp/order")).toBe("one\ntwo\n");
+      expect(await execOk(machine, "cat /tmp/order")).toBe("one\ntwo\n");
       expect(output).toContain("visible-output");
-      expect(await sh(machine, "ls /tmp | grep '^kiln-' || true")).toBe("");
+      expect(await execOk(machine, "ls /tmp | grep '^kiln-' || true")).toBe("");
     });
   });
 
@@ -61,7 +61,7 @@ describe("shell provisioner on a real container", () => {
 
   it("accepts the exit codes listed in valid_exit_codes, and only those", async () => {
     await provision({ inline: ["touch /tmp/ran", "exit 3"], valid_exit_codes: [0, 3] }, async (machine) => {
-      await sh(machine, "test -e /tmp/ran");
+      await execOk(machine, "test -e /tmp/ran");
     });
     const error = await failure({ inline: ["true"], valid_exit_codes: [3] });
     expect(error.message).toContain("exited with code 0");
@@ -73,9 +73,9 @@ describe("shell provisioner on a real container", () => {
     // Every process's command line while the step runs, to prove the value is not on any of them.
     const commandLines = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f"; echo; done > /tmp/cmdlines`;
     await provision({ inline: ['printf %s "$GREETING" > /tmp/greeting', "printenv API_TOKEN > /tmp/token", commandLines], env }, async (machine) => {
-      expect(await sh(machine, "cat /tmp/greeting")).toBe("hello 'quoted' world");
-      expect(await sh(machine, "cat /tmp/token")).toBe("s3cr3t-value\n");
-      const processes = await sh(machine, "cat /tmp/cmdlines");
+      expect(await execOk(machine, "cat /tmp/greeting")).toBe("hello 'quoted' world");
+      expect(await execOk(machine, "cat /tmp/token")).toBe("s3cr3t-value\n");
+      const processes = await execOk(machine, "cat /tmp/cmdlines");
       expect(processes).toMatch(/API_TOKEN="\$API_TOKEN" .*\/tmp\/kiln-/);
       expect(processes).not.toContain("s3cr3t-value");
     });
@@ -88,10 +88,10 @@ describe("shell provisioner on a real container", () => {
     const inline = ["printenv MODE > /tmp/mode", "echo ran-$MODE"];
     await provision({ inline, env: { MODE: "custom" }, execute_command: "echo via-custom && env -i {{ vars }} {{ path }}" }, async (machine, output) => {
       expect(output).toEqual(expect.arrayContaining(["via-custom", "ran-custom"]));
-      expect(await sh(machine, "cat /tmp/mode")).toBe("custom\n");
+      expect(await execOk(machine, "cat /tmp/mode")).toBe("custom\n");
     });
     await provision({ inline, env: { MODE: "packer" }, execute_command: "env -i {{ .Vars }} {{ .Path }}" }, async (machine) => {
-      expect(await sh(machine, "cat /tmp/mode")).toBe("packer\n");
+      expect(await execOk(machine, "cat /tmp/mode")).toBe("packer\n");
     });
   });
 
@@ -100,11 +100,11 @@ describe("shell provisioner on a real container", () => {
     await writeFile(join(dir, "second.py"), "#!/usr/bin/env python3\nopen('/tmp/order', 'a').write('second\\n')\n");
     await writeFile(join(dir, "broken.sh"), "#!/bin/sh\necho about to fail\nexit 42\n");
     await provision({ scripts: ["first.sh", "second.py"] }, async (machine) => {
-      expect(await sh(machine, "cat /tmp/order")).toBe("first\nsecond\n");
-      expect(await sh(machine, "ls /tmp | grep '^kiln-' || true")).toBe("");
+      expect(await execOk(machine, "cat /tmp/order")).toBe("first\nsecond\n");
+      expect(await execOk(machine, "ls /tmp | grep '^kiln-' || true")).toBe("");
     });
     await provision({ script: "first.sh" }, async (machine) => {
-      expect(await sh(machine, "cat /tmp/order")).toBe("first\n");
+      expect(await execOk(machine, "cat /tmp/order")).toBe("first\n");
     });
     const error = await failure({ scripts: ["first.sh", "broken.sh", "second.py"] });
     expect(error.message).toMatch(/script broken\.sh exited with code 42\nlast output:\n {2}about to fail/);
@@ -118,8 +118,8 @@ describe("shell provisioner on a real container", () => {
 
   it("runs as `user` in `cwd`", async () => {
     await provision({ inline: ["id -un > /tmp/who", "pwd > /tmp/where"], user: "nobody", cwd: "/usr/share" }, async (machine) => {
-      expect(await sh(machine, "cat /tmp/who /tmp/where")).toBe("nobody\n/usr/share\n");
-      expect(await sh(machine, "stat -c %U /tmp/who")).toBe("nobody\n");
+      expect(await execOk(machine, "cat /tmp/who /tmp/where")).toBe("nobody\n/usr/share\n");
+      expect(await execOk(machine, "stat -c %U /tmp/who")).toBe("nobody\n");
     });
   });
 

@@ -120,6 +120,60 @@ images:
     expect(await listDockerResources(runId)).toEqual([]);
   });
 
+  it("a second Ctrl-C exits at once and lists what was left behind, with the command to remove it", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  stubborn:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["echo provisioning-started", "sleep 600"] }
+`,
+    });
+    let sent = false;
+    const result = await kiln(["build", "-C", dir.dir], {
+      onStdout: (chunk, child) => {
+        if (!sent && /provisioning-started/.test(chunk)) {
+          sent = true;
+          child.kill("SIGINT");
+          child.kill("SIGINT");
+        }
+      },
+    });
+    runs.push(runIdOf(result.stdout));
+    expect(result.code, result.stdout + result.stderr).toBe(130);
+    expect(result.stdout).toMatch(/forced exit/);
+    expect(result.stderr).toMatch(/left behind: container kiln-\S+-stubborn-build-\S+ — remove it: docker rm -f kiln-/);
+  });
+
+  it("retries a failing step up to max_retries and fails a step that runs past its timeout", async () => {
+    await using dir = await project({
+      "kiln.yaml": `
+images:
+  flaky:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["if [ ! -e /tmp/tried ]; then touch /tmp/tried; echo first try fails; exit 1; fi", "echo second try works"], max_retries: 2 }
+  hangs:
+    driver: docker
+    source: ${FIXTURE_IMAGE}
+    provision:
+      - shell: { inline: ["sleep 600"], timeout: 2s }
+`,
+    });
+    const result = await kiln(["build", "-C", dir.dir]);
+    const runId = runIdOf(result.stdout);
+    runs.push(runId);
+    expect(result.code, result.stdout).toBe(1);
+    expect(result.stdout).toMatch(/flaky: provision failed \(attempt 1\), retrying/);
+    expect(result.stdout).toMatch(/flaky: second try works/);
+    expect(result.stdout).toMatch(/flaky: baked/);
+    expect(result.stdout).toMatch(/hangs: FAILED .*provision\[0\] shell timed out after 2\.0s/);
+    expect((await listDockerResources(runId)).filter((resource) => resource.startsWith("container"))).toEqual([]);
+  });
+
   it("verify says clearly when the image's command exits instead of running", async () => {
     await using dir = await project({
       "kiln.yaml": `

@@ -3,7 +3,7 @@ import type Docker from "dockerode";
 import tarStream from "tar-stream";
 import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type SourceRef } from "@kiln/core";
 import { debootstrapImage } from "./debootstrap.js";
-import { connect, ensureEngine, isNotFound, splitTag } from "./engine.js";
+import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
 import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
 
@@ -19,22 +19,11 @@ export const docker = defineDriver<DockerOptions>(() => {
     schema: dockerOptionsSchema,
 
     async resolveSource(ctx, opts) {
-      const api = await engine();
-      await ensureEngine(api);
-      if (ctx.parent) return { id: ctx.parent.id, digest: ctx.parent.id, description: `${ctx.parent.image} (${shortId(ctx.parent.id)})` };
-      const source = opts.source;
-      if (source === undefined) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: or from:" });
-      if (typeof source !== "string") {
-        const recipe = source.debootstrap;
-        const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
-        return {
-          id: built.id,
-          digest: built.id,
-          description: `debootstrap ${recipe.suite}/${recipe.variant ?? "minbase"}`,
-          details: { mirror: built.mirror, built: built.created, tag: built.tag },
-        };
+      try {
+        return await resolve(await engine(), ctx, opts);
+      } catch (error) {
+        throw engineUnreachable(error) ?? error;
       }
-      return resolveImageRef(api, ctx, source, opts.pull ?? "missing");
     },
 
     async launch(ctx, source, opts) {
@@ -51,13 +40,13 @@ export const docker = defineDriver<DockerOptions>(() => {
       } as Docker.ContainerCreateOptions);
       ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       await startContainer(container, "build");
-      return new DockerMachine(api, container.id, opts.exec_user);
+      return new DockerMachine(api, container.id, opts.exec_user, source.id);
     },
 
     async capture(ctx, machine, target, opts) {
       const api = await engine();
-      const container = await api.getContainer(machine.id).inspect();
-      const base = (await api.getImage(container.Image).inspect()).Config;
+      const sourceImage = machine instanceof DockerMachine && machine.sourceImage ? machine.sourceImage : (await api.getContainer(machine.id).inspect()).Image;
+      const base = (await api.getImage(sourceImage).inspect()).Config;
       // Start from the source image's config, not the container's: the keep-alive entrypoint must not end up in the image.
       const config = {
         Entrypoint: toArgv(base?.Entrypoint),
@@ -78,8 +67,7 @@ export const docker = defineDriver<DockerOptions>(() => {
         _body: config,
       })) as { Id: string };
       ctx.defer(() => removeImage(api, result.Id), { when: "failure", resource: `image ${shortId(result.Id)}`, manualCommand: `docker rmi -f ${result.Id}` });
-      const image = await api.getImage(result.Id).inspect();
-      return { id: result.Id, driver: "docker", image: ctx.image, tags: [], labels: image.Config?.Labels ?? {}, created: image.Created };
+      return { id: result.Id, driver: "docker", image: ctx.image, tags: [], labels: config.Labels, created: new Date().toISOString() };
     },
 
     async launchArtifact(ctx, artifact, runtime, opts) {
@@ -125,6 +113,23 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
   };
 });
+
+async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions): Promise<SourceRef> {
+  if (ctx.parent) return { id: ctx.parent.id, digest: ctx.parent.id, description: `${ctx.parent.image} (${shortId(ctx.parent.id)})` };
+  const source = opts.source;
+  if (source === undefined) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: or from:" });
+  if (typeof source !== "string") {
+    const recipe = source.debootstrap;
+    const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
+    return {
+      id: built.id,
+      digest: built.id,
+      description: `debootstrap ${recipe.suite}/${recipe.variant ?? "minbase"}`,
+      details: { mirror: built.mirror, built: built.created, tag: built.tag },
+    };
+  }
+  return resolveImageRef(api, ctx, source, opts.pull ?? "missing");
+}
 
 async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string, pull: "missing" | "always" | "never"): Promise<SourceRef> {
   const inspect = () => api.getImage(reference).inspect();

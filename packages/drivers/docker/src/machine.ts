@@ -17,6 +17,8 @@ export class DockerMachine implements Machine {
     private readonly docker: Docker,
     readonly id: string,
     private readonly defaultUser?: string,
+    /** Image the container was started from; its config is the base of the committed image's config. */
+    readonly sourceImage?: string,
   ) {
     this.connection = { kind: "docker", container: id };
   }

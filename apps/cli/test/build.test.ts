@@ -120,7 +120,7 @@ images:
     expect(await listDockerResources(runId)).toEqual([]);
   });
 
-  it("a second Ctrl-C exits at once and lists what was left behind, with the command to remove it", async () => {
+  it("a second Ctrl-C (or SIGTERM) exits at once and lists what was left behind, with the command to remove it", async () => {
     await using dir = await project({
       "kiln.yaml": `
 images:
@@ -136,7 +136,8 @@ images:
       onStdout: (chunk, child) => {
         if (!sent && /provisioning-started/.test(chunk)) {
           sent = true;
-          child.kill("SIGINT");
+          // Two different signals: two of the same kind can merge into one delivery.
+          child.kill("SIGTERM");
           child.kill("SIGINT");
         }
       },

@@ -3,7 +3,9 @@
 set -eu
 cat > /usr/local/bin/serve-site <<'SCRIPT'
 #!/bin/sh
-: "${PORT:?set PORT, e.g. docker run -e PORT=8080 ...}"
+# Runtime configuration: PORT from the environment, or from /etc/default/serve-site (mounted or written at boot).
+[ -r /etc/default/serve-site ] && . /etc/default/serve-site
+: "${PORT:?set PORT, e.g. docker run -e PORT=8080 ... or provide /etc/default/serve-site}"
 exec python3 -m http.server "$PORT" --bind 0.0.0.0 --directory /srv/www
 SCRIPT
 chmod 0755 /usr/local/bin/serve-site

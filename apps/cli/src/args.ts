@@ -21,6 +21,7 @@ export const COMMAND_OPTIONS = {
     manifest: { type: "string" },
   },
   validate: COMMON,
+  verify: { ...COMMON, "runtime-file": { type: "string" } },
   inspect: COMMON,
   init: { help: COMMON.help, dir: COMMON.dir, force: { type: "boolean" } },
   schema: { help: COMMON.help },

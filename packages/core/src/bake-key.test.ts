@@ -11,7 +11,7 @@ function input(overrides: Partial<BakeKeyInput> = {}): BakeKeyInput {
       { name: "shell", options: { inline: ["apt-get update"] }, fingerprint: "fp-shell" },
       { name: "file", options: { source: "./site/", destination: "/var/www/" }, fingerprint: "fp-file" },
     ],
-    verify: { checks: [{ command: "nginx -t" }] },
+    verify: [{ name: "default", checks: [{ command: "nginx -t" }] }],
     ...overrides,
   };
 }
@@ -89,7 +89,7 @@ describe("bakeKey", () => {
   });
 
   it("changes when the verify block changes", () => {
-    const changed = input({ verify: { checks: [{ command: "nginx -v" }] } });
+    const changed = input({ verify: [{ name: "default", checks: [{ command: "nginx -v" }] }] });
     expect(bakeKey(changed, noVariables)).not.toBe(bakeKey(input(), noVariables));
   });
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { VerifyDefinition } from "./config/schema.js";
+import type { VerifyScenario } from "./config/verify-schema.js";
 import type { SourceRef, VariableValue } from "./types.js";
 
 export interface BakeKeyInput {
@@ -7,7 +7,7 @@ export interface BakeKeyInput {
   driverOptions: unknown;
   source: SourceRef;
   provision: { name: string; options: unknown; fingerprint: string }[];
-  verify: VerifyDefinition | undefined;
+  verify: VerifyScenario[];
 }
 
 export function sha256(text: string): string {
@@ -31,7 +31,7 @@ export function bakeKey(input: BakeKeyInput, variables: Record<string, VariableV
     options: input.driverOptions,
     source: { id: input.source.id, digest: input.source.digest ?? null },
     provision: input.provision,
-    verify: input.verify ?? null,
+    verify: input.verify.length > 0 ? input.verify : null,
   };
   return sha256(hideSecrets(canonicalJson(material)));
 }

@@ -10,6 +10,7 @@ export type KilnErrorCode =
   | "E_PROVISION"
   | "E_CAPTURE"
   | "E_VERIFY"
+  | "E_RUNTIME_ONLY" // runtime configuration (a runtime-only path or a secret) was baked into the image
   | "E_TIMEOUT"
   | "E_CLEANUP"
   | "E_MISSING_TOOL" // a host tool (docker engine, debootstrap…) is missing

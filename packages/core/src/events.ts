@@ -1,7 +1,7 @@
 import type { Artifact } from "./types.js";
 
 /** The lifecycle steps of one image's bake, in order. */
-export type StepName = "resolve" | "launch" | "provision" | "capture" | "verify" | "tag";
+export type StepName = "resolve" | "launch" | "provision" | "runtime-only" | "capture" | "verify" | "tag";
 
 /** Everything that happens during a run. Renderers (TTY, plain, NDJSON) and the manifest are built from these alone. */
 export type KilnEvent = KilnEventInput & { time: string };
@@ -17,6 +17,18 @@ export type KilnEventInput =
   | { type: "step.end"; image: string; step: StepName; detail?: string; durationMs: number }
   | { type: "step.retry"; image: string; step: StepName; attempt: number; error: string; delayMs: number }
   | { type: "output"; image: string; stream: "stdout" | "stderr"; line: string }
+  | {
+      type: "verify.check";
+      image: string;
+      scenario: string;
+      check: string;
+      kind: string;
+      ok: boolean;
+      expected?: string;
+      actual?: string;
+      attempts: number;
+      durationMs: number;
+    }
   | { type: "log"; image?: string; level: "info" | "warn" | "debug"; message: string }
   | { type: "cleanup.failed"; image?: string; resource: string; error: string; manualCommand?: string }
   | { type: "abort.kept"; image: string; machine: string; attachCommand: string }

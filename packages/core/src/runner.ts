@@ -11,7 +11,8 @@ import { gitDescription, LABELS } from "./provenance.js";
 import { retry } from "./retry.js";
 import type { Artifact, Machine, SourceRef } from "./types.js";
 import { redactDeep } from "./variables.js";
-import { runCheck, verifyFailure } from "./verify.js";
+import { verifyArtifact } from "./verify/artifact.js";
+import { checkRuntimeOnly } from "./verify/runtime-only.js";
 
 export interface BuildOptions {
   project: Project;
@@ -129,10 +130,24 @@ export class BuildRun {
       record.bakeKey = key;
       this.emitEvent({ type: "image.start", image: image.name, driver: image.driverName, bakeKey: key, ...(parent ? { parent: parent.id } : {}) });
 
+      const launched = Date.now();
       const machine = await step("launch", source.description, () => driver.launch(ctx, source, opts));
       buildMachine = machine;
       cleanup.defer(() => machine[Symbol.asyncDispose](), { resource: `build machine ${machine.id}` });
       for (const item of image.provision) await this.provisionStep(ctx, record, item, machine);
+      const runtimeOnly = image.runtimeOnly;
+      if (runtimeOnly) {
+        await step("runtime-only", undefined, async () => {
+          const minutes = Math.ceil((Date.now() - launched) / 60_000);
+          const report = await checkRuntimeOnly(machine, runtimeOnly, project.variables, minutes, ctx.signal);
+          for (const warning of report.warnings) ctx.log.warn(warning);
+          if (report.problems.length > 0) {
+            throw new KilnError("E_RUNTIME_ONLY", `image "${image.name}" bakes in runtime configuration:\n${report.problems.map((problem) => `  ✗ ${problem}`).join("\n")}`, {
+              hint: "inject it at boot (verify.runtime shows how); nothing was captured",
+            });
+          }
+        });
+      }
 
       const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, await git, this.options.kilnVersion) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
@@ -142,7 +157,11 @@ export class BuildRun {
       removal.catch(() => {});
       cleanup.defer(() => removal, { resource: `build machine ${machine.id}` });
 
-      if (image.verify) await step("verify", `${image.verify.checks.length} checks`, () => this.verify(ctx, image, artifact));
+      if (image.verify.length > 0) {
+        const checks = image.verify.reduce((count, scenario) => count + scenario.checks.length, 0);
+        const detail = `${checks} check${checks === 1 ? "" : "s"}${image.verify.length > 1 ? ` in ${image.verify.length} scenarios` : ""}`;
+        await step("verify", detail, () => verifyArtifact(ctx, image, artifact));
+      }
       await step("tag", image.tags.join(", ") || undefined, async () => {
         for (const tag of image.tags) await driver.tag(artifact, tag);
       });
@@ -213,26 +232,11 @@ export class BuildRun {
     });
   }
 
-  private async verify(ctx: RunnerContext, image: ImageSpec, artifact: Artifact): Promise<void> {
-    const verify = image.verify;
-    if (!verify) return;
-    const machine = await image.driver.launchArtifact(ctx, artifact, verify.runtime ?? {}, image.driverOptions);
-    ctx.defer(() => machine[Symbol.asyncDispose](), { resource: `verify machine ${machine.id}` });
-    try {
-      const results = [];
-      for (const check of verify.checks) {
-        const result = await runCheck(machine, check, ctx.signal);
-        ctx.log.info(`${result.ok ? "✓" : "✗"} ${result.name}`);
-        results.push(result);
-      }
-      if (results.some((result) => !result.ok)) throw verifyFailure(image.name, results);
-    } finally {
-      await machine[Symbol.asyncDispose]();
-    }
-  }
-
   private describeFailure(thrown: unknown, image: ImageSpec, signal: AbortSignal): KilnError {
-    if (this.options.signal?.aborted) return new KilnError("E_INTERRUPTED", `image "${image.name}": interrupted`, { cause: thrown });
+    if (this.options.signal?.aborted) {
+      const reason = this.options.signal.reason;
+      return reason instanceof KilnError && reason.code !== "E_INTERRUPTED" ? reason : new KilnError("E_INTERRUPTED", `image "${image.name}": interrupted`, { cause: thrown });
+    }
     if (signal.aborted && !(thrown instanceof KilnError && thrown.code === "E_TIMEOUT")) {
       return new KilnError("E_TIMEOUT", `image "${image.name}" timed out after ${formatDuration(image.timeoutMs ?? 0)}`, { hint: "raise the image's `timeout:`", cause: thrown });
     }

@@ -69,14 +69,29 @@ export interface Machine extends AsyncDisposable {
   download(from: string, to: string): Promise<void>;
   /** Shell command a person can run to get a shell on this machine. */
   attachCommand(): string;
+  /** Where a port of the machine is reachable from the host (only for ports asked for in `RuntimeInputs.ports`). */
+  hostAddress?(port: number): Promise<{ host: string; port: number } | undefined>;
 }
 
 /** Runtime configuration injected when a machine starts from an artefact (the way a deployment would). */
 export interface RuntimeInputs {
   /** Environment variables given to the machine at start. */
   env?: Record<string, string> | undefined;
-  /** Files written before the machine's own start command runs: path → content. */
-  files?: Record<string, string> | undefined;
+  /** Files written before the machine's own start command runs: path → content and mode (octal, default 0644). */
+  files?: Record<string, { content: string; mode?: number | undefined }> | undefined;
+  /** Shell script run at boot, before the image's own start command (configure-on-boot). */
+  bootScript?: string | undefined;
+  /** cloud-init user-data, for drivers that declare `runtimeSupport.userData`. */
+  userData?: string | undefined;
+  /** Ports to make reachable from the host (see `Machine.hostAddress`), for drivers that declare `runtimeSupport.hostPorts`. */
+  ports?: number[] | undefined;
+}
+
+/** Which runtime inputs a driver can inject; env and files are required of every driver. */
+export interface RuntimeSupport {
+  bootScript?: boolean;
+  userData?: boolean;
+  hostPorts?: boolean;
 }
 
 export interface CaptureTarget {
@@ -88,7 +103,9 @@ export interface CaptureTarget {
 
 export interface ArtifactQuery {
   /** Every label must match; a value of `undefined` only requires the label to exist. */
-  labels: Record<string, string | undefined>;
+  labels?: Record<string, string | undefined>;
+  /** An artefact id or tag. */
+  ref?: string;
 }
 
 /** A log line from a plugin. Text passes through the redactor before anyone sees it. */
@@ -147,6 +164,8 @@ export interface Driver<Opts = unknown> {
   readonly name: string;
   /** Validates the image's driver options (every key of the image other than Kiln's own). */
   readonly schema: StandardSchemaV1<unknown, Opts>;
+  /** Runtime inputs beyond env and files that `launchArtifact` can inject. */
+  readonly runtimeSupport?: RuntimeSupport;
   /** Resolves `opts.source` (or `ctx.parent` for `from:`) to an immutable id. Registers cleanups for anything it creates. */
   resolveSource(ctx: BakeContext, opts: Opts): Promise<SourceRef>;
   launch(ctx: BakeContext, source: SourceRef, opts: Opts): Promise<Machine>;

@@ -99,11 +99,12 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       await machine[Symbol.asyncDispose]();
       try {
         expect(artifact.labels).toMatchObject(labels);
-        const runtime = { env: { KILN_PORT: "8080" }, files: { "/etc/kiln-runtime.conf": "mode=test" } };
+        const runtime = { env: { KILN_PORT: "8080" }, files: { "/etc/kiln-runtime.conf": { content: "mode=test", mode: 0o640 } } };
         await using fresh = await driver.launchArtifact(test.ctx, artifact, runtime, opts().value);
         expect((await fresh.exec("cat /baked.txt")).stdout).toBe("baked\n");
         expect((await fresh.exec("printenv KILN_PORT")).stdout).toBe("8080\n");
-        expect((await fresh.exec("cat /etc/kiln-runtime.conf")).stdout).toBe("mode=test");
+        expect((await fresh.exec("cat /etc/kiln-runtime.conf; stat -c ' %a' /etc/kiln-runtime.conf")).stdout).toBe("mode=test 640\n");
+        expect((await driver.findArtifacts({ ref: artifact.id })).map((item) => item.id)).toEqual([artifact.id]);
 
         const found = await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } });
         expect(found.map((item) => item.id)).toContain(artifact.id);
@@ -115,6 +116,39 @@ export function testDriver(name: string, fixture: DriverFixture): void {
         await driver.remove(artifact);
       }
       expect(await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } })).toEqual([]);
+    });
+
+    it("runs a boot script before the machine's own start, with the runtime environment (if the driver supports it)", async (context) => {
+      if (!driver.runtimeSupport?.bootScript) return context.skip("the driver declares no boot-script support");
+      await using test = createTestContext();
+      const machine = await launched(test);
+      const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
+      await machine[Symbol.asyncDispose]();
+      try {
+        const runtime = { env: { STAGE: "staging" }, bootScript: 'echo "configured for $STAGE" > /tmp/boot.log' };
+        await using fresh = await driver.launchArtifact(test.ctx, artifact, runtime, opts().value);
+        await expect.poll(async () => (await fresh.exec("cat /tmp/boot.log")).stdout).toBe("configured for staging\n");
+      } finally {
+        await driver.remove(artifact);
+      }
+    });
+
+    it("makes asked-for ports reachable from the host (if the driver supports it)", async (context) => {
+      if (!driver.runtimeSupport?.hostPorts) return context.skip("the driver declares no host-port support");
+      await using test = createTestContext();
+      const machine = await launched(test);
+      const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
+      await machine[Symbol.asyncDispose]();
+      try {
+        await using fresh = await driver.launchArtifact(test.ctx, artifact, { ports: [8765] }, opts().value);
+        await fresh.exec("mkdir -p /srv/web && echo served > /srv/web/index.html && (nohup python3 -m http.server 8765 --directory /srv/web >/dev/null 2>&1 &)");
+        const address = await fresh.hostAddress?.(8765);
+        expect(address?.host).toMatch(/^127\./);
+        const get = () => fetch(`http://${address?.host}:${address?.port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => "");
+        await expect.poll(get, { timeout: 20_000 }).toBe("served\n");
+      } finally {
+        await driver.remove(artifact);
+      }
     });
 
     it("disposes machines idempotently and leaves nothing behind", async () => {

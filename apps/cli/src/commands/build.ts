@@ -4,6 +4,7 @@ import { listFlag, parseCommandArgs } from "../args.js";
 import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
 import { openProject } from "../project.js";
 import { createRenderer, outputMode } from "../render/index.js";
+import { stallGuard } from "../stall-guard.js";
 
 export async function build(argv: string[], version: string): Promise<number> {
   const { values, positionals } = parseCommandArgs("build", argv);
@@ -41,6 +42,7 @@ export async function build(argv: string[], version: string): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  const stalled = stallGuard(controller);
   try {
     const result = await run.run();
     const manifestPath = resolve(project.dir, values.manifest ?? MANIFEST_NAME);
@@ -52,9 +54,11 @@ export async function build(argv: string[], version: string): Promise<number> {
       }
       process.stdout.write(`manifest: ${manifestPath}\n`);
     }
+    if (stalled.fired) return 1;
     if (result.interrupted) return 130;
     return result.ok ? 0 : 1;
   } finally {
+    stalled.dispose();
     renderer.stop();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -6,6 +6,7 @@ usage: kiln <command> [options]
 commands:
   build      bake the images in the bake file (parents first)
   validate   check the bake file and report every problem with file:line:col
+  verify     run an image's verify checks against an existing artefact
   inspect    show images, sources, provisioners and variables (secrets hidden)
   init       write a starter kiln.yaml
   schema     print the bake file's JSON Schema (for editor completion)
@@ -35,6 +36,11 @@ Ctrl-C stops the bake and removes everything it created; a second Ctrl-C exits a
   validate: `usage: kiln validate [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
 
 Loads the bake file, its plugins and variables, and reports every problem at once (exit code 2). Launches nothing.`,
+  verify: `usage: kiln verify <image|artefact> [-C dir] [-f file] [--runtime-file file] [--var …] [--json]
+
+Starts a fresh machine from an existing artefact, injects the verify block's runtime configuration (or that of
+--runtime-file: a YAML/JSON file with env, files, boot_script, user_data), runs the checks and removes the machine.
+<image> verifies the newest artefact of that image; an artefact id or tag verifies that one. Exit code 1 if a check fails.`,
   inspect: `usage: kiln inspect [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
 
 Shows the images in bake order with their driver, source, provisioners, tags and verify checks, and the variables.

@@ -37,7 +37,7 @@ function describeProject(project: Project) {
         source: image.from ? undefined : (image.driverOptions as { source?: unknown }).source,
         provision: image.provision.map((step) => step.name),
         tags: image.tags,
-        checks: image.verify?.checks.length ?? 0,
+        checks: image.verify.reduce((count, scenario) => count + scenario.checks.length, 0),
       })),
     },
     project.redact,

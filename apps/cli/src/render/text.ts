@@ -13,6 +13,8 @@ export function eventLine(event: KilnEvent): string | undefined {
       return `==> ${event.image}: ${event.step} failed (attempt ${event.attempt}), retrying in ${formatDuration(event.delayMs)}: ${event.error}`;
     case "output":
       return `    ${event.image}: ${event.line}`;
+    case "verify.check":
+      return checkLine(event);
     case "log":
       return event.level === "debug" ? undefined : `    ${event.image ?? "kiln"}: ${event.level === "warn" ? "warning: " : ""}${event.message}`;
     case "image.done":
@@ -32,6 +34,15 @@ export function eventLine(event: KilnEvent): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** `✓ http :8080/ (2 attempts)` or `✗ name` with expected and actual on the lines below. */
+function checkLine(event: Extract<KilnEvent, { type: "verify.check" }>): string {
+  const scenario = event.scenario === "default" ? "" : ` [${event.scenario}]`;
+  const tries = event.attempts > 1 ? ` (${event.attempts} attempts, ${formatDuration(event.durationMs)})` : "";
+  if (event.ok) return `    ${event.image}: ✓ ${event.check}${scenario}${tries}`;
+  const pad = (text: string | undefined) => (text ?? "").split("\n").join(`\n    ${event.image}:             `);
+  return `    ${event.image}: ✗ ${event.check}${scenario}${tries}\n    ${event.image}:     expected: ${pad(event.expected)}\n    ${event.image}:     actual:   ${pad(event.actual)}`;
 }
 
 /** `launch debian:bookworm`; provision steps already read `provision[0] shell`. */

@@ -54,6 +54,7 @@ export function ttyRenderer(stream: NodeJS.WriteStream = process.stderr): { onEv
         case "log":
           if (event.level === "warn") permanent(eventLine(event) ?? "");
           break;
+        case "verify.check":
         case "step.retry":
         case "cleanup.failed":
         case "abort.kept":

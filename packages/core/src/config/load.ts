@@ -8,7 +8,10 @@ import { createRedactor, interpolate, resolveVariables, templateReferences, type
 import type { Driver, Provisioner, StandardSchemaV1, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
 import { noPositions, yamlSourceMap, type PathSegment, type SourceMap } from "./positions.js";
-import { bakeFileSchema, COMMON_STEP_KEYS, commonStepSchema, IMAGE_KEYS, type BakeFile, type VerifyDefinition } from "./schema.js";
+import { normalizeRuntimeOnly, type RuntimeOnly } from "../verify/runtime-only.js";
+import { verifyScenarios } from "../verify/run.js";
+import { bakeFileSchema, COMMON_STEP_KEYS, commonStepSchema, IMAGE_KEYS, type BakeFile } from "./schema.js";
+import type { VerifyScenario } from "./verify-schema.js";
 
 export interface ProvisionStep {
   /** Position in the image's `provision` list. */
@@ -30,7 +33,9 @@ export interface ImageSpec {
   driverOptions: unknown;
   from?: string;
   provision: ProvisionStep[];
-  verify?: VerifyDefinition;
+  /** Start-up scenarios to verify the artefact with (empty: no verify). */
+  verify: (VerifyScenario & { name: string })[];
+  runtimeOnly?: RuntimeOnly;
   tags: string[];
   labels: Record<string, string>;
   timeoutMs?: number;
@@ -233,6 +238,23 @@ async function resolveImage(
       provision.push({ index, name: stepName, provisioner, options, ...common });
     }
   }
+  const runtimeOnly = normalizeRuntimeOnly(image.runtime_only);
+  for (const [index, name] of (runtimeOnly?.variables ?? []).entries()) {
+    if (!(name in bakeFile.variables)) {
+      const at2 = Array.isArray(image.runtime_only) ? [...at, "runtime_only", image.runtime_only.indexOf(name)] : [...at, "runtime_only", "variables", index];
+      diagnostics.add(at2, `"${name}" is neither an absolute path nor a declared variable`, { hint: "paths start with /; variables must be declared under variables:" });
+    }
+  }
+  for (const [index, scenario] of verifyScenarios(image.verify).entries()) {
+    const where = Array.isArray(image.verify) ? [...at, "verify", index, "runtime"] : [...at, "verify", "runtime"];
+    const support = instance?.runtimeSupport ?? {};
+    if (scenario.runtime?.user_data !== undefined && !support.userData) {
+      diagnostics.add([...where, "user_data"], `driver "${image.driver}" cannot inject cloud-init user-data`, { atKey: true, hint: "use env, files or boot_script" });
+    }
+    if (scenario.runtime?.boot_script !== undefined && !support.bootScript) {
+      diagnostics.add([...where, "boot_script"], `driver "${image.driver}" cannot run a boot script`, { atKey: true, hint: "use env or files" });
+    }
+  }
   if (!instance || driverOptions === INVALID) return undefined;
   return {
     name,
@@ -241,7 +263,8 @@ async function resolveImage(
     driverOptions,
     ...(image.from !== undefined ? { from: image.from } : {}),
     provision,
-    ...(image.verify ? { verify: image.verify } : {}),
+    verify: verifyScenarios(image.verify),
+    ...(runtimeOnly ? { runtimeOnly } : {}),
     tags: image.tags,
     labels: image.labels,
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),

@@ -1,13 +1,13 @@
 import { z } from "zod";
-import { isDurationString } from "../duration.js";
+import { durationSchema } from "./durations.js";
+import { verifySchema } from "./verify-schema.js";
+
+export { durationSchema };
 
 /** Names of images, variables and steps: usable in tags, labels and file names. */
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const durationSchema = z
-  .union([z.number().nonnegative(), z.string().refine(isDurationString, { message: 'expected a duration like "30s" or "5m"' })])
-  .describe('Seconds, or a duration such as "30s", "5m", "1h30m".');
 
 export const variableSchema = z
   .strictObject({
@@ -35,39 +35,20 @@ export const provisionStepSchema = z
   })
   .describe("One provisioner and its options, e.g. `shell: { inline: [...] }`.");
 
-export const commandCheckSchema = z.strictObject({
-  command: z.union([
-    z.string(),
+/**
+ * What must be supplied at boot and never baked: paths that may not exist in the image, and variables whose values may not
+ * appear in files written while provisioning. The list form mixes both (absolute paths, and variable names).
+ */
+export const runtimeOnlySchema = z
+  .union([
+    z.array(z.string().min(1)),
     z.strictObject({
-      run: z.string().describe("Shell command run on the verify machine."),
-      exit_code: z.number().int().optional().describe("Expected exit code. Default 0."),
-      stdout_contains: z.string().optional().describe("Text that stdout must contain."),
+      paths: z.array(z.string().startsWith("/")).optional().describe("Paths that must not exist in the image."),
+      variables: z.array(z.string()).optional().describe("Variables whose values must not appear in files written while provisioning."),
+      scan: z.array(z.string().startsWith("/")).optional().describe("Directories scanned for those values. Default: /etc /srv /opt /home /root /var/www /usr/local/etc /app."),
     }),
-  ]),
-  name: z.string().optional(),
-});
-
-export const fileCheckSchema = z.strictObject({
-  file: z.strictObject({
-    path: z.string().describe("Absolute path on the verify machine."),
-    contains: z.string().optional().describe("Text the file must contain."),
-  }),
-  name: z.string().optional(),
-});
-
-export const verifySchema = z
-  .strictObject({
-    runtime: z
-      .strictObject({
-        env: z.record(z.string(), z.string()).optional().describe("Environment variables given to the machine at start."),
-        files: z.record(z.string(), z.string()).optional().describe("Files written before start: path → content."),
-      })
-      .optional()
-      .describe("Runtime configuration injected the way a deployment would."),
-    checks: z.array(z.union([commandCheckSchema, fileCheckSchema])).default([]),
-    timeout: durationSchema.optional(),
-  })
-  .describe("Checks run on a fresh machine launched from the new artefact.");
+  ])
+  .describe("Runtime configuration that must be injected at boot, not baked into the image.");
 
 /** Kiln's own keys on an image. Every other key is a driver option, validated by the driver's schema. */
 export const imageSchema = z
@@ -77,6 +58,7 @@ export const imageSchema = z
     description: z.string().optional(),
     provision: z.array(provisionStepSchema).default([]).describe("Provisioners, run in order on the build machine."),
     verify: verifySchema.optional(),
+    runtime_only: runtimeOnlySchema.optional(),
     tags: z.array(z.string()).default([]).describe('Tags given to the artefact, e.g. "acme/web:{{ version }}".'),
     labels: z.record(z.string(), z.string()).default({}).describe("Extra labels put on the artefact."),
     timeout: durationSchema.optional().describe("Fail the whole bake of this image when it runs longer than this."),
@@ -95,7 +77,6 @@ export const bakeFileSchema = z
 
 export type VariableDefinition = z.infer<typeof variableSchema>;
 export type ImageDefinition = z.infer<typeof imageSchema>;
-export type VerifyDefinition = z.infer<typeof verifySchema>;
 export type BakeFile = z.infer<typeof bakeFileSchema>;
 /** The bake file as written (before defaults), for `defineConfig`. */
 export type BakeFileInput = z.input<typeof bakeFileSchema>;

@@ -7,6 +7,9 @@ import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
 import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
 
+/** Where a verify container's boot script is written (in that container only, never in the image). */
+const BOOT_SCRIPT = "/.kiln-boot.sh";
+
 /** Keeps a build container alive without a TTY, and exits promptly on `docker stop`. */
 const KEEP_ALIVE = ["/bin/sh", "-c", 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
@@ -17,6 +20,7 @@ export const docker = defineDriver<DockerOptions>(() => {
   return {
     name: "docker",
     schema: dockerOptionsSchema,
+    runtimeSupport: { bootScript: true, hostPorts: true },
 
     async resolveSource(ctx, opts) {
       try {
@@ -74,34 +78,43 @@ export const docker = defineDriver<DockerOptions>(() => {
       const api = await engine();
       const name = containerName(ctx, "verify");
       const image = (await api.getImage(artifact.id).inspect()).Config;
-      const hasCommand = (image?.Cmd?.length ?? 0) > 0 || (image?.Entrypoint?.length ?? 0) > 0;
+      const own = [...toArgv(image?.Entrypoint), ...toArgv(image?.Cmd)];
+      // An image without a command (a base image) is kept running like a build container so it can be inspected.
+      const command = own.length > 0 ? own : KEEP_ALIVE;
+      const start = runtime.bootScript ? ["/bin/sh", "-c", 'sh "$0" && exec "$@"', BOOT_SCRIPT, ...command] : command;
+      const ports = Object.fromEntries((runtime.ports ?? []).map((port) => [`${port}/tcp`, [{ HostIp: "127.0.0.1", HostPort: "" }]]));
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
         _body: {
           Image: artifact.id,
           Env: Object.entries(runtime.env ?? {}).map(([key, value]) => `${key}=${value}`),
           Labels: { ...ctx.resourceLabels },
-          // An image without a command (a base image) is started like a build container so it can be inspected.
-          ...(hasCommand ? {} : { Entrypoint: KEEP_ALIVE }),
+          // Started as `docker run` would, through our own entrypoint only when a boot script must run first.
+          ...(start === own ? {} : { Entrypoint: start, Cmd: [] }),
+          ExposedPorts: Object.fromEntries(Object.keys(ports).map((key) => [key, {}])),
+          HostConfig: { PortBindings: ports },
         },
       } as Docker.ContainerCreateOptions);
       ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
-      if (runtime.files && Object.keys(runtime.files).length > 0) await container.putArchive(filesArchive(runtime.files) as unknown as NodeJS.ReadableStream, { path: "/" });
+      const files = { ...runtime.files, ...(runtime.bootScript ? { [BOOT_SCRIPT]: { content: runtime.bootScript, mode: 0o700 } } : {}) };
+      if (Object.keys(files).length > 0) await container.putArchive(filesArchive(files) as unknown as NodeJS.ReadableStream, { path: "/" });
       await startContainer(container, "verify");
       return new DockerMachine(api, container.id, opts.exec_user);
     },
 
     async findArtifacts(query) {
-      const filters = Object.entries(query.labels).map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
-      const images = await (await engine()).listImages({ filters: { label: filters } });
-      return images.map((image): Artifact => ({
-        id: image.Id,
-        driver: "docker",
-        image: image.Labels?.[LABELS.image] ?? "",
-        tags: (image.RepoTags ?? []).filter((tag) => tag !== "<none>:<none>"),
-        labels: image.Labels ?? {},
-        created: new Date(image.Created * 1000).toISOString(),
-      }));
+      const api = await engine();
+      const wanted = Object.entries(query.labels ?? {});
+      if (query.ref !== undefined) {
+        const info = await api.getImage(query.ref).inspect().catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
+        if (!info) return [];
+        const labels = info.Config?.Labels ?? {};
+        const matches = wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
+        return matches ? [toArtifact(info.Id, info.RepoTags, labels, info.Created)] : [];
+      }
+      const filters = wanted.map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
+      const images = await api.listImages({ filters: { label: filters } });
+      return images.map((image) => toArtifact(image.Id, image.RepoTags, image.Labels ?? {}, new Date(image.Created * 1000).toISOString()));
     },
 
     async tag(artifact, reference) {
@@ -184,6 +197,11 @@ function applyChanges(config: ImageConfig, changes: DockerChanges): void {
   config.Labels = { ...config.Labels, ...changes.labels };
 }
 
+function toArtifact(id: string, repoTags: string[] | undefined, labels: Record<string, string>, created: string): Artifact {
+  const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>");
+  return { id, driver: "docker", image: labels[LABELS.image] ?? "", tags, labels, created };
+}
+
 async function startContainer(container: Docker.Container, role: "build" | "verify"): Promise<void> {
   try {
     await container.start();
@@ -203,9 +221,9 @@ async function removeImage(api: Docker, id: string): Promise<void> {
   }
 }
 
-function filesArchive(files: Record<string, string>): tarStream.Pack {
+function filesArchive(files: Record<string, { content: string; mode?: number | undefined }>): tarStream.Pack {
   const pack = tarStream.pack();
-  for (const [path, content] of Object.entries(files)) pack.entry({ name: path.replace(/^\/+/, ""), mode: 0o644 }, content);
+  for (const [path, file] of Object.entries(files)) pack.entry({ name: path.replace(/^\/+/, ""), mode: file.mode ?? 0o644 }, file.content);
   pack.finalize();
   return pack;
 }

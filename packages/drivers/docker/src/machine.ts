@@ -31,6 +31,13 @@ export class DockerMachine implements Machine {
     return `docker exec -it ${this.id} /bin/sh`;
   }
 
+  /** Ports asked for at launch are published on 127.0.0.1 at a port the engine picks. */
+  async hostAddress(port: number): Promise<{ host: string; port: number } | undefined> {
+    const info = await this.container.inspect();
+    const binding = info.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
+    return binding?.HostPort ? { host: binding.HostIp || "127.0.0.1", port: Number(binding.HostPort) } : undefined;
+  }
+
   async exec(cmd: string | string[], options: ExecOptions = {}): Promise<ExecResult> {
     const user = options.user ?? this.defaultUser;
     const exec = await this.container.exec({
@@ -86,9 +93,10 @@ export class DockerMachine implements Machine {
       }));
     }
     const signal = options.signal;
+    let onAbort: (() => void) | undefined;
     if (signal) {
       stops.push(new Promise((_, reject) => {
-        const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
+        onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
         if (signal.aborted) onAbort();
         else signal.addEventListener("abort", onAbort, { once: true });
       }));
@@ -100,6 +108,8 @@ export class DockerMachine implements Machine {
       throw error;
     } finally {
       clearTimeout(timer);
+      // The bake's signal lives long and sees many commands: leave no listener behind.
+      if (signal && onAbort) signal.removeEventListener("abort", onAbort);
     }
   }
 

@@ -44,11 +44,11 @@ images:
       "files/data.txt": "data\n",
     });
     const result = await kiln(["build", "-C", dir.dir]);
-    runs.push(runIdOf(result.stdout));
+    runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.stderr).toBe("");
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/==> base: baked .* as kiln-cli-test\/base/);
-    expect(result.stdout).toMatch(/==> app: verify 1 checks/);
+    expect(result.stdout).toMatch(/==> app: verify 1 check\n    app: ✓ file \/opt\/app\/greeting/);
 
     const manifest = JSON.parse(await readFile(join(dir.dir, "kiln-manifest.json"), "utf8"));
     const [base, app] = manifest.builds;
@@ -83,7 +83,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir]);
-    const runId = runIdOf(result.stdout);
+    const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stdout).toMatch(/broken: FAILED/);
@@ -112,7 +112,7 @@ images:
         }
       },
     });
-    const runId = runIdOf(result.stdout);
+    const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(sent).toBe(true);
     expect(result.code, result.stdout + result.stderr).toBe(130);
@@ -142,7 +142,7 @@ images:
         }
       },
     });
-    runs.push(runIdOf(result.stdout));
+    runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(130);
     expect(result.stdout).toMatch(/forced exit/);
     expect(result.stderr).toMatch(/left behind: container kiln-\S+-stubborn-build-\S+ — remove it: docker rm -f kiln-/);
@@ -165,7 +165,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir]);
-    const runId = runIdOf(result.stdout);
+    const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
     expect(result.stdout).toMatch(/flaky: provision failed \(attempt 1\), retrying/);
@@ -187,7 +187,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir]);
-    const runId = runIdOf(result.stdout);
+    const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
     expect(result.stdout).toMatch(/is not running: its command exited with code 0; last output:\s+one-shot done/);
@@ -206,7 +206,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir, "-on-error=abort"]);
-    const runId = runIdOf(result.stdout);
+    const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(1);
     const attach = /docker exec -it (\S+) \/bin\/sh/.exec(result.stdout);
@@ -227,7 +227,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir, "-only", "b", "--json"]);
-    runs.push(runIdOf(result.stdout));
+    runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
     expect(events[0]).toMatchObject({ type: "run.start", images: ["a", "b"] });
@@ -245,7 +245,7 @@ images:
 `,
     });
     const result = await kiln(["build", "-C", dir.dir]);
-    runs.push(runIdOf(result.stdout));
+    runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stdout).toMatch(/child: skipped: parent image "parent" was not baked/);
     expect(result.stdout).toMatch(/other: baked/);

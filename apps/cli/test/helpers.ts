@@ -52,8 +52,8 @@ export async function project(files: Record<string, string>): Promise<{ dir: str
 }
 
 /** Run id of a `kiln build` run, from its plain output (`==> kiln build <run id>: …`) or its --json events. */
-export function runIdOf(output: string): string {
+export function runIdOf(output: string, stderr = ""): string {
   const match = /kiln build (\S+):/.exec(output) ?? /"runId":"([^"]+)"/.exec(output);
-  if (!match?.[1]) throw new Error(`no run id in output:\n${output}`);
+  if (!match?.[1]) throw new Error(`no run id in output:\n${output}${stderr ? `\nstderr:\n${stderr}` : ""}`);
   return match[1];
 }

@@ -109,7 +109,7 @@ images:
     });
     for (const mode of [[], ["--json"]]) {
       const result = await kiln(["build", "-C", dir.dir, ...mode], { env: { KILN_VAR_token: SECRET } });
-      runs.push(runIdOf(result.stdout));
+      runs.push(runIdOf(result.stdout, result.stderr));
       expect(result.code, result.stdout + result.stderr).toBe(1);
       expect(result.stdout).toContain("token-received");
       expect(result.stdout).toContain("<sensitive>");

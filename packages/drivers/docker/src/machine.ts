@@ -34,6 +34,7 @@ export class DockerMachine implements Machine {
   /** Ports asked for at launch are published on 127.0.0.1 at a port the engine picks. */
   async hostAddress(port: number): Promise<{ host: string; port: number } | undefined> {
     const info = await this.container.inspect();
+    if (!info.State.Running) throw await this.notRunning();
     const binding = info.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
     return binding?.HostPort ? { host: binding.HostIp || "127.0.0.1", port: Number(binding.HostPort) } : undefined;
   }
@@ -75,11 +76,15 @@ export class DockerMachine implements Machine {
   /** A container whose own command ended cannot run more commands: say so, with its exit code and last log lines. */
   private async explainNotRunning(error: unknown): Promise<never> {
     if ((error as { statusCode?: number }).statusCode !== 409) throw error;
+    throw await this.notRunning(error);
+  }
+
+  private async notRunning(cause?: unknown): Promise<KilnError> {
     const state = await this.container.inspect().then((info) => info.State, () => undefined);
     const logs = await this.container.logs({ stdout: true, stderr: true, tail: 5 }).then((buffer) => demuxedText(buffer), () => "");
-    throw new KilnError("E_LAUNCH", `container ${this.id.slice(0, 12)} is not running: its command exited with code ${state?.ExitCode ?? "?"}${logs ? `; last output:\n${logs}` : ""}`, {
+    return new KilnError("E_LAUNCH", `container ${this.id.slice(0, 12)} is not running: its command exited with code ${state?.ExitCode ?? "?"}${logs ? `; last output:\n${logs}` : ""}`, {
       hint: "a verify machine runs the image's own command, which must keep running (a service); one-shot images need a long-running cmd to be verified",
-      cause: error,
+      ...(cause ? { cause } : {}),
     });
   }
 

@@ -194,10 +194,12 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("a successful bake produces an artefact with provenance labels and cleans up the build machine", async () => {
-      const result = await bakeWith({ driver: fixture.factory, options, commands: ["echo ok > /ok.txt"], verify: { checks: [{ command: "cat /ok.txt" }] } });
+      const checks = [{ command: { run: "cat /ok.txt", stdout_contains: "ok" } }, { file: { path: "/ok.txt", mode: "0644", owner: "root" } }, { user: "root" }, { package: "coreutils" }];
+      const result = await bakeWith({ driver: fixture.factory, options, commands: ["echo ok > /ok.txt && chmod 0644 /ok.txt"], verify: { runtime: { env: { A: "1" } }, checks } });
       const artifact = result.records[0]?.artifact;
       try {
-        expect(result.ok).toBe(true);
+        expect(result.ok, JSON.stringify(result.records[0]?.error)).toBe(true);
+        expect(result.events.filter((event) => event.type === "verify.check").map((event) => event.type === "verify.check" && event.ok)).toEqual([true, true, true, true]);
         expect(artifact?.labels).toMatchObject({ [LABELS.image]: "conformance", [LABELS.build]: result.runId, [LABELS.key]: result.records[0]?.bakeKey });
         for (const label of Object.values(LABELS)) expect(artifact?.labels).toHaveProperty([label]);
         expect((await fixture.listResources(result.runId)).filter((resource) => !resource.includes(artifact?.id ?? "?"))).toEqual([]);

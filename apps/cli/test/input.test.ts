@@ -62,6 +62,16 @@ images:
     expect(result.stderr).toContain("pnpm add -D kiln-provisioner-frobnicate");
   });
 
+  it("runtime inputs the driver cannot inject, and runtime_only names that are neither paths nor variables", async () => {
+    await using dir = await project({
+      "kiln.yaml": `images:\n  a:\n    driver: docker\n    source: x\n    runtime_only: [db_pass]\n    verify:\n      runtime: { user_data: "#cloud-config" }\n      checks: [{ port: 80 }]\n`,
+    });
+    const result = await kiln(["validate", "-C", dir.dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('kiln.yaml:7:18: images.a.verify.runtime.user_data: driver "docker" cannot inject cloud-init user-data');
+    expect(result.stderr).toContain('kiln.yaml:5:20: images.a.runtime_only[0]: "db_pass" is neither an absolute path nor a declared variable');
+  });
+
   it("cycles in from:", async () => {
     await using dir = await project({ "kiln.yaml": `images:\n  a: { driver: docker, from: b }\n  b: { driver: docker, from: a }\n` });
     const result = await kiln(["validate", "-C", dir.dir]);

@@ -1,3 +1,4 @@
+import { onTestFinished } from "vitest";
 import { CleanupStack, createBakeContext, newRunId, type Artifact, type BakeContext, type KilnEventInput, type Machine, type VariableValue } from "@kiln/core";
 
 export interface TestContextOptions {
@@ -40,13 +41,25 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     const failures = await stack.unwind(outcome);
     if (failures.length > 0) throw new Error(`cleanup failed: ${failures.map((f) => `${f.resource}: ${f.error}`).join("; ")}`);
   };
+  let disposed = false;
+  const disposeOnce = async () => {
+    if (disposed) return;
+    disposed = true;
+    await cleanup("failure");
+  };
+  // A test that times out never reaches its `await using` disposal: clean up when vitest finishes the test, whatever happened.
+  try {
+    onTestFinished(disposeOnce);
+  } catch {
+    // Created outside a running test (e.g. in beforeAll): the caller disposes it.
+  }
   return {
     ctx,
     runId,
     events,
     output: () => events.flatMap((event) => (event.type === "output" ? [event.line] : [])),
     cleanup,
-    [Symbol.asyncDispose]: () => cleanup("failure"),
+    [Symbol.asyncDispose]: disposeOnce,
   };
 }
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LABELS, type Driver, type DriverFactory } from "@kiln/core";
+import { LABELS, type Artifact, type Driver, type DriverFactory } from "@kiln/core";
 import { bakeWith } from "./bake.js";
 import { createTestContext } from "./context.js";
 
@@ -40,6 +40,19 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     async function launched(test: ReturnType<typeof createTestContext>) {
       const source = await driver.resolveSource(test.ctx, opts().value);
       return driver.launch(test.ctx, source, opts().value);
+    }
+
+    /** Captures the plain source as an artefact, hands it to `work`, and removes it afterwards. */
+    async function withArtifact(work: (test: ReturnType<typeof createTestContext>, artifact: Artifact) => Promise<void>): Promise<void> {
+      await using test = createTestContext();
+      const machine = await launched(test);
+      const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
+      await machine[Symbol.asyncDispose]();
+      try {
+        await work(test, artifact);
+      } finally {
+        await driver.remove(artifact);
+      }
     }
 
     it("has a name and validates its options", async () => {
@@ -120,35 +133,23 @@ export function testDriver(name: string, fixture: DriverFixture): void {
 
     it("runs a boot script before the machine's own start, with the runtime environment (if the driver supports it)", async (context) => {
       if (!driver.runtimeSupport?.bootScript) return context.skip("the driver declares no boot-script support");
-      await using test = createTestContext();
-      const machine = await launched(test);
-      const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
-      await machine[Symbol.asyncDispose]();
-      try {
+      await withArtifact(async (test, artifact) => {
         const runtime = { env: { STAGE: "staging" }, bootScript: 'echo "configured for $STAGE" > /tmp/boot.log' };
         await using fresh = await driver.launchArtifact(test.ctx, artifact, runtime, opts().value);
         await expect.poll(async () => (await fresh.exec("cat /tmp/boot.log")).stdout).toBe("configured for staging\n");
-      } finally {
-        await driver.remove(artifact);
-      }
+      });
     });
 
     it("makes asked-for ports reachable from the host (if the driver supports it)", async (context) => {
       if (!driver.runtimeSupport?.hostPorts) return context.skip("the driver declares no host-port support");
-      await using test = createTestContext();
-      const machine = await launched(test);
-      const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
-      await machine[Symbol.asyncDispose]();
-      try {
+      await withArtifact(async (test, artifact) => {
         await using fresh = await driver.launchArtifact(test.ctx, artifact, { ports: [8765] }, opts().value);
         await fresh.exec("mkdir -p /srv/web && echo served > /srv/web/index.html && (nohup python3 -m http.server 8765 --directory /srv/web >/dev/null 2>&1 &)");
         const address = await fresh.hostAddress?.(8765);
         expect(address?.host).toMatch(/^127\./);
         const get = () => fetch(`http://${address?.host}:${address?.port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => "");
         await expect.poll(get, { timeout: 20_000 }).toBe("served\n");
-      } finally {
-        await driver.remove(artifact);
-      }
+      });
     });
 
     it("disposes machines idempotently and leaves nothing behind", async () => {

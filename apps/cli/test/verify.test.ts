@@ -96,7 +96,7 @@ images:
       ["user", "uid 999", "uid 1234"],
     ];
     for (const [kind, expected, actual] of failures) {
-      expect(result.stdout).toMatch(new RegExp(`✗ ${kind} [^\\n]*\\n\\s+app:\\s+expected: ${escape(expected)}\\n\\s+app:\\s+actual:\\s+${escape(actual)}`));
+      expect(result.stdout).toMatch(new RegExp(`✗ ${kind} [^\\n]*\\n\\s+app:\\s+expected: ${escapeRegExp(expected)}\\n\\s+app:\\s+actual:\\s+${escapeRegExp(actual)}`));
     }
     expect(await listDockerResources(runId)).toEqual([]);
   });
@@ -254,6 +254,6 @@ images:
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }

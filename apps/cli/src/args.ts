@@ -17,6 +17,8 @@ export const COMMAND_OPTIONS = {
     only: { type: "string", multiple: true },
     except: { type: "string", multiple: true },
     force: { type: "boolean" },
+    "force-image": { type: "string", multiple: true },
+    parallel: { type: "string" },
     "on-error": { type: "string" },
     manifest: { type: "string" },
   },
@@ -29,11 +31,16 @@ export const COMMAND_OPTIONS = {
 
 export type CommandName = keyof typeof COMMAND_OPTIONS;
 
-/** Packer users type `-only=web` and `-var k=v`: accept single-dash long flags by rewriting them to `--`. */
+/**
+ * Packer users type `-only=web` and `-var k=v`: accept single-dash long flags by rewriting them to `--`. `--force=web` (a flag
+ * that is also a boolean) becomes `--force-image web`.
+ */
 export function normalizeFlags(argv: string[], longNames: string[]): string[] {
-  return argv.map((arg) => {
+  return argv.flatMap((arg) => {
+    const force = /^--?force=(.+)$/.exec(arg);
+    if (force && longNames.includes("force-image")) return ["--force-image", force[1] as string];
     const match = /^-([a-z][a-z-]+)(=.*)?$/.exec(arg);
-    return match && longNames.includes(match[1] as string) ? `-${arg}` : arg;
+    return match && longNames.includes(match[1] as string) ? [`-${arg}`] : [arg];
   });
 }
 

@@ -9,6 +9,7 @@ export interface ContextInit {
   cwd: string;
   variables: Record<string, VariableValue>;
   parent: Artifact | undefined;
+  planning?: boolean;
   signal: AbortSignal;
   cleanup: CleanupStack;
   emit: (event: KilnEventInput) => void;
@@ -32,6 +33,7 @@ export function createBakeContext(init: ContextInit): RunnerContext {
     cwd: init.cwd,
     variables: init.variables,
     parent: init.parent,
+    ...(init.planning ? { planning: true } : {}),
     signal: init.signal,
     resourceLabels: { [LABELS.build]: init.runId, [LABELS.image]: init.image },
     log: { info: log("info"), warn: log("warn"), debug: log("debug") },

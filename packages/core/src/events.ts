@@ -11,6 +11,7 @@ export type KilnEventInput =
   | { type: "run.end"; runId: string; ok: boolean; durationMs: number; interrupted: boolean }
   | { type: "image.start"; image: string; driver: string; bakeKey: string; parent?: string }
   | { type: "image.done"; image: string; artifact: Artifact; bakeKey: string; durationMs: number; steps: StepTiming[] }
+  | { type: "image.cached"; image: string; artifact: Artifact; bakeKey: string; durationMs: number; steps: StepTiming[] }
   | { type: "image.failed"; image: string; error: { code: string; message: string; hint?: string }; durationMs: number }
   | { type: "image.skipped"; image: string; reason: string }
   | { type: "step.start"; image: string; step: StepName; detail?: string }

@@ -19,6 +19,8 @@ export const LABELS = {
   git: "dev.kiln.git",
   /** Version of Kiln that baked it. */
   version: "dev.kiln.version",
+  /** Short hashes of each input (see InputSummary), so a later plan can say what changed. */
+  inputs: "dev.kiln.inputs",
 } as const;
 
 const run = promisify(execFile);

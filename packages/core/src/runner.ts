@@ -1,12 +1,14 @@
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bakeKey } from "./bake-key.js";
+import pLimit from "p-limit";
 import { CleanupStack, type CleanupFailure } from "./cleanup.js";
 import type { ImageSpec, ProvisionStep, Project } from "./config/load.js";
 import { createBakeContext, withSignal, type RunnerContext } from "./context.js";
 import { formatDuration } from "./duration.js";
 import { KilnError, toKilnError } from "./errors.js";
 import type { KilnEvent, KilnEventInput, StepName, StepTiming } from "./events.js";
+import { findCached, resolveInputs } from "./image-inputs.js";
 import { gitDescription, LABELS } from "./provenance.js";
 import { retry } from "./retry.js";
 import type { Artifact, Machine, SourceRef } from "./types.js";
@@ -28,12 +30,22 @@ export interface BuildOptions {
   runId?: string;
   /** Written to `dev.kiln.version`. */
   kilnVersion: string;
+  /** Rebake even when an artefact with the same bake key exists: `true` for every image, or the names of some. */
+  force?: boolean | string[];
+  /** How many images bake at once (independent images only; a child always waits for its parent). */
+  parallel?: number;
+}
+
+/** Two bakes at once per core, at most 4: a bake mostly waits on the engine, but commits and image writes load the disk. */
+export function defaultParallelism(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 export interface BuildRecord {
   image: string;
   driver: string;
-  status: "baked" | "failed" | "skipped";
+  /** `cached`: an artefact with the same bake key existed and was reused. */
+  status: "baked" | "cached" | "failed" | "skipped";
   artifact?: Artifact;
   bakeKey?: string;
   /** Parent artefact id when built `from:` another image. */
@@ -82,28 +94,42 @@ export class BuildRun {
     this.emitEvent({ type: "run.start", runId: this.runId, images: images.map((image) => image.name) });
     // Ask git while the first image resolves and launches; the answer is needed only at capture.
     const git = gitDescription(this.options.project.dir);
-    const records: BuildRecord[] = [];
-    const artifacts = new Map<string, Artifact>();
+    const limit = pLimit(this.options.parallel ?? defaultParallelism());
     const cleanupFailures: CleanupFailure[] = [];
+    const outcomes = new Map<string, Promise<BuildRecord | undefined>>();
+    // Images are in dependency order, so a parent's promise always exists before its children ask for it.
     for (const image of images) {
-      if (this.options.signal?.aborted) break;
-      const parentRecord = image.from === undefined ? undefined : records.find((record) => record.image === image.from);
-      if (image.from !== undefined && parentRecord?.status !== "baked") {
-        const reason = `parent image "${image.from}" was not baked`;
-        this.emitEvent({ type: "image.skipped", image: image.name, reason });
-        records.push({ image: image.name, driver: image.driverName, status: "skipped", startedAt: new Date().toISOString(), durationMs: 0, steps: [], error: { code: "E_SKIPPED", message: reason } });
-        continue;
-      }
-      const parent = image.from === undefined ? undefined : artifacts.get(image.from);
-      const { record, failures } = await this.bakeImage(image, parent, git);
-      records.push(record);
-      cleanupFailures.push(...failures);
-      if (record.artifact) artifacts.set(image.name, record.artifact);
+      outcomes.set(
+        image.name,
+        (async () => {
+          const parentRecord = image.from === undefined ? undefined : await outcomes.get(image.from);
+          if (this.options.signal?.aborted) return undefined;
+          if (image.from !== undefined && !parentRecord?.artifact) return this.skip(image, `parent image "${image.from}" was not baked`);
+          // A slot is taken only once the parent is done, so waiting children never block independent images.
+          return limit(async () => {
+            if (this.options.signal?.aborted) return undefined;
+            const { record, failures } = await this.bakeImage(image, parentRecord?.artifact, git);
+            cleanupFailures.push(...failures);
+            return record;
+          });
+        })(),
+      );
     }
+    const records = (await Promise.all(outcomes.values())).filter((record): record is BuildRecord => record !== undefined);
     const interrupted = this.options.signal?.aborted ?? false;
-    const ok = !interrupted && records.every((record) => record.status === "baked") && records.length === images.length;
+    const ok = !interrupted && records.length === images.length && records.every((record) => record.artifact !== undefined);
     this.emitEvent({ type: "run.end", runId: this.runId, ok, durationMs: Date.now() - started, interrupted });
     return { runId: this.runId, ok, interrupted, records, cleanupFailures };
+  }
+
+  private skip(image: ImageSpec, reason: string): BuildRecord {
+    this.emitEvent({ type: "image.skipped", image: image.name, reason });
+    return { image: image.name, driver: image.driverName, status: "skipped", startedAt: new Date().toISOString(), durationMs: 0, steps: [], error: { code: "E_SKIPPED", message: reason } };
+  }
+
+  private forced(image: ImageSpec): boolean {
+    const force = this.options.force;
+    return force === true || (Array.isArray(force) && force.includes(image.name));
   }
 
   private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: Promise<string>): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
@@ -121,13 +147,19 @@ export class BuildRun {
     let buildMachine: Machine | undefined;
     let failures: CleanupFailure[] = [];
     try {
-      const source = await step("resolve", undefined, () => driver.resolveSource(ctx, opts));
+      const { source, key, summary } = await step("resolve", undefined, () => resolveInputs(ctx, image, project.variables));
       record.source = source;
-      const provision = await Promise.all(
-        image.provision.map(async (item) => ({ name: item.name, options: item.options, fingerprint: await item.provisioner.fingerprint(ctx, item.options) })),
-      );
-      const key = bakeKey({ driver: image.driverName, driverOptions: opts, source, provision, verify: image.verify }, project.variables);
       record.bakeKey = key;
+      const cached = this.forced(image) ? undefined : await findCached(image, key);
+      if (cached) {
+        await step("tag", image.tags.join(", ") || undefined, async () => {
+          for (const tag of image.tags) await driver.tag(cached, tag);
+        });
+        record.artifact = { ...cached, tags: [...new Set([...cached.tags, ...image.tags])] };
+        record.status = "cached";
+        failures = await cleanup.unwind("success");
+        return { record, failures };
+      }
       this.emitEvent({ type: "image.start", image: image.name, driver: image.driverName, bakeKey: key, ...(parent ? { parent: parent.id } : {}) });
 
       const launched = Date.now();
@@ -149,7 +181,7 @@ export class BuildRun {
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, await git, this.options.kilnVersion) };
+      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, await git, this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
@@ -179,14 +211,20 @@ export class BuildRun {
     } finally {
       this.stacks.delete(cleanup);
       record.durationMs = Date.now() - started;
-    }
-    for (const failure of failures) this.emitEvent({ type: "cleanup.failed", image: image.name, ...failure });
-    if (record.status === "baked" && record.artifact && record.bakeKey) {
-      this.emitEvent({ type: "image.done", image: image.name, artifact: record.artifact, bakeKey: record.bakeKey, durationMs: record.durationMs, steps: record.steps });
-    } else if (record.error) {
-      this.emitEvent({ type: "image.failed", image: image.name, error: record.error, durationMs: record.durationMs });
+      this.report(record, failures);
     }
     return { record, failures };
+  }
+
+  private report(record: BuildRecord, failures: CleanupFailure[]): void {
+    const image = record.image;
+    for (const failure of failures) this.emitEvent({ type: "cleanup.failed", image, ...failure });
+    if (record.artifact && record.bakeKey) {
+      const type = record.status === "cached" ? "image.cached" : "image.done";
+      this.emitEvent({ type, image, artifact: record.artifact, bakeKey: record.bakeKey, durationMs: record.durationMs, steps: record.steps });
+    } else if (record.error) {
+      this.emitEvent({ type: "image.failed", image, error: record.error, durationMs: record.durationMs });
+    }
   }
 
   private async step<T>(ctx: RunnerContext, record: BuildRecord, name: StepName, detail: string | undefined, work: () => Promise<T>): Promise<T> {

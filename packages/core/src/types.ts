@@ -140,6 +140,8 @@ export interface BakeContext {
   readonly variables: Readonly<Record<string, VariableValue>>;
   /** The parent's artefact when the image is built `from:` another. */
   readonly parent: Artifact | undefined;
+  /** `kiln plan`: resolve without creating anything; a source that would have to be built or pulled throws E_SOURCE. */
+  readonly planning?: boolean;
   /** Aborted on Ctrl-C, on timeout, or when the bake fails elsewhere. */
   readonly signal: AbortSignal;
   /** Labels every resource created for this bake must carry. */

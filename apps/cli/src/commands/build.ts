@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { BuildRun, KilnError, type KilnEvent } from "@kiln/core";
+import { BuildRun, defaultParallelism, KilnError, type KilnEvent } from "@kiln/core";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
 import { openProject } from "../project.js";
@@ -20,6 +20,8 @@ export async function build(argv: string[], version: string): Promise<number> {
     ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
     ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
     onError,
+    ...forceOption(values.force, listFlag(values["force-image"])),
+    parallel: parallelOption(values.parallel),
     signal: controller.signal,
     kilnVersion: version,
     onEvent: (event) => renderer.onEvent(event),
@@ -63,4 +65,16 @@ export async function build(argv: string[], version: string): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+function forceOption(all: boolean | undefined, names: string[] | undefined): { force?: boolean | string[] } {
+  if (all) return { force: true };
+  return names?.length ? { force: names } : {};
+}
+
+function parallelOption(value: string | undefined): number {
+  if (value === undefined) return defaultParallelism();
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new KilnError("E_CONFIG", `--parallel must be a whole number ≥ 1, not "${value}"`);
+  return count;
 }

@@ -19,6 +19,8 @@ export function eventLine(event: KilnEvent): string | undefined {
       return event.level === "debug" ? undefined : `    ${event.image ?? "kiln"}: ${event.level === "warn" ? "warning: " : ""}${event.message}`;
     case "image.done":
       return `==> ${event.image}: baked ${shortId(event.artifact.id)}${event.artifact.tags.length ? ` as ${event.artifact.tags.join(", ")}` : ""} in ${formatDuration(event.durationMs)}`;
+    case "image.cached":
+      return `==> ${event.image}: cached ${shortId(event.artifact.id)} (bake key ${event.bakeKey.slice(0, 12)} unchanged)${event.artifact.tags.length ? ` as ${event.artifact.tags.join(", ")}` : ""}`;
     case "image.failed":
       return `==> ${event.image}: FAILED after ${formatDuration(event.durationMs)}: ${event.error.message}${event.error.hint ? `\n    hint: ${event.error.hint}` : ""}`;
     case "image.skipped":

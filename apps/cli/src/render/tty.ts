@@ -46,6 +46,7 @@ export function ttyRenderer(stream: NodeJS.WriteStream = process.stderr): { onEv
           break;
         }
         case "image.done":
+        case "image.cached":
         case "image.failed":
         case "image.skipped":
           live.delete(event.image);

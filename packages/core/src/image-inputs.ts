@@ -1,0 +1,39 @@
+import { bakeKey, inputSummary, parseInputSummary, type InputSummary } from "./bake-key.js";
+import type { ImageSpec } from "./config/load.js";
+import { LABELS } from "./provenance.js";
+import type { Artifact, BakeContext, SourceRef, VariableValue } from "./types.js";
+
+export interface ImageInputs {
+  source: SourceRef;
+  key: string;
+  summary: InputSummary;
+}
+
+/** Resolves an image's source and fingerprints its provisioners: everything the bake key is made of. */
+export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variables: Record<string, VariableValue>): Promise<ImageInputs> {
+  const source = await image.driver.resolveSource(ctx, image.driverOptions);
+  const provision = await Promise.all(
+    image.provision.map(async (item) => ({ name: item.name, options: item.options, fingerprint: await item.provisioner.fingerprint(ctx, item.options) })),
+  );
+  const input = { driver: image.driverName, driverOptions: image.driverOptions, source, provision, verify: image.verify };
+  return { source, key: bakeKey(input, variables), summary: inputSummary(input, variables) };
+}
+
+/** The newest artefact with this bake key, if any: baking again would produce the same image. */
+export async function findCached(image: ImageSpec, key: string): Promise<Artifact | undefined> {
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }));
+}
+
+/** The newest artefact baked for this image name. */
+export async function findLatest(image: ImageSpec): Promise<Artifact | undefined> {
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name } }));
+}
+
+export function newest(artifacts: Artifact[]): Artifact | undefined {
+  const created = (artifact: Artifact) => artifact.labels[LABELS.created] ?? artifact.created ?? "";
+  return [...artifacts].sort((a, b) => created(b).localeCompare(created(a)))[0];
+}
+
+export function previousSummary(artifact: Artifact | undefined): InputSummary | undefined {
+  return parseInputSummary(artifact?.labels[LABELS.inputs]);
+}

@@ -23,6 +23,13 @@ export const COMMAND_OPTIONS = {
     manifest: { type: "string" },
   },
   validate: COMMON,
+  plan: {
+    ...COMMON,
+    only: { type: "string", multiple: true },
+    except: { type: "string", multiple: true },
+    force: { type: "boolean" },
+    "force-image": { type: "string", multiple: true },
+  },
   verify: { ...COMMON, "runtime-file": { type: "string" } },
   inspect: COMMON,
   init: { help: COMMON.help, dir: COMMON.dir, force: { type: "boolean" } },

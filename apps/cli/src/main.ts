@@ -8,6 +8,7 @@ type Command = (argv: string[], version: string) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   build: async () => (await import("./commands/build.js")).build,
   validate: async () => (await import("./commands/validate.js")).validate,
+  plan: async () => (await import("./commands/plan.js")).plan,
   verify: async () => (await import("./commands/verify.js")).verify,
   inspect: async () => (await import("./commands/inspect.js")).inspect,
   init: async () => (await import("./commands/init.js")).init,

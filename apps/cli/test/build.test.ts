@@ -43,7 +43,7 @@ images:
 `,
       "files/data.txt": "data\n",
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.stderr).toBe("");
     expect(result.code, result.stdout + result.stderr).toBe(0);
@@ -82,7 +82,7 @@ images:
       - shell: { inline: ["echo about to fail", "echo the disk is on fire >&2", "exit 42"] }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -104,7 +104,7 @@ images:
 `,
     });
     let sent = false;
-    const result = await kiln(["build", "-C", dir.dir], {
+    const result = await kiln(["build", "--force", "-C", dir.dir], {
       onStdout: (_chunk, child) => {
         if (!sent && /provisioning-started/.test(_chunk)) {
           sent = true;
@@ -132,7 +132,7 @@ images:
 `,
     });
     let sent = false;
-    const result = await kiln(["build", "-C", dir.dir], {
+    const result = await kiln(["build", "--force", "-C", dir.dir], {
       onStdout: (chunk, child) => {
         if (!sent && /provisioning-started/.test(chunk)) {
           sent = true;
@@ -164,7 +164,7 @@ images:
       - shell: { inline: ["sleep 600"], timeout: 2s }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
@@ -186,7 +186,7 @@ images:
     verify: { checks: [{ command: "true" }] }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
@@ -205,7 +205,7 @@ images:
       - shell: { inline: ["touch /debug-me", "false"] }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir, "-on-error=abort"]);
+    const result = await kiln(["build", "--force", "-C", dir.dir, "-on-error=abort"]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -226,7 +226,7 @@ images:
   c: { driver: docker, source: ${FIXTURE_IMAGE} }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir, "-only", "b", "--json"]);
+    const result = await kiln(["build", "--force", "-C", dir.dir, "-only", "b", "--json"]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
@@ -244,7 +244,7 @@ images:
   other: { driver: docker, source: ${FIXTURE_IMAGE} }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stdout).toMatch(/child: skipped: parent image "parent" was not baked/);

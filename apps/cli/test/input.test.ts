@@ -87,7 +87,7 @@ images:
     expect((await kiln(["validate", "-C", dir.dir, "--var", "nope=1", "--var", "token=x"])).stderr).toContain('--var sets "nope", which the bake file does not declare');
     expect((await kiln(["build", "--frobnicate"])).code).toBe(2);
     expect((await kiln(["frobnicate"])).code).toBe(2);
-    expect((await kiln(["build", "-C", dir.dir, "--only", "zzz", "--var", "token=x"])).stderr).toContain('no image named "zzz"');
+    expect((await kiln(["build", "--force", "-C", dir.dir, "--only", "zzz", "--var", "token=x"])).stderr).toContain('no image named "zzz"');
   });
 });
 
@@ -118,7 +118,7 @@ images:
 `,
     });
     for (const mode of [[], ["--json"]]) {
-      const result = await kiln(["build", "-C", dir.dir, ...mode], { env: { KILN_VAR_token: SECRET } });
+      const result = await kiln(["build", "--force", "-C", dir.dir, ...mode], { env: { KILN_VAR_token: SECRET } });
       runs.push(runIdOf(result.stdout, result.stderr));
       expect(result.code, result.stdout + result.stderr).toBe(1);
       expect(result.stdout).toContain("token-received");

@@ -50,7 +50,7 @@ images:
         - user: { name: nobody-here, exists: false }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(0);
@@ -79,7 +79,7 @@ images:
         - user: { name: appuser, uid: 999 }
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -133,7 +133,7 @@ images:
         checks: [{ port: { port: 7070, from_host: true } }]
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/✓ http :8080\/ \[env 8080\]/);
@@ -143,7 +143,7 @@ images:
 
   it("without PORT the service does not start, and the bake fails saying so", async () => {
     await using dir = await project({ "web.sh": WEB_SH, "kiln.yaml": `\nimages:\n  web:${SERVICE}\n    verify:\n      checks: [{ http: { port: 8080 } }]\n` });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
@@ -156,7 +156,7 @@ images:
       "web.sh": WEB_SH,
       "kiln.yaml": `\nimages:\n  web:${SERVICE.replace("    changes:", '      - shell: { inline: ["echo PORT=8080 > /etc/default/web"] }\n    changes:')}\n`,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
@@ -179,7 +179,7 @@ images:
     runtime_only: [db_password]
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir, "--var", `db_password=${secret}`]);
+    const result = await kiln(["build", "--force", "-C", dir.dir, "--var", `db_password=${secret}`]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
@@ -201,7 +201,7 @@ images:
     runtime_only: []
 `,
     });
-    const result = await kiln(["build", "-C", dir.dir]);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout).toBe(0);
     expect(result.stdout).toMatch(/warning: provisioning wrote \/etc\/machine-id: per-instance state/);
@@ -225,7 +225,7 @@ images:
     tags: ["${tag}"]
 `,
     });
-    const built = await kiln(["build", "-C", dir.dir]);
+    const built = await kiln(["build", "--force", "-C", dir.dir]);
     const buildRun = runIdOf(built.stdout, built.stderr);
     runs.push(buildRun);
     expect(built.code, built.stdout).toBe(0);

@@ -21,3 +21,5 @@ export { parseVarFlag, resolveVariables, interpolate, createRedactor, redactDeep
 export { createBakeContext, withSignal, type ContextInit, type RunnerContext } from "./context.js";
 export { verifyExisting, readRuntimeFile, type VerifyExistingOptions, type VerifyExistingResult } from "./verify/existing.js";
 export { verifyArtifact } from "./verify/artifact.js";
+export { planBuild, type PlanEntry, type PlanOptions } from "./plan.js";
+export { findCached, findLatest, newest, previousSummary, resolveInputs, type ImageInputs } from "./image-inputs.js";

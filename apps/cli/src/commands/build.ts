@@ -67,7 +67,7 @@ export async function build(argv: string[], version: string): Promise<number> {
   }
 }
 
-function forceOption(all: boolean | undefined, names: string[] | undefined): { force?: boolean | string[] } {
+export function forceOption(all: boolean | undefined, names: string[] | undefined): { force?: boolean | string[] } {
   if (all) return { force: true };
   return names?.length ? { force: names } : {};
 }

@@ -5,6 +5,7 @@ usage: kiln <command> [options]
 
 commands:
   build      bake the images in the bake file (parents first)
+  plan       show what build would do for each image, and why (cached, or what changed)
   validate   check the bake file and report every problem with file:line:col
   verify     run an image's verify checks against an existing artefact
   inspect    show images, sources, provisioners and variables (secrets hidden)
@@ -27,7 +28,8 @@ options:
   --except <a,b>           bake all images but these (and their children)
   --var <name=value>       set a variable (repeatable); also KILN_VAR_<name> in the environment
   --var-file <file>        read variables from a YAML or JSON file (repeatable)
-  --force                  rebake even when an artefact with the same bake key exists
+  --force, --force=a,b     rebake (all images, or these) even when an artefact with the same bake key exists
+  --parallel <n>           bake up to n independent images at once (default: cores, at most 4)
   --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach
   --manifest <path>        where to write the manifest (default: kiln-manifest.json next to the bake file)
   --json                   print one JSON event per line instead of progress
@@ -36,6 +38,12 @@ Ctrl-C stops the bake and removes everything it created; a second Ctrl-C exits a
   validate: `usage: kiln validate [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
 
 Loads the bake file, its plugins and variables, and reports every problem at once (exit code 2). Launches nothing.`,
+  plan: `usage: kiln plan [path] [-C dir] [-f file] [--only a,b] [--except c] [--force[=name]] [--var …] [--json]
+
+Resolves every image's sources and inputs without creating anything, and prints what kiln build would do:
+  cached (key 3f2a…)                       an artefact with the same bake key exists and will be reused
+  bake: no artefact                        never baked
+  bake: parent changed (base 1a2b → 9c8d)  and the other inputs that changed since the newest artefact of the image`,
   verify: `usage: kiln verify <image|artefact> [-C dir] [-f file] [--runtime-file file] [--var …] [--json]
 
 Starts a fresh machine from an existing artefact, injects the verify block's runtime configuration (or that of

@@ -37,24 +37,15 @@ export interface DebootstrapIo {
 
 const LABEL_PREFIX = "dev.kiln.debootstrap";
 
+/** The image already built for this recipe, if any (nothing is built). */
+export async function findDebootstrapImage(docker: Docker, recipe: DebootstrapSource): Promise<DebootstrapImage | undefined> {
+  const { tag } = await recipeKey(recipe);
+  return findImage(docker, tag);
+}
+
 /** Builds (or reuses, keyed by its inputs) a Docker image holding a debootstrapped Debian tree. */
 export async function debootstrapImage(docker: Docker, recipe: DebootstrapSource, io: DebootstrapIo = {}): Promise<DebootstrapImage> {
-  const mirror = recipe.mirror ?? pickDebianMirror(await readAptSources(), recipe.suite);
-  if (!mirror) {
-    throw new KilnError("E_SOURCE", `no Debian mirror found in the host's apt sources for suite "${recipe.suite}"`, {
-      hint: "set source.debootstrap.mirror to a Debian mirror URL",
-    });
-  }
-  const inputs = {
-    suite: recipe.suite,
-    variant: recipe.variant ?? "minbase",
-    include: [...(recipe.include ?? [])].sort(),
-    components: recipe.components ?? ["main"],
-    mirror,
-    arch: process.arch,
-  };
-  const key = createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 16);
-  const tag = `kiln-debootstrap/${recipe.suite}:${key}`;
+  const { inputs, key, tag } = await recipeKey(recipe);
   const found = await findImage(docker, tag);
   if (found) return found;
 
@@ -74,6 +65,28 @@ export async function debootstrapImage(docker: Docker, recipe: DebootstrapSource
   } finally {
     await release();
   }
+}
+
+/** The recipe's inputs (mirror resolved), its cache key and the image tag it is stored under. */
+async function recipeKey(recipe: DebootstrapSource): Promise<{ inputs: Inputs & { arch: string }; key: string; tag: string }> {
+  const mirror = recipe.mirror ?? pickDebianMirror(await readAptSources(), recipe.suite);
+  if (!mirror) {
+    throw new KilnError("E_SOURCE", `no Debian mirror found in the host's apt sources for suite "${recipe.suite}"`, {
+      hint: "set source.debootstrap.mirror to a Debian mirror URL",
+    });
+  }
+  const inputs = {
+    suite: recipe.suite,
+    variant: recipe.variant ?? "minbase",
+    include: [...(recipe.include ?? [])].sort(),
+    components: recipe.components ?? ["main"],
+    mirror,
+    arch: process.arch,
+  };
+  const key = createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 16);
+  const tag = `kiln-debootstrap/${recipe.suite}:${key}`;
+
+  return { inputs, key, tag };
 }
 
 async function findImage(docker: Docker, tag: string): Promise<DebootstrapImage | undefined> {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import tarStream from "tar-stream";
 import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type SourceRef } from "@kiln/core";
-import { debootstrapImage } from "./debootstrap.js";
+import { debootstrapImage, findDebootstrapImage } from "./debootstrap.js";
 import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
 import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
@@ -133,6 +133,9 @@ async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions): Prom
   if (source === undefined) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: or from:" });
   if (typeof source !== "string") {
     const recipe = source.debootstrap;
+    if (ctx.planning && !(await findDebootstrapImage(api, recipe))) {
+      throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} base is not built yet`);
+    }
     const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
     return {
       id: built.id,
@@ -148,6 +151,7 @@ async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string,
   const inspect = () => api.getImage(reference).inspect();
   let info = pull === "always" ? undefined : await inspect().catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
   if (!info) {
+    if (ctx.planning) throw new KilnError("E_SOURCE", `image "${reference}" would have to be pulled`);
     if (pull === "never") {
       throw new KilnError("E_SOURCE", `image "${reference}" is not present and pull is "never"`, { hint: `docker load or build it first, or set pull: missing` });
     }

@@ -44,8 +44,11 @@ export async function removeDockerResources(runId: string): Promise<void> {
   for (const container of await docker.listContainers({ all: true, filters: filter })) {
     await docker.getContainer(container.Id).remove({ force: true, v: true }).catch(() => {});
   }
-  for (const image of await docker.listImages({ filters: filter })) {
-    await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
+  // A parent image cannot go while a child built on it exists: remove in passes until nothing is left or nothing moves.
+  for (let pass = 0; pass < 5; pass++) {
+    const images = await docker.listImages({ filters: filter });
+    if (images.length === 0) break;
+    for (const image of images) await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
   }
 }
 

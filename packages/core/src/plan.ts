@@ -1,0 +1,79 @@
+import { describeChanges } from "./bake-key.js";
+import { CleanupStack } from "./cleanup.js";
+import type { ImageSpec, Project } from "./config/load.js";
+import { createBakeContext } from "./context.js";
+import { KilnError } from "./errors.js";
+import { findCached, findLatest, previousSummary, resolveInputs } from "./image-inputs.js";
+import { newRunId, selectImages } from "./runner.js";
+import type { Artifact } from "./types.js";
+
+export interface PlanEntry {
+  image: string;
+  action: "cached" | "bake";
+  /** Why, in the user's words: `no artefact`, `parent changed (base 1a2b → 9c8d)`, `provision[0] shell changed`… */
+  reasons: string[];
+  bakeKey?: string;
+  /** The artefact that would be reused (cached), or the newest one of the image (bake). */
+  artifact?: Artifact;
+}
+
+export interface PlanOptions {
+  project: Project;
+  only?: string[];
+  except?: string[];
+  force?: boolean | string[];
+  signal?: AbortSignal;
+}
+
+/**
+ * What `kiln build` would do, and why, without creating anything. A child of an image that will be baked is baked too (its
+ * parent's new artefact id is part of its key).
+ */
+export async function planBuild(options: PlanOptions): Promise<PlanEntry[]> {
+  const { project } = options;
+  const images = selectImages(project.images, options.only, options.except);
+  const entries = new Map<string, PlanEntry>();
+  const runId = newRunId();
+  for (const image of images) {
+    const parent = image.from === undefined ? undefined : entries.get(image.from);
+    if (parent && parent.action === "bake") {
+      entries.set(image.name, { image: image.name, action: "bake", reasons: [`parent ${image.from} will be baked first`] });
+      continue;
+    }
+    entries.set(image.name, await planImage(image, parent?.artifact, options, runId));
+  }
+  return [...entries.values()];
+}
+
+async function planImage(image: ImageSpec, parent: Artifact | undefined, options: PlanOptions, runId: string): Promise<PlanEntry> {
+  const { project } = options;
+  const ctx = createBakeContext({
+    runId,
+    image: image.name,
+    cwd: project.dir,
+    variables: project.variables,
+    parent,
+    planning: true,
+    signal: options.signal ?? new AbortController().signal,
+    cleanup: new CleanupStack(),
+    emit: () => {},
+    redact: project.redact,
+  });
+  let inputs: Awaited<ReturnType<typeof resolveInputs>>;
+  try {
+    inputs = await resolveInputs(ctx, image, project.variables);
+  } catch (error) {
+    if (error instanceof KilnError && error.code === "E_SOURCE") return { image: image.name, action: "bake", reasons: [`source not available yet: ${error.message}`] };
+    throw error;
+  }
+  const forced = options.force === true || (Array.isArray(options.force) && options.force.includes(image.name));
+  const cached = forced ? undefined : await findCached(image, inputs.key);
+  if (cached) return { image: image.name, action: "cached", reasons: [], bakeKey: inputs.key, artifact: cached };
+  const latest = await findLatest(image);
+  const previous = previousSummary(latest);
+  const names = { ...(image.from ? { parent: image.from } : {}), steps: image.provision.map((step) => step.name) };
+  const changes = previous ? describeChanges(previous, inputs.summary, names) : [];
+  const unexplained = previous ? "inputs changed (a variable or a sensitive value)" : `inputs changed since artefact ${latest?.id.replace(/^sha256:/, "").slice(0, 12)}`;
+  const reasons = forced ? ["forced (--force)"] : !latest ? ["no artefact"] : changes.length > 0 ? changes : [unexplained];
+  return { image: image.name, action: "bake", reasons, bakeKey: inputs.key, ...(latest ? { artifact: latest } : {}) };
+}

@@ -24,9 +24,9 @@ export async function findCached(image: ImageSpec, key: string): Promise<Artifac
   return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }));
 }
 
-/** The newest artefact baked for this image name. */
-export async function findLatest(image: ImageSpec): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name } }));
+/** The newest artefact baked for this image of this project. */
+export async function findLatest(project: string, image: ImageSpec): Promise<Artifact | undefined> {
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }));
 }
 
 export function newest(artifacts: Artifact[]): Artifact | undefined {

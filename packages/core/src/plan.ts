@@ -69,7 +69,7 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
   const forced = options.force === true || (Array.isArray(options.force) && options.force.includes(image.name));
   const cached = forced ? undefined : await findCached(image, inputs.key);
   if (cached) return { image: image.name, action: "cached", reasons: [], bakeKey: inputs.key, artifact: cached };
-  const latest = await findLatest(image);
+  const latest = await findLatest(project.name, image);
   const previous = previousSummary(latest);
   const names = { ...(image.from ? { parent: image.from } : {}), steps: image.provision.map((step) => step.name) };
   const changes = previous ? describeChanges(previous, inputs.summary, names) : [];

@@ -9,6 +9,8 @@ export const LABELS = {
   key: "dev.kiln.key",
   /** Image name in the bake file. */
   image: "dev.kiln.image",
+  /** Project (bake file) the image belongs to. */
+  project: "dev.kiln.project",
   /** Parent artefact id (for `from:`), empty when built from a source. */
   parent: "dev.kiln.parent",
   /** The resolved source: description and id. */

@@ -181,7 +181,7 @@ export class BuildRun {
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels(this.runId, image, key, parent, source, await git, this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
+      const labels = { ...image.labels, ...provenanceLabels(this.runId, project.name, image, key, parent, source, await git, this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
@@ -241,7 +241,7 @@ export class BuildRun {
   }
 
   private async provisionStep(ctx: RunnerContext, record: BuildRecord, item: ProvisionStep, machine: Machine): Promise<void> {
-    const label = `provision[${item.index}] ${item.name}`;
+    const label = `provision[${item.index}] ${item.name}${item.via ? ` (from ${item.via})` : ""}`;
     await this.step(ctx, record, "provision", label, async () => {
       if (item.pauseBeforeMs) await sleep(item.pauseBeforeMs, undefined, { signal: ctx.signal });
       await retry(
@@ -282,11 +282,12 @@ export class BuildRun {
   }
 }
 
-function provenanceLabels(runId: string, image: ImageSpec, key: string, parent: Artifact | undefined, source: SourceRef, git: string, version: string): Record<string, string> {
+function provenanceLabels(runId: string, project: string, image: ImageSpec, key: string, parent: Artifact | undefined, source: SourceRef, git: string, version: string): Record<string, string> {
   return {
     [LABELS.build]: runId,
     [LABELS.key]: key,
     [LABELS.image]: image.name,
+    [LABELS.project]: project,
     [LABELS.parent]: parent?.id ?? "",
     [LABELS.source]: `${source.description}@${source.digest ?? source.id}`,
     [LABELS.created]: new Date().toISOString(),

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { dirname, extname, relative, resolve } from "node:path";
+import { basename, dirname, extname, relative, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { KilnError } from "../errors.js";
 import { parseDuration } from "../duration.js";
@@ -14,8 +14,10 @@ import { bakeFileSchema, COMMON_STEP_KEYS, commonStepSchema, IMAGE_KEYS, type Ba
 import type { VerifyScenario } from "./verify-schema.js";
 
 export interface ProvisionStep {
-  /** Position in the image's `provision` list. */
+  /** Position in the image's provision list, after `use:` lists are inserted. */
   index: number;
+  /** The `steps:` list(s) it came from, e.g. `hardening`. */
+  via?: string;
   /** Provisioner name as written, e.g. `shell`. */
   name: string;
   provisioner: Provisioner<unknown>;
@@ -42,6 +44,8 @@ export interface ImageSpec {
 }
 
 export interface Project {
+  /** Scopes artefacts by name (`dev.kiln.project`): `project:` in the bake file, else its directory's name. */
+  name: string;
   /** Absolute path of the bake file. */
   file: string;
   /** Directory relative paths resolve from. */
@@ -89,7 +93,8 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     if (image) images.push(image);
   }
   diagnostics.throwIfAny();
-  return { file: path, dir, variables, images, redact: createRedactor(variables) };
+  const name = bakeFile.project ?? (basename(dir).replace(/[^A-Za-z0-9_.-]/g, "-") || "kiln");
+  return { name, file: path, dir, variables, images, redact: createRedactor(variables) };
 }
 
 function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
@@ -147,8 +152,9 @@ async function readBakeFile(path: string, shown: string): Promise<{ data: unknow
 /** Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels. */
 function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
   const declared = bakeFile.variables;
-  for (const [imageName, image] of Object.entries(bakeFile.images)) {
-    walkStrings(image, ["images", imageName], (text, path) => {
+  const sections: [PathSegment[], unknown][] = [[["steps"], bakeFile.steps], ...Object.entries(bakeFile.images).map(([name, image]): [PathSegment[], unknown] => [["images", name], image])];
+  for (const [at, section] of sections) {
+    walkStrings(section, at, (text, path) => {
       for (const name of templateReferences(text)) {
         if (!(name in declared)) {
           diagnostics.add(path, `undefined variable "${name}"`, { hint: `declare it under variables: ${name}: { default: … }` });
@@ -227,15 +233,15 @@ async function resolveImage(
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
 
   const provision: ProvisionStep[] = [];
-  for (const [index, step] of image.provision.entries()) {
+  for (const { step, path, via } of expandSteps(image.provision, [...at, "provision"], interpolate(bakeFile.steps, variables), diagnostics)) {
     const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
-    const stepPath = [...at, "provision", index, stepName];
+    const stepPath = [...path, stepName];
     const factory = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
     const provisioner = factory?.();
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
     const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
     if (provisioner && options !== INVALID) {
-      provision.push({ index, name: stepName, provisioner, options, ...common });
+      provision.push({ index: provision.length, name: stepName, provisioner, options, ...(via ? { via } : {}), ...common });
     }
   }
   const runtimeOnly = normalizeRuntimeOnly(image.runtime_only);
@@ -269,6 +275,32 @@ async function resolveImage(
     labels: image.labels,
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
   };
+}
+
+type Step = Record<string, unknown>;
+
+/** Replaces each `- use: name` by the steps of that list (recursively), keeping where each step was written for errors. */
+function expandSteps(
+  steps: Step[],
+  path: PathSegment[],
+  lists: Record<string, Step[]>,
+  diagnostics: Diagnostics,
+  chain: string[] = [],
+): { step: Step; path: PathSegment[]; via?: string }[] {
+  return steps.flatMap((step, index) => {
+    const name = step.use;
+    if (typeof name !== "string") return [{ step, path: [...path, index], ...(chain.length ? { via: chain.join(" → ") } : {}) }];
+    const list = lists[name];
+    if (!list) {
+      diagnostics.add([...path, index, "use"], `no step list named "${name}"`, { hint: `define it under steps:${Object.keys(lists).length ? ` (defined: ${Object.keys(lists).join(", ")})` : ""}` });
+      return [];
+    }
+    if (chain.includes(name)) {
+      diagnostics.add([...path, index, "use"], `step list "${name}" uses itself: ${[...chain, name].join(" → ")}`);
+      return [];
+    }
+    return expandSteps(list, ["steps", name], lists, diagnostics, [...chain, name]);
+  });
 }
 
 const INVALID = Symbol("invalid");

@@ -29,11 +29,21 @@ export const commonStepSchema = z.object({
 export const COMMON_STEP_KEYS = Object.keys(commonStepSchema.shape) as (keyof typeof commonStepSchema.shape)[];
 
 export const provisionStepSchema = z
-  .record(z.string(), z.record(z.string(), z.unknown()))
-  .refine((step) => Object.keys(step).length === 1, {
-    message: "a provision step names exactly one provisioner, e.g. `- shell: { inline: [...] }`",
+  .record(z.string(), z.unknown())
+  .superRefine((step, context) => {
+    const keys = Object.keys(step);
+    if (keys.length !== 1) {
+      context.addIssue({ code: "custom", message: "a provision step names exactly one provisioner, e.g. `- shell: { inline: [...] }`, or `- use: <steps name>`" });
+      return;
+    }
+    const [name] = keys as [string];
+    const value = step[name];
+    if (name === "use" && typeof value !== "string") context.addIssue({ code: "custom", path: [name], message: "use: takes the name of a list under steps:" });
+    if (name !== "use" && (value === null || typeof value !== "object" || Array.isArray(value))) {
+      context.addIssue({ code: "custom", path: [name], message: `the options of ${name} must be a map, e.g. ${name}: { … }` });
+    }
   })
-  .describe("One provisioner and its options, e.g. `shell: { inline: [...] }`.");
+  .describe("One provisioner and its options, e.g. `shell: { inline: [...] }`; or `use: <name>` to insert a list from `steps:`.");
 
 /**
  * What must be supplied at boot and never baked: paths that may not exist in the image, and variables whose values may not
@@ -68,7 +78,16 @@ export const imageSchema = z
 export const bakeFileSchema = z
   .strictObject({
     $schema: z.string().optional(),
+    project: z
+      .string()
+      .regex(NAME, "project names are letters, digits, _, . and -")
+      .optional()
+      .describe("Name that scopes this file's artefacts (lineage, plan, prune). Default: the bake file's directory name."),
     variables: z.record(z.string().regex(VARIABLE_NAME, "variable names are letters, digits and _"), variableSchema).default({}),
+    steps: z
+      .record(z.string().regex(NAME, "step list names are letters, digits, _, . and -"), z.array(provisionStepSchema))
+      .default({})
+      .describe("Named provision step lists that images insert with `- use: <name>` (composition without inheritance)."),
     images: z
       .record(z.string().regex(NAME, "image names are letters, digits, _, . and -"), imageSchema)
       .refine((images) => Object.keys(images).length > 0, { message: "no images: add at least one under `images:`" }),

@@ -6,6 +6,7 @@ import { runtimeSchema, type RuntimeDefinition } from "../config/verify-schema.j
 import { createBakeContext } from "../context.js";
 import { KilnError, toKilnError } from "../errors.js";
 import type { KilnEvent } from "../events.js";
+import { findLatest } from "../image-inputs.js";
 import { LABELS } from "../provenance.js";
 import { newRunId } from "../runner.js";
 import type { Artifact } from "../types.js";
@@ -68,8 +69,7 @@ export async function verifyExisting(options: VerifyExistingOptions): Promise<Ve
 async function findTarget(project: Project, target: string): Promise<{ image: ImageSpec; artifact: Artifact }> {
   const named = project.images.find((image) => image.name === target);
   if (named) {
-    const found = await named.driver.findArtifacts({ labels: { [LABELS.image]: named.name } });
-    const newest = found.sort((a, b) => (b.labels[LABELS.created] ?? b.created ?? "").localeCompare(a.labels[LABELS.created] ?? a.created ?? ""))[0];
+    const newest = await findLatest(project.name, named);
     if (!newest) throw new KilnError("E_CONFIG", `no artefact of image "${target}" exists`, { hint: `bake it first: kiln build --only ${target}` });
     return { image: named, artifact: newest };
   }

@@ -113,7 +113,7 @@ export const docker = defineDriver<DockerOptions>(() => {
         return matches ? [toArtifact(info.Id, info.RepoTags, labels, info.Created)] : [];
       }
       const filters = wanted.map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
-      const images = await api.listImages({ filters: { label: filters } });
+      const images = await api.listImages({ all: true, filters: { label: filters } });
       return images.map((image) => toArtifact(image.Id, image.RepoTags, image.Labels ?? {}, new Date(image.Created * 1000).toISOString()));
     },
 

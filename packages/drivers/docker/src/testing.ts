@@ -33,7 +33,7 @@ export async function listDockerResources(runId: string): Promise<string[]> {
   const docker = await connect();
   const filter = { label: [`${LABELS.build}=${runId}`] };
   const containers = await docker.listContainers({ all: true, filters: filter });
-  const images = await docker.listImages({ filters: filter });
+  const images = await docker.listImages({ all: true, filters: filter });
   return [...containers.map((c) => `container ${c.Names[0] ?? c.Id}`), ...images.map((i) => `image ${i.Id}`)];
 }
 
@@ -46,7 +46,7 @@ export async function removeDockerResources(runId: string): Promise<void> {
   }
   // A parent image cannot go while a child built on it exists: remove in passes until nothing is left or nothing moves.
   for (let pass = 0; pass < 5; pass++) {
-    const images = await docker.listImages({ filters: filter });
+    const images = await docker.listImages({ all: true, filters: filter });
     if (images.length === 0) break;
     for (const image of images) await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
   }

@@ -23,3 +23,4 @@ export { verifyExisting, readRuntimeFile, type VerifyExistingOptions, type Verif
 export { verifyArtifact } from "./verify/artifact.js";
 export { planBuild, type PlanEntry, type PlanOptions } from "./plan.js";
 export { findCached, findLatest, newest, previousSummary, resolveInputs, type ImageInputs } from "./image-inputs.js";
+export * from "./fleet.js";

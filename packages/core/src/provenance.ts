@@ -21,6 +21,8 @@ export const LABELS = {
   git: "dev.kiln.git",
   /** Version of Kiln that baked it. */
   version: "dev.kiln.version",
+  /** `passed`: the image declares verify checks (an artefact whose verify failed does not survive); `none`: no checks. */
+  verify: "dev.kiln.verify",
   /** Short hashes of each input (see InputSummary), so a later plan can say what changed. */
   inputs: "dev.kiln.inputs",
 } as const;

@@ -293,6 +293,7 @@ function provenanceLabels(runId: string, project: string, image: ImageSpec, key:
     [LABELS.created]: new Date().toISOString(),
     [LABELS.git]: git,
     [LABELS.version]: version,
+    [LABELS.verify]: image.verify.length > 0 ? "passed" : "none",
   };
 }
 

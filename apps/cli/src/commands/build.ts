@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { BuildRun, defaultParallelism, KilnError, type KilnEvent } from "@kiln/core";
+import { BuildRun, defaultParallelism, findOutdated, KilnError, rebakeWaves, type KilnEvent } from "@kiln/core";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
 import { openProject } from "../project.js";
@@ -13,14 +13,33 @@ export async function build(argv: string[], version: string): Promise<number> {
     throw new KilnError("E_CONFIG", `--on-error must be cleanup or abort, not "${onError}"`);
   }
   const project = await openProject(values, positionals[0]);
+  let selection: { only?: string[]; force?: boolean | string[] } = {
+    ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
+    ...forceOption(values.force, listFlag(values["force-image"])),
+  };
+  if (values["rebake-outdated"]) {
+    const outdated = (await findOutdated(project, { maxAge: values["max-age"] })).filter((entry) => entry.reasons.length > 0);
+    const waves = rebakeWaves(project, outdated.map((entry) => entry.image));
+    if (values["dry-run"] || waves.length === 0) {
+      for (const entry of outdated) process.stdout.write(`${entry.image}: ${entry.reasons.join("; ")}\n`);
+      waves.forEach((wave, index) => process.stdout.write(`wave ${index + 1}: ${wave.join(", ")}\n`));
+      if (waves.length === 0) process.stdout.write("nothing is outdated\n");
+      return 0;
+    }
+    // Outdated images are rebaked even when their key is unchanged (an age-based rebake picks up new packages).
+    const names = waves.flat();
+    selection = { only: names, force: names };
+  } else if (values["dry-run"]) {
+    const { plan } = await import("./plan.js");
+    return plan(argv.filter((arg) => arg !== "--dry-run"));
+  }
   const renderer = await createRenderer(outputMode(values.json));
   const controller = new AbortController();
   const run = new BuildRun({
     project,
-    ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
+    ...selection,
     ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
     onError,
-    ...forceOption(values.force, listFlag(values["force-image"])),
     parallel: parallelOption(values.parallel),
     signal: controller.signal,
     kilnVersion: version,

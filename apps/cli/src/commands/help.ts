@@ -6,6 +6,11 @@ usage: kiln <command> [options]
 commands:
   build      bake the images in the bake file (parents first)
   plan       show what build would do for each image, and why (cached, or what changed)
+  images     list the project's artefacts as a lineage tree (keys, times, commits, tags, channels)
+  provenance show an artefact's provenance chain down to its source
+  outdated   list images that need a rebake (exit 3 if any): newer parent, changed inputs, --max-age
+  promote    point a channel (staging, prod) at a verified artefact; --rollback to go back
+  prune      remove old untagged artefacts, keeping the newest N (--keep) and everything tagged
   validate   check the bake file and report every problem with file:line:col
   verify     run an image's verify checks against an existing artefact
   inspect    show images, sources, provisioners and variables (secrets hidden)
@@ -31,6 +36,9 @@ options:
   --force, --force=a,b     rebake (all images, or these) even when an artefact with the same bake key exists
   --parallel <n>           bake up to n independent images at once (default: cores, at most 4)
   --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach
+  --rebake-outdated        rebake exactly the outdated images (see kiln outdated) and their children, parents first
+  --max-age <age>          with --rebake-outdated: also rebake images older than this (7d, 12h)
+  --dry-run                print the plan (or, with --rebake-outdated, the waves) and bake nothing
   --manifest <path>        where to write the manifest (default: kiln-manifest.json next to the bake file)
   --json                   print one JSON event per line instead of progress
 
@@ -44,6 +52,28 @@ Resolves every image's sources and inputs without creating anything, and prints 
   cached (key 3f2a…)                       an artefact with the same bake key exists and will be reused
   bake: no artefact                        never baked
   bake: parent changed (base 1a2b → 9c8d)  and the other inputs that changed since the newest artefact of the image`,
+  images: `usage: kiln images [path] [-C dir] [--json]
+
+Lists the artefacts of this project's images as a tree (base → children), with bake key, time, git commit, tags and channels.`,
+  provenance: `usage: kiln provenance <id|tag> [-C dir] [--json]
+
+Shows an artefact's provenance (image, bake key, run, commit, Kiln version, verify, source), then its parent's, down to the source
+it started from (for a debootstrap base: suite, mirror and build time).`,
+  outdated: `usage: kiln outdated [path] [-C dir] [--max-age 7d] [--json]
+
+Reports images whose parent has a newer artefact, whose source or inputs changed, or whose newest artefact is older than
+--max-age. Exit code 0: all current; 3: something is outdated (for cron jobs and CI schedules). Rebake with
+kiln build --rebake-outdated.`,
+  promote: `usage: kiln promote <image> <channel> [--artifact id|tag] [--force] [-C dir]
+       kiln promote --rollback <image> <channel>
+
+Points the channel (a tag kiln-channel/<project>/<image>:<channel>) at the image's newest artefact, or --artifact. Each
+promotion is recorded as <channel>-<n>; --rollback returns to the artefact promoted before. Refuses an artefact without a
+passed verify unless --force.`,
+  prune: `usage: kiln prune [path] [-C dir] [--keep 3] [--dry-run]
+
+Removes old untagged artefacts of each image beyond the newest --keep. Never removes a tagged artefact (versions, channels,
+channel history) or one another artefact is built on.`,
   verify: `usage: kiln verify <image|artefact> [-C dir] [-f file] [--runtime-file file] [--var …] [--json]
 
 Starts a fresh machine from an existing artefact, injects the verify block's runtime configuration (or that of

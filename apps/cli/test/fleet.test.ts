@@ -1,0 +1,125 @@
+import Docker from "dockerode";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ensureFixtureImage, FIXTURE_IMAGE, removeDockerResources } from "@kiln/driver-docker/testing";
+import { kiln, project, runIdOf } from "./helpers.js";
+
+const docker = new Docker();
+const runs: string[] = [];
+afterEach(async () => {
+  for (const runId of runs.splice(0)) await removeDockerResources(runId);
+});
+beforeAll(() => ensureFixtureImage(), 600_000);
+
+const marker = () => Math.random().toString(36).slice(2, 10);
+
+/** base → app → edge, base → api, and an unrelated `tool`. */
+function fleet(id: string): string {
+  const image = (name: string, from?: string) =>
+    `  ${name}:\n    driver: docker\n    ${from ? `from: ${from}` : `source: ${FIXTURE_IMAGE}`}\n    provision: [{ shell: { inline: ["echo ${id}-${name} > /etc/${name}"] } }]\n    verify: { checks: [{ file: /etc/${name} }] }\n`;
+  return `images:\n${image("base")}${image("app", "base")}${image("edge", "app")}${image("api", "base")}${image("tool")}`;
+}
+
+async function build(dir: string, ...args: string[]): Promise<string> {
+  const result = await kiln(["build", "-C", dir, ...args]);
+  runs.push(runIdOf(result.stdout, result.stderr));
+  expect(result.code, result.stdout + result.stderr).toBe(0);
+  return result.stdout;
+}
+
+const baked = (output: string) => [...output.matchAll(/==> (\w+): baked /g)].map((match) => match[1]).sort();
+
+describe("fleet lifecycle", { timeout: 300_000 }, () => {
+  it("finds images outdated by a newer parent and by age, and rebakes them and their children in waves", async () => {
+    await using dir = await project({ "kiln.yaml": fleet(marker()) });
+    await build(dir.dir);
+    const current = await kiln(["outdated", "-C", dir.dir]);
+    expect(current.code, current.stdout + current.stderr).toBe(0);
+    expect(current.stdout).toMatch(/base\s+current/);
+
+    // The base is rebaked on its own (e.g. by another pipeline): its children are now outdated.
+    await build(dir.dir, "--only", "base", "--force");
+    const byParent = await kiln(["outdated", "-C", dir.dir]);
+    expect(byParent.code).toBe(3);
+    expect(byParent.stdout).toMatch(/app\s+outdated: parent base has a newer artefact \([0-9a-f]{12} → [0-9a-f]{12}\)/);
+    expect(byParent.stdout).toMatch(/api\s+outdated: parent base has a newer artefact/);
+    expect(byParent.stdout).toMatch(/tool\s+current/);
+    expect(byParent.stdout).toMatch(/edge\s+current/);
+
+    const dry = await kiln(["build", "-C", dir.dir, "--rebake-outdated", "--dry-run"]);
+    expect(dry.stdout).toMatch(/wave 1: app, api\nwave 2: edge/);
+    const rebaked = await build(dir.dir, "--rebake-outdated", "--parallel", "1");
+    expect(baked(rebaked)).toEqual(["api", "app", "edge"]);
+    expect(rebaked).toMatch(/base: cached/);
+    expect((await kiln(["outdated", "-C", dir.dir])).code).toBe(0);
+
+    // Timer-driven security rebakes: everything older than the maximum age, parents before children.
+    const byAge = await kiln(["outdated", "-C", dir.dir, "--max-age", "0s", "--json"]);
+    expect(byAge.code).toBe(3);
+    expect(byAge.stdout.trim().split("\n").map((line) => JSON.parse(line).reasons[0])).toEqual(Array(5).fill(expect.stringMatching(/^older than 0s/)));
+    const waves = await kiln(["build", "-C", dir.dir, "--rebake-outdated", "--max-age", "0s", "--dry-run"]);
+    expect(waves.stdout).toMatch(/wave 1: base, tool\nwave 2: app, api\nwave 3: edge/);
+    const all = await build(dir.dir, "--rebake-outdated", "--max-age", "0s", "--parallel", "2");
+    expect(baked(all)).toEqual(["api", "app", "base", "edge", "tool"]);
+    expect(all.indexOf("==> base: baked")).toBeLessThan(all.indexOf("==> app: launch"));
+    expect(all.indexOf("==> app: baked")).toBeLessThan(all.indexOf("==> edge: launch"));
+  });
+
+  it("promotes verified artefacts to channels, rolls back, and shows channels in the lineage", async () => {
+    await using dir = await project({ "kiln.yaml": fleet(marker()) });
+    await build(dir.dir, "--only", "app");
+    const first = (await kiln(["promote", "app", "prod", "-C", dir.dir])).stdout;
+    expect(first).toMatch(/app: prod → ([0-9a-f]{12})/);
+    await build(dir.dir, "--only", "app", "--force=app");
+    const second = await kiln(["promote", "app", "prod", "-C", dir.dir]);
+    expect(second.stdout).toMatch(/app: prod → [0-9a-f]{12} \(was [0-9a-f]{12}\)/);
+    const [firstId] = /→ ([0-9a-f]{12})/.exec(first)?.slice(1) ?? [];
+    const [secondId] = /→ ([0-9a-f]{12})/.exec(second.stdout)?.slice(1) ?? [];
+    expect(secondId).not.toBe(firstId);
+
+    const images = (await kiln(["images", "-C", dir.dir])).stdout;
+    expect(images).toMatch(new RegExp(`app  ${secondId}.*channels: prod`));
+    const back = await kiln(["promote", "--rollback", "app", "prod", "-C", dir.dir]);
+    expect(back.stdout).toContain(`app: prod rolled back from ${secondId} to ${firstId}`);
+    expect((await kiln(["images", "-C", dir.dir])).stdout).toMatch(new RegExp(`app  ${firstId}.*channels: prod`));
+    const projectName = dir.dir.split("/").at(-1)?.toLowerCase();
+    expect((await docker.getImage(`kiln-channel/${projectName}/app:prod`).inspect()).Id).toContain(firstId);
+  });
+
+  it("refuses to promote an artefact without a passed verify unless forced", async () => {
+    const id = marker();
+    await using dir = await project({ "kiln.yaml": `images:\n  bare:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n` });
+    await build(dir.dir);
+    const refused = await kiln(["promote", "bare", "prod", "-C", dir.dir]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/has no passed verify/);
+    expect((await kiln(["promote", "bare", "prod", "--force", "-C", dir.dir])).code).toBe(0);
+  });
+
+  it("prunes old untagged artefacts but keeps the newest, tagged ones and channel targets", async () => {
+    const id = marker();
+    await using dir = await project({ "kiln.yaml": fleet(id) });
+    for (let round = 0; round < 3; round++) await build(dir.dir, "--only", "tool", "--force");
+    const ids = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line)).filter((item) => item.image === "tool");
+    expect(ids).toHaveLength(3);
+    const oldest = ids[2].id;
+    await kiln(["promote", "tool", "stable", "--artifact", oldest, "-C", dir.dir]);
+
+    const dry = await kiln(["prune", "-C", dir.dir, "--keep", "1", "--dry-run"]);
+    expect(dry.stdout).toMatch(/1 to remove/);
+    const result = await kiln(["prune", "-C", dir.dir, "--keep", "1"]);
+    expect(result.stdout).toContain(`removed tool ${ids[1].id.slice(7, 19)}`);
+    const left = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line).id);
+    expect(left).toContain(ids[0].id);
+    expect(left).toContain(oldest);
+    expect(left).not.toContain(ids[1].id);
+  });
+
+  it("traces an artefact's provenance down to its source", async () => {
+    await using dir = await project({ "kiln.yaml": fleet(marker()) });
+    await build(dir.dir, "--only", "edge");
+    const edge = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line)).find((item) => item.image === "edge");
+    const chain = await kiln(["provenance", edge.id, "-C", dir.dir]);
+    expect(chain.code, chain.stderr).toBe(0);
+    expect(chain.stdout).toMatch(/^edge sha256:[\s\S]*\nbuilt on app sha256:[\s\S]*\nbuilt on base sha256:[\s\S]*source kiln-fixture\/debian:bookworm@sha256:[\s\S]*from a debootstrap tree: .*suite=bookworm/);
+  });
+});

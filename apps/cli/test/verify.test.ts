@@ -113,6 +113,7 @@ describe("verify: runtime configuration is injected at boot, not baked", { timeo
     changes: { cmd: ["/usr/local/bin/web"] }
     runtime_only: [/etc/default/web]`;
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${PORT:?…} is shell, not a template.
   const WEB_SH = '#!/bin/sh\n[ -r /etc/default/web ] && . /etc/default/web\n: "${PORT:?PORT is not set}"\nexec python3 -m http.server "$PORT" --directory /srv\n';
 
   it("the same image listens on each port it is given, by env, file or boot script", async () => {

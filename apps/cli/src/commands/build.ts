@@ -22,7 +22,7 @@ export async function build(argv: string[], version: string): Promise<number> {
     const waves = rebakeWaves(project, outdated.map((entry) => entry.image));
     if (values["dry-run"] || waves.length === 0) {
       for (const entry of outdated) process.stdout.write(`${entry.image}: ${entry.reasons.join("; ")}\n`);
-      waves.forEach((wave, index) => process.stdout.write(`wave ${index + 1}: ${wave.join(", ")}\n`));
+      for (const [index, wave] of waves.entries()) process.stdout.write(`wave ${index + 1}: ${wave.join(", ")}\n`);
       if (waves.length === 0) process.stdout.write("nothing is outdated\n");
       return 0;
     }

@@ -78,7 +78,7 @@ export function rebakeWaves(project: Project, outdated: string[]): string[][] {
     if (!selected.has(image.name)) continue;
     const level = image.from !== undefined && selected.has(image.from) ? (depth.get(image.from) ?? 0) + 1 : 0;
     depth.set(image.name, level);
-    (waves[level] ??= []).push(image.name);
+    waves[level] = [...(waves[level] ?? []), image.name];
   }
   return waves;
 }

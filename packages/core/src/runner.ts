@@ -92,8 +92,9 @@ export class BuildRun {
     const started = Date.now();
     const images = selectImages(this.options.project.images, this.options.only, this.options.except);
     this.emitEvent({ type: "run.start", runId: this.runId, images: images.map((image) => image.name) });
-    // Ask git while the first image resolves and launches; the answer is needed only at capture.
-    const git = gitDescription(this.options.project.dir);
+    // Asked once, and only when something is captured: a run where everything is cached never spawns git.
+    let gitAnswer: Promise<string> | undefined;
+    const git = () => (gitAnswer ??= gitDescription(this.options.project.dir));
     const limit = pLimit(this.options.parallel ?? defaultParallelism());
     const cleanupFailures: CleanupFailure[] = [];
     const outcomes = new Map<string, Promise<BuildRecord | undefined>>();
@@ -132,7 +133,7 @@ export class BuildRun {
     return force === true || (Array.isArray(force) && force.includes(image.name));
   }
 
-  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: Promise<string>): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
+  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: () => Promise<string>): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
     const { project } = this.options;
     const started = Date.now();
     const record: BuildRecord = { image: image.name, driver: image.driverName, status: "failed", startedAt: new Date(started).toISOString(), durationMs: 0, steps: [] };
@@ -181,7 +182,7 @@ export class BuildRun {
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels(this.runId, project.name, image, key, parent, source, await git, this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
+      const labels = { ...image.labels, ...provenanceLabels(this.runId, project.name, image, key, parent, source, await git(), this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;

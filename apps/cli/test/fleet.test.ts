@@ -64,6 +64,32 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     expect(all.indexOf("==> app: baked")).toBeLessThan(all.indexOf("==> edge: launch"));
   });
 
+  it("finds an image outdated when its source reference now resolves to another image", async () => {
+    const id = marker();
+    const source = `kiln-cli-test/source-${id}:1`;
+    const labels = { "dev.kiln.build": `fleet-test-${id}` };
+    runs.push(labels["dev.kiln.build"]);
+    // Two different images, as a registry tag would move between them.
+    const commit = async (content: string) => {
+      const container = await docker.createContainer({ Image: FIXTURE_IMAGE, Cmd: ["sh", "-c", `echo ${content} > /etc/source-version`], Labels: labels });
+      await container.start();
+      await container.wait();
+      const image = (await container.commit({ changes: [`LABEL dev.kiln.build=${labels["dev.kiln.build"]}`] })) as { Id: string };
+      await container.remove({ force: true });
+      return image.Id;
+    };
+    const first = await commit("v1");
+    const second = await commit("v2");
+    const [repo, tag] = source.split(":") as [string, string];
+    await docker.getImage(first).tag({ repo, tag });
+    await using dir = await project({ "kiln.yaml": `images:\n  app:\n    driver: docker\n    source: ${source}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n` });
+    await build(dir.dir);
+    await docker.getImage(second).tag({ repo, tag });
+    const result = await kiln(["outdated", "-C", dir.dir]);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain(`app  outdated: source changed (${first.slice(7, 19)} → ${second.slice(7, 19)})`);
+  });
+
   it("promotes verified artefacts to channels, rolls back, and shows channels in the lineage", async () => {
     await using dir = await project({ "kiln.yaml": fleet(marker()) });
     await build(dir.dir, "--only", "app");

@@ -104,7 +104,7 @@ describe("image graph", { timeout: 240_000 }, () => {
 
     const parallel = order(await build(dir.dir, "--parallel", "2", "--force"));
     // Two bakes start before the first one finishes; never more than two run at once.
-    expect(parallel.slice(0, 2)).toEqual(["launch a", "launch b"]);
+    expect(parallel.slice(0, 2).sort()).toEqual(["launch a", "launch b"]);
     let running = 0;
     let most = 0;
     for (const entry of parallel) {

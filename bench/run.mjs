@@ -42,7 +42,7 @@ const removeImage = (tag) => spawnSync("docker", ["rmi", "-f", tag], { encoding:
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const cases = [
-  { name: "kiln build (one shell step)", key: "kiln", run: () => run(process.execPath, [cli, "build", "-C", work, "--json"]), after: () => removeImage(`${TAG}:kiln`) },
+  { name: "kiln build (one shell step)", key: "kiln", run: () => run(process.execPath, [cli, "build", "-C", work, "--json", "--force"]), after: () => removeImage(`${TAG}:kiln`) },
   { name: "docker build --no-cache", key: "docker", run: () => run("docker", ["build", "--no-cache", "-q", "-t", `${TAG}:docker`, "."]), after: () => removeImage(`${TAG}:docker`) },
   { name: "kiln validate", key: "validate", run: () => run(process.execPath, [cli, "validate", "-C", work]) },
   { name: "kiln --version", key: "version", run: () => run(process.execPath, [cli, "--version"]) },

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import type { Artifact, SourceRef } from "./types.js";
 
 /** Label names every artefact and build resource carries. Lineage, caching and "what is this image" are read from them. */
 export const LABELS = {
@@ -38,4 +39,33 @@ export async function gitDescription(dir: string): Promise<string> {
   } catch {
     return "none";
   }
+}
+
+export interface ProvenanceInput {
+  runId: string;
+  project: string;
+  image: string;
+  key: string;
+  parent: Artifact | undefined;
+  source: SourceRef;
+  git: string;
+  version: string;
+  /** Whether the image declares verify checks (an artefact that failed them is removed, so its existence means they passed). */
+  verified: boolean;
+}
+
+/** The `dev.kiln.*` labels of an artefact. */
+export function provenanceLabels(input: ProvenanceInput): Record<string, string> {
+  return {
+    [LABELS.build]: input.runId,
+    [LABELS.key]: input.key,
+    [LABELS.image]: input.image,
+    [LABELS.project]: input.project,
+    [LABELS.parent]: input.parent?.id ?? "",
+    [LABELS.source]: `${input.source.description}@${input.source.digest ?? input.source.id}`,
+    [LABELS.created]: new Date().toISOString(),
+    [LABELS.git]: input.git,
+    [LABELS.version]: input.version,
+    [LABELS.verify]: input.verified ? "passed" : "none",
+  };
 }

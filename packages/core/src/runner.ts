@@ -9,7 +9,9 @@ import { formatDuration } from "./duration.js";
 import { KilnError, toKilnError } from "./errors.js";
 import type { KilnEvent, KilnEventInput, StepName, StepTiming } from "./events.js";
 import { findCached, resolveInputs } from "./image-inputs.js";
-import { gitDescription, LABELS } from "./provenance.js";
+import { gitDescription, LABELS, provenanceLabels } from "./provenance.js";
+import { untilAborted } from "./abort.js";
+import { selectImages } from "./selection.js";
 import { retry } from "./retry.js";
 import type { Artifact, Machine, SourceRef } from "./types.js";
 import { redactDeep } from "./variables.js";
@@ -182,7 +184,7 @@ export class BuildRun {
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels(this.runId, project.name, image, key, parent, source, await git(), this.options.kilnVersion), [LABELS.inputs]: JSON.stringify(summary) };
+      const labels = { ...image.labels, ...provenanceLabels({ runId: this.runId, project: project.name, image: image.name, key, parent, source, git: await git(), version: this.options.kilnVersion, verified: image.verify.length > 0 }), [LABELS.inputs]: JSON.stringify(summary) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
@@ -283,59 +285,4 @@ export class BuildRun {
   }
 }
 
-function provenanceLabels(runId: string, project: string, image: ImageSpec, key: string, parent: Artifact | undefined, source: SourceRef, git: string, version: string): Record<string, string> {
-  return {
-    [LABELS.build]: runId,
-    [LABELS.key]: key,
-    [LABELS.image]: image.name,
-    [LABELS.project]: project,
-    [LABELS.parent]: parent?.id ?? "",
-    [LABELS.source]: `${source.description}@${source.digest ?? source.id}`,
-    [LABELS.created]: new Date().toISOString(),
-    [LABELS.git]: git,
-    [LABELS.version]: version,
-    [LABELS.verify]: image.verify.length > 0 ? "passed" : "none",
-  };
-}
-
-/** Images to bake: `only` adds their ancestors (children are built on them); `except` removes descendants too. */
-export function selectImages(images: ImageSpec[], only?: string[], except?: string[]): ImageSpec[] {
-  const byName = new Map(images.map((image) => [image.name, image]));
-  for (const name of [...(only ?? []), ...(except ?? [])]) {
-    if (!byName.has(name)) {
-      throw new KilnError("E_CONFIG", `no image named "${name}"`, { hint: `images in this bake file: ${[...byName.keys()].join(", ")}` });
-    }
-  }
-  let chosen = new Set(images.map((image) => image.name));
-  if (only?.length) {
-    chosen = new Set();
-    const addWithAncestors = (name: string | undefined) => {
-      for (let current = name; current !== undefined && !chosen.has(current); current = byName.get(current)?.from) chosen.add(current);
-    };
-    only.forEach(addWithAncestors);
-  }
-  const excluded = new Set(except ?? []);
-  const isExcluded = (image: ImageSpec): boolean =>
-    excluded.has(image.name) || (image.from !== undefined && isExcluded(byName.get(image.from) as ImageSpec));
-  return images.filter((image) => chosen.has(image.name) && !isExcluded(image));
-}
-
-/** Rejects as soon as `signal` aborts, so a stuck call does not hold up cleanup. The abandoned promise's outcome is ignored. */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => {});
-    return Promise.reject(abortReason(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      work.catch(() => {});
-      reject(abortReason(signal));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason ?? "aborted"));
-}
+export { selectImages, untilAborted };

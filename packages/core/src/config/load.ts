@@ -1,16 +1,15 @@
-import { readFile } from "node:fs/promises";
-import { basename, dirname, extname, relative, resolve } from "node:path";
-import { LineCounter, parseDocument } from "yaml";
-import { KilnError } from "../errors.js";
+import { basename, dirname, relative, resolve } from "node:path";
 import { parseDuration } from "../duration.js";
 import { loadDriverFactory, loadProvisionerFactory, type PluginSearch } from "../plugins.js";
-import { createRedactor, interpolate, resolveVariables, templateReferences, type VariableInputs } from "../variables.js";
-import type { Driver, Provisioner, StandardSchemaV1, VariableValue } from "../types.js";
+import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
+import type { Driver, Provisioner, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
-import { noPositions, yamlSourceMap, type PathSegment, type SourceMap } from "./positions.js";
+import { readBakeFile } from "./read.js";
+import { checkReferences, dependencyOrder } from "./references.js";
+import { expandSteps, INVALID, loadPlugin, splitCommonStepOptions, validate } from "./steps.js";
 import { normalizeRuntimeOnly, type RuntimeOnly } from "../verify/runtime-only.js";
 import { verifyScenarios } from "../verify/run.js";
-import { bakeFileSchema, COMMON_STEP_KEYS, commonStepSchema, IMAGE_KEYS, type BakeFile } from "./schema.js";
+import { bakeFileSchema, IMAGE_KEYS, type BakeFile } from "./schema.js";
 import type { VerifyScenario } from "./verify-schema.js";
 
 export interface ProvisionStep {
@@ -62,8 +61,6 @@ export interface LoadOptions {
   plugins?: Partial<PluginSearch>;
 }
 
-export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln.config.mts", "kiln.config.js", "kiln.config.mjs"];
-
 /** Reads, validates and resolves a bake file. Throws a KilnError (exit code 2) listing every problem at once. */
 export async function loadProject(file: string, options: LoadOptions = {}): Promise<Project> {
   const path = resolve(file);
@@ -99,113 +96,6 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
 
 function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
   return options.plugins?.registry ? { registry: options.plugins.registry } : {};
-}
-
-/** Finds the bake file in a directory (`kiln.yaml`, then `kiln.config.ts`, …). */
-export async function findBakeFile(dir: string): Promise<string> {
-  for (const name of BAKE_FILE_NAMES) {
-    const candidate = resolve(dir, name);
-    if (await readFile(candidate).then(() => true, () => false)) return candidate;
-  }
-  throw new KilnError("E_CONFIG", `no bake file in ${dir} (looked for ${BAKE_FILE_NAMES.join(", ")})`, {
-    hint: "create one with `kiln init`, or point at it with -C <dir> or --file <path>",
-  });
-}
-
-async function readBakeFile(path: string, shown: string): Promise<{ data: unknown; positions: SourceMap }> {
-  const extension = extname(path);
-  if ([".ts", ".mts", ".js", ".mjs"].includes(extension)) {
-    const { createJiti } = await import("jiti");
-    const jiti = createJiti(import.meta.url, { moduleCache: false });
-    try {
-      return { data: await jiti.import(path, { default: true }), positions: noPositions };
-    } catch (error) {
-      throw new KilnError("E_CONFIG", `${shown}: cannot load: ${(error as Error).message}`, { cause: error });
-    }
-  }
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new KilnError("E_CONFIG", `cannot read bake file ${shown}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      hint: "check the path, or create one with `kiln init`",
-    });
-  }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new KilnError("E_CONFIG", `${shown}: not valid YAML`, {
-      diagnostics: doc.errors.map((error) => {
-        const [start] = error.linePos ?? [];
-        return {
-          file: shown,
-          path: "",
-          message: (error.message.split("\n")[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, ""),
-          ...(start ? { line: start.line, column: start.col } : {}),
-        };
-      }),
-    });
-  }
-  return { data: doc.toJS(), positions: yamlSourceMap(doc, lines) };
-}
-
-/** Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels. */
-function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
-  const declared = bakeFile.variables;
-  const sections: [PathSegment[], unknown][] = [[["steps"], bakeFile.steps], ...Object.entries(bakeFile.images).map(([name, image]): [PathSegment[], unknown] => [["images", name], image])];
-  for (const [at, section] of sections) {
-    walkStrings(section, at, (text, path) => {
-      for (const name of templateReferences(text)) {
-        if (!(name in declared)) {
-          diagnostics.add(path, `undefined variable "${name}"`, { hint: `declare it under variables: ${name}: { default: … }` });
-        } else if (declared[name]?.sensitive && (path[2] === "tags" || path[2] === "labels")) {
-          diagnostics.add(path, `sensitive variable "${name}" would be written into the image's ${path[2]}`, {
-            hint: "tags and labels are public: use a non-sensitive variable",
-          });
-        }
-      }
-    });
-  }
-}
-
-function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, path: PathSegment[]) => void): void {
-  if (typeof value === "string") visit(value, path);
-  else if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) walkStrings(item, [...path, index], visit);
-  }
-  else if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) walkStrings(item, [...path, key], visit);
-  }
-}
-
-/** Orders images so parents come first; reports missing parents and cycles. */
-function dependencyOrder(bakeFile: BakeFile, diagnostics: Diagnostics): string[] {
-  const images = bakeFile.images;
-  const order: string[] = [];
-  const state = new Map<string, "visiting" | "done">();
-  const visit = (name: string, chain: string[]): void => {
-    if (state.get(name) === "done") return;
-    if (state.get(name) === "visiting") {
-      const cycle = [...chain.slice(chain.indexOf(name)), name];
-      diagnostics.add(["images", name, "from"], `cycle in from: ${cycle.join(" → ")}`, {
-        hint: "an image cannot be built on itself, directly or through others",
-      });
-      return;
-    }
-    state.set(name, "visiting");
-    const parent = images[name]?.from;
-    if (parent !== undefined) {
-      if (!(parent in images)) {
-        diagnostics.add(["images", name, "from"], `image "${parent}" is not defined`, {
-          hint: `define it under images:, or use one of: ${Object.keys(images).join(", ")}`,
-        });
-      } else visit(parent, [...chain, name]);
-    }
-    state.set(name, "done");
-    order.push(name);
-  };
-  for (const name of Object.keys(images)) visit(name, []);
-  return order;
 }
 
 async function resolveImage(
@@ -277,81 +167,4 @@ async function resolveImage(
   };
 }
 
-type Step = Record<string, unknown>;
-
-/** Replaces each `- use: name` by the steps of that list (recursively), keeping where each step was written for errors. */
-function expandSteps(
-  steps: Step[],
-  path: PathSegment[],
-  lists: Record<string, Step[]>,
-  diagnostics: Diagnostics,
-  chain: string[] = [],
-): { step: Step; path: PathSegment[]; via?: string }[] {
-  return steps.flatMap((step, index) => {
-    const name = step.use;
-    if (typeof name !== "string") return [{ step, path: [...path, index], ...(chain.length ? { via: chain.join(" → ") } : {}) }];
-    const list = lists[name];
-    if (!list) {
-      diagnostics.add([...path, index, "use"], `no step list named "${name}"`, { hint: `define it under steps:${Object.keys(lists).length ? ` (defined: ${Object.keys(lists).join(", ")})` : ""}` });
-      return [];
-    }
-    if (chain.includes(name)) {
-      diagnostics.add([...path, index, "use"], `step list "${name}" uses itself: ${[...chain, name].join(" → ")}`);
-      return [];
-    }
-    return expandSteps(list, ["steps", name], lists, diagnostics, [...chain, name]);
-  });
-}
-
-const INVALID = Symbol("invalid");
-
-async function validate(
-  schema: StandardSchemaV1<unknown, unknown>,
-  input: unknown,
-  at: PathSegment[],
-  diagnostics: Diagnostics,
-): Promise<unknown> {
-  const result = await schema["~standard"].validate(input);
-  if (result.issues) {
-    diagnostics.addSchemaIssues(at, result.issues);
-    return INVALID;
-  }
-  return result.value;
-}
-
-async function loadPlugin<T>(
-  load: () => Promise<T>,
-  path: PathSegment[],
-  diagnostics: Diagnostics,
-  atKey = false,
-): Promise<T | undefined> {
-  try {
-    return await load();
-  } catch (error) {
-    if (!(error instanceof KilnError)) throw error;
-    diagnostics.add(path, error.message, { atKey, ...(error.hint ? { hint: error.hint } : {}) });
-    return undefined;
-  }
-}
-
-function splitCommonStepOptions(
-  options: Record<string, unknown>,
-  path: PathSegment[],
-  diagnostics: Diagnostics,
-): { common: Pick<ProvisionStep, "timeoutMs" | "pauseBeforeMs" | "maxRetries">; rest: Record<string, unknown> } {
-  const rest = Object.fromEntries(Object.entries(options).filter(([key]) => !(COMMON_STEP_KEYS as string[]).includes(key)));
-  const parsed = commonStepSchema.safeParse(options);
-  if (!parsed.success) {
-    diagnostics.addSchemaIssues(path, parsed.error.issues);
-    return { common: { maxRetries: 0 }, rest };
-  }
-  const { timeout, pause_before: pauseBefore, max_retries: maxRetries } = parsed.data;
-  return {
-    common: {
-      maxRetries: maxRetries ?? 0,
-      ...(timeout !== undefined ? { timeoutMs: parseDuration(timeout) } : {}),
-      ...(pauseBefore !== undefined ? { pauseBeforeMs: parseDuration(pauseBefore) } : {}),
-    },
-    rest,
-  };
-}
+export { BAKE_FILE_NAMES, findBakeFile } from "./read.js";

@@ -38,7 +38,7 @@ export function excerpt(text: string, lines = 5): string {
   return (all.length > lines ? ["…", ...all.slice(-lines)] : all).join("\n").slice(-600);
 }
 
-async function commandCheck(env: CheckEnv, check: Extract<Check, { command: unknown }>): Promise<CheckOutcome> {
+async function commandCheck(env: CheckEnv, check: CheckOf<"command">): Promise<CheckOutcome> {
   const spec = typeof check.command === "string" ? { run: check.command } : check.command;
   const result = await env.machine.exec(spec.run, { signal: env.signal, ...("user" in spec && spec.user ? { user: spec.user } : {}) });
   const wanted = "exit_code" in spec && spec.exit_code !== undefined ? spec.exit_code : 0;
@@ -48,7 +48,7 @@ async function commandCheck(env: CheckEnv, check: Extract<Check, { command: unkn
   return textProblem(result.stdout, "stdout", c.stdout_contains, c.stdout_matches) ?? textProblem(result.stderr, "stderr", c.stderr_contains, c.stderr_matches) ?? pass;
 }
 
-async function fileCheck(env: CheckEnv, check: Extract<Check, { file: unknown }>): Promise<CheckOutcome> {
+async function fileCheck(env: CheckEnv, check: CheckOf<"file">): Promise<CheckOutcome> {
   const spec = typeof check.file === "string" ? { path: check.file } : check.file;
   const output = await probe(env, FILE_PROBE, spec.path);
   const missing = output.startsWith("MISSING");
@@ -111,7 +111,7 @@ function deadline(ms: number, signal: AbortSignal): { signal: AbortSignal; clear
   };
 }
 
-async function portCheck(env: CheckEnv, check: Extract<Check, { port: unknown }>): Promise<CheckOutcome> {
+async function portCheck(env: CheckEnv, check: CheckOf<"port">): Promise<CheckOutcome> {
   const spec = typeof check.port === "number" ? { port: check.port } : check.port;
   const protocol = ("protocol" in spec && spec.protocol) || "tcp";
   const open = (await listeningPorts(env, protocol)).has(spec.port);
@@ -126,7 +126,7 @@ async function portCheck(env: CheckEnv, check: Extract<Check, { port: unknown }>
   return pass;
 }
 
-async function httpCheck(env: CheckEnv, check: Extract<Check, { http: unknown }>): Promise<CheckOutcome> {
+async function httpCheck(env: CheckEnv, check: CheckOf<"http">): Promise<CheckOutcome> {
   const spec = check.http;
   const path = spec.path ?? "/";
   const wantStatus = spec.status ?? 200;
@@ -167,7 +167,7 @@ async function processCheck(env: CheckEnv, name: string, wantRunning: boolean): 
   return fail(`process "${name}" ${wantRunning ? "running" : "not running"}`, found ? `running as pid ${found.split("\n").map((line) => line.split(" ")[0]).join(", ")}` : "not running");
 }
 
-async function serviceCheck(env: CheckEnv, check: Extract<Check, { service: unknown }>): Promise<CheckOutcome> {
+async function serviceCheck(env: CheckEnv, check: CheckOf<"service">): Promise<CheckOutcome> {
   const spec = typeof check.service === "string" ? { name: check.service } : check.service;
   const wantRunning = !("running" in spec) || spec.running !== false;
   const [manager, state = ""] = (await probe(env, SERVICE_PROBE, spec.name)).trim().split(" ");
@@ -180,7 +180,7 @@ async function serviceCheck(env: CheckEnv, check: Extract<Check, { service: unkn
   return processCheck(env, spec.name, wantRunning);
 }
 
-async function packageCheck(env: CheckEnv, check: Extract<Check, { package: unknown }>): Promise<CheckOutcome> {
+async function packageCheck(env: CheckEnv, check: CheckOf<"package">): Promise<CheckOutcome> {
   const spec = typeof check.package === "string" ? { name: check.package } : check.package;
   const [manager, state, ...versionParts] = (await probe(env, PACKAGE_PROBE, spec.name)).trim().split(" ");
   if (manager === "none") return fail(`package ${spec.name}`, "no known package manager (dpkg, rpm, apk) in the image");
@@ -192,7 +192,7 @@ async function packageCheck(env: CheckEnv, check: Extract<Check, { package: unkn
   return pass;
 }
 
-async function userCheck(env: CheckEnv, check: Extract<Check, { user: unknown }>): Promise<CheckOutcome> {
+async function userCheck(env: CheckEnv, check: CheckOf<"user">): Promise<CheckOutcome> {
   const spec = typeof check.user === "string" ? { name: check.user } : check.user;
   const [entry = "", groupLine = ""] = (await probe(env, USER_PROBE, spec.name)).split("\n");
   const fields = entry.split(":");
@@ -215,26 +215,20 @@ function globMatch(pattern: string, text: string): boolean {
   return regex.test(text);
 }
 
+type CheckOf<K extends CheckKind> = Extract<Check, Record<K, unknown>>;
+
+const HANDLERS: { [K in CheckKind]: (env: CheckEnv, check: CheckOf<K>) => Promise<CheckOutcome> } = {
+  command: commandCheck,
+  file: fileCheck,
+  port: portCheck,
+  http: httpCheck,
+  process: (env, { process }) => (typeof process === "string" ? processCheck(env, process, true) : processCheck(env, process.name, process.running !== false)),
+  service: serviceCheck,
+  package: packageCheck,
+  user: userCheck,
+};
+
 /** Runs one check once. */
 export function runCheckOnce(env: CheckEnv, kind: CheckKind, check: Check): Promise<CheckOutcome> {
-  switch (kind) {
-    case "command":
-      return commandCheck(env, check as Extract<Check, { command: unknown }>);
-    case "file":
-      return fileCheck(env, check as Extract<Check, { file: unknown }>);
-    case "port":
-      return portCheck(env, check as Extract<Check, { port: unknown }>);
-    case "http":
-      return httpCheck(env, check as Extract<Check, { http: unknown }>);
-    case "process": {
-      const spec = (check as Extract<Check, { process: unknown }>).process;
-      return typeof spec === "string" ? processCheck(env, spec, true) : processCheck(env, spec.name, spec.running !== false);
-    }
-    case "service":
-      return serviceCheck(env, check as Extract<Check, { service: unknown }>);
-    case "package":
-      return packageCheck(env, check as Extract<Check, { package: unknown }>);
-    case "user":
-      return userCheck(env, check as Extract<Check, { user: unknown }>);
-  }
+  return (HANDLERS[kind] as (env: CheckEnv, check: Check) => Promise<CheckOutcome>)(env, check);
 }

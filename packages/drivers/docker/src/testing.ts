@@ -1,6 +1,9 @@
 import { KilnError, LABELS, type BakeContext, type Machine } from "@kiln/core";
 import { docker } from "./docker.js";
 import { debootstrapImage } from "./debootstrap.js";
+
+/** Builds (or reuses) a debootstrap base image: fixtures of other packages (an sshd image, say) start from it. */
+export { debootstrapImage, type DebootstrapSource } from "./debootstrap.js";
 import { connect, ensureEngine } from "./engine.js";
 
 /** Debian bookworm minbase + python3, built with debootstrap from the host's mirror: the base every test starts from. */

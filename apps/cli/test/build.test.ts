@@ -92,57 +92,36 @@ images:
     expect(await listDockerResources(runId)).toEqual([]);
   });
 
-  it("Ctrl-C during provisioning exits 130 and leaves no container behind", async () => {
+  /** Bakes an image that sleeps while provisioning, and sends `signals` once provisioning has visibly started. */
+  async function interruptProvisioning(image: string, signals: NodeJS.Signals[]) {
     await using dir = await project({
-      "kiln.yaml": `
-images:
-  slow:
-    driver: docker
-    source: ${FIXTURE_IMAGE}
-    provision:
-      - shell: { inline: ["echo provisioning-started", "sleep 600"] }
-`,
-    });
-    let sent = false;
-    const result = await kiln(["build", "--force", "-C", dir.dir], {
-      onStdout: (_chunk, child) => {
-        if (!sent && /provisioning-started/.test(_chunk)) {
-          sent = true;
-          child.kill("SIGINT");
-        }
-      },
-    });
-    const runId = runIdOf(result.stdout, result.stderr);
-    runs.push(runId);
-    expect(sent).toBe(true);
-    expect(result.code, result.stdout + result.stderr).toBe(130);
-    expect(result.stdout).toMatch(/interrupted/);
-    expect(await listDockerResources(runId)).toEqual([]);
-  });
-
-  it("a second Ctrl-C (or SIGTERM) exits at once and lists what was left behind, with the command to remove it", async () => {
-    await using dir = await project({
-      "kiln.yaml": `
-images:
-  stubborn:
-    driver: docker
-    source: ${FIXTURE_IMAGE}
-    provision:
-      - shell: { inline: ["echo provisioning-started", "sleep 600"] }
-`,
+      "kiln.yaml": `\nimages:\n  ${image}:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - shell: { inline: ["echo provisioning-started", "sleep 600"] }\n`,
     });
     let sent = false;
     const result = await kiln(["build", "--force", "-C", dir.dir], {
       onStdout: (chunk, child) => {
         if (!sent && /provisioning-started/.test(chunk)) {
           sent = true;
-          // Two different signals: two of the same kind can merge into one delivery.
-          child.kill("SIGTERM");
-          child.kill("SIGINT");
+          for (const signal of signals) child.kill(signal);
         }
       },
     });
-    runs.push(runIdOf(result.stdout, result.stderr));
+    const runId = runIdOf(result.stdout, result.stderr);
+    runs.push(runId);
+    expect(sent).toBe(true);
+    return { ...result, runId };
+  }
+
+  it("Ctrl-C during provisioning exits 130 and leaves no container behind", async () => {
+    const result = await interruptProvisioning("slow", ["SIGINT"]);
+    expect(result.code, result.stdout + result.stderr).toBe(130);
+    expect(result.stdout).toMatch(/interrupted/);
+    expect(await listDockerResources(result.runId)).toEqual([]);
+  });
+
+  it("a second Ctrl-C (or SIGTERM) exits at once and lists what was left behind, with the command to remove it", async () => {
+    // Two different signals: two of the same kind can merge into one delivery.
+    const result = await interruptProvisioning("stubborn", ["SIGTERM", "SIGINT"]);
     expect(result.code, result.stdout + result.stderr).toBe(130);
     expect(result.stdout).toMatch(/forced exit/);
     expect(result.stderr).toMatch(/left behind: container kiln-\S+-stubborn-build-\S+ — remove it: docker rm -f kiln-/);

@@ -4,7 +4,7 @@ import { KilnError } from "@kiln/core";
 import { parseCommandArgs } from "../args.js";
 
 const STARTER = `# yaml-language-server: $schema=./node_modules/@kiln/cli/schema/kiln.schema.json
-# A Kiln bake file: \`kiln build\` bakes every image below, parents first.
+# A Kiln bake file: \`kiln build\` bakes every image below, parents first, and skips those that have not changed.
 variables:
   version: { default: "0.1.0" }
 
@@ -12,7 +12,7 @@ images:
   base:
     driver: docker
     # A Debian tree built on this machine from its apt mirror; no registry needed.
-    source: { debootstrap: { suite: bookworm, include: [ca-certificates] } }
+    source: { debootstrap: { suite: bookworm, include: [python3] } }
     provision:
       - shell: { inline: ["apt-get clean", "rm -rf /var/lib/apt/lists/*"] }
     tags: ["my/base:{{ version }}"]
@@ -21,11 +21,12 @@ images:
     from: base
     driver: docker
     provision:
-      - shell: { inline: ["echo 'hello from kiln' > /etc/motd"] }
-    changes: { cmd: ["cat", "/etc/motd"] }
+      - shell: { inline: ["mkdir -p /srv", "echo 'hello from kiln' > /srv/index.html"] }
+    changes: { cmd: ["python3", "-m", "http.server", "8000", "--directory", "/srv"], expose: [8000] }
+    # Proof from a fresh container started from the new image.
     verify:
       checks:
-        - file: { path: /etc/motd, contains: hello }
+        - http: { port: 8000, body_contains: hello }
     tags: ["my/app:{{ version }}"]
 `;
 

@@ -71,6 +71,17 @@ images:
     expect((await listDockerResources(manifest.run_id)).filter((r) => r.startsWith("container"))).toEqual([]);
   });
 
+  it("the starter written by kiln init bakes and passes its verify", async () => {
+    await using dir = await project({});
+    expect((await kiln(["init", "-C", dir.dir])).code).toBe(0);
+    const result = await kiln(["build", "--force", "-C", dir.dir]);
+    runs.push(runIdOf(result.stdout, result.stderr));
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/app: ✓ http :8000\//);
+    await docker.getImage("my/app:0.1.0").remove({ force: true }).catch(() => {});
+    await docker.getImage("my/base:0.1.0").remove({ force: true }).catch(() => {});
+  });
+
   it("a failing provisioner exits 1 with the command's output and leaves no container behind", async () => {
     await using dir = await project({
       "kiln.yaml": `

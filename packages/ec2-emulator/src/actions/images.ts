@@ -1,0 +1,63 @@
+import { notFound } from "../errors.js";
+import { matchesFilters } from "../query.js";
+import { ACCOUNT_ID, type ImageRecord, tagSet } from "../state.js";
+import { fields, set } from "../xml.js";
+import type { ActionHandler } from "./types.js";
+
+/** What each DescribeImages filter reads from an image (the ones `source_ami_filter` and the driver use). */
+function imageFilterValues(image: ImageRecord, name: string): string[] | undefined {
+  const values: Record<string, string[]> = {
+    "image-id": [image.imageId],
+    name: [image.name],
+    "owner-id": [image.ownerId],
+    state: ["available"],
+    architecture: [image.architecture],
+    "root-device-type": ["ebs"],
+    "virtualization-type": ["hvm"],
+    "image-type": ["machine"],
+    "is-public": [String(image.isPublic)],
+    description: [image.description],
+  };
+  return values[name];
+}
+
+/** `Owner.N` takes account ids or the aliases `self` (the caller) and `amazon`; the seeded Debian image is not Amazon's. */
+function ownerMatches(image: ImageRecord, owners: string[]): boolean {
+  if (owners.length === 0) return true;
+  return owners.some((owner) => (owner === "self" ? image.ownerId === ACCOUNT_ID : owner === image.ownerId));
+}
+
+export const DescribeImages: ActionHandler = (ctx, params) => {
+  const ids = params.list("ImageId");
+  for (const id of ids) if (!ctx.state.images.has(id)) throw notFound("image", id);
+  const owners = params.list("Owner");
+  const filters = params.filters();
+  const selected = [...ctx.state.images.values()].filter(
+    (image) => (ids.length === 0 || ids.includes(image.imageId)) && ownerMatches(image, owners) && matchesFilters(filters, image.tags, (name) => imageFilterValues(image, name)),
+  );
+  return fields({ imagesSet: set(selected.map(imageItem)) });
+};
+
+function imageItem(image: ImageRecord) {
+  return {
+    imageId: image.imageId,
+    imageLocation: `${image.ownerId}/${image.name}`,
+    imageState: "available",
+    imageOwnerId: image.ownerId,
+    creationDate: image.creationDate.toISOString(),
+    isPublic: image.isPublic,
+    architecture: image.architecture,
+    imageType: "machine",
+    name: image.name,
+    description: image.description,
+    rootDeviceType: "ebs",
+    rootDeviceName: "/dev/xvda",
+    blockDeviceMapping: set([{ deviceName: "/dev/xvda", ebs: { snapshotId: image.snapshotId, volumeSize: 8, deleteOnTermination: true, volumeType: "gp2", encrypted: false } }]),
+    virtualizationType: "hvm",
+    hypervisor: "xen",
+    enaSupport: true,
+    platformDetails: "Linux/UNIX",
+    usageOperation: "RunInstances",
+    tagSet: set(tagSet(image.tags)),
+  };
+}

@@ -1,0 +1,25 @@
+import { DescribeImages } from "./images.js";
+import { DescribeInstances, RunInstances, TerminateInstances } from "./instances.js";
+import { CreateKeyPair, DeleteKeyPair, DescribeKeyPairs, ImportKeyPair } from "./key-pairs.js";
+import { AuthorizeSecurityGroupIngress, CreateSecurityGroup, DeleteSecurityGroup, DescribeSecurityGroups } from "./security-groups.js";
+import { CreateTags, DeleteTags, DescribeTags } from "./tags.js";
+import type { ActionHandler } from "./types.js";
+
+/** Every action the emulator answers; any other answers InvalidAction, so a missing one is obvious in a test. */
+export const ACTIONS: Record<string, ActionHandler> = {
+  CreateKeyPair,
+  ImportKeyPair,
+  DescribeKeyPairs,
+  DeleteKeyPair,
+  CreateSecurityGroup,
+  AuthorizeSecurityGroupIngress,
+  DescribeSecurityGroups,
+  DeleteSecurityGroup,
+  DescribeImages,
+  RunInstances,
+  DescribeInstances,
+  TerminateInstances,
+  CreateTags,
+  DeleteTags,
+  DescribeTags,
+};

@@ -1,0 +1,25 @@
+import type Docker from "dockerode";
+import type { Ec2State } from "./state.js";
+
+/** What every action handler works with. */
+export interface EmulatorContext {
+  state: Ec2State;
+  docker: Docker;
+  /** Value of `dev.kiln.build` on every container this emulator starts. */
+  runId: string;
+  /** Delay of each asynchronous state transition (pending → running, shutting-down → terminated), in ms. */
+  transitionDelayMs: number;
+  /** How long a new instance stays invisible to DescribeInstances by id, in ms. */
+  eventualConsistencyMs: number;
+  /** Background work (boots, terminations) that stop() must wait for. */
+  background: Set<Promise<unknown>>;
+}
+
+/** Runs work in the background, keeping hold of it until it settles so stop() can wait for it. */
+export function inBackground(ctx: EmulatorContext, work: () => Promise<void>): void {
+  const promise = work().catch(() => {});
+  ctx.background.add(promise);
+  void promise.finally(() => ctx.background.delete(promise));
+}
+
+export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

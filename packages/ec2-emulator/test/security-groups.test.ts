@@ -1,0 +1,35 @@
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  DeleteSecurityGroupCommand,
+  DescribeSecurityGroupsCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { describe, expect, it } from "vitest";
+import { BASE_AMI_ID } from "../src/index.js";
+import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
+
+describe("security groups", () => {
+  it("creates, authorizes SSH, describes, refuses deletion while an instance uses it, then deletes", async () => {
+    await using emulator = await testEmulator();
+    const client = ec2Client(emulator);
+    const { GroupId } = await client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "Kiln temporary SSH access" }));
+    expect(GroupId).toMatch(/^sg-/);
+    expect(await errorName(client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "again" })))).toBe("InvalidGroup.Duplicate");
+    await client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] }));
+
+    const { SecurityGroups } = await client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ""] }));
+    expect(SecurityGroups?.[0]).toMatchObject({ GroupName: "kiln-ssh", Description: "Kiln temporary SSH access", IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] });
+
+    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId ?? ""] }));
+    const instanceId = run.Instances?.[0]?.InstanceId ?? "";
+    expect(await errorName(client.send(new DeleteSecurityGroupCommand({ GroupId })))).toBe("DependencyViolation");
+    await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+    // Like EC2, the group stays in use until the instance is fully terminated.
+    await waitForState(client, instanceId, "terminated");
+    await client.send(new DeleteSecurityGroupCommand({ GroupId }));
+    expect(await errorName(client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ""] })))).toBe("InvalidGroup.NotFound");
+    expect(emulator.resources().securityGroups).toEqual([]);
+  });
+});

@@ -10,10 +10,13 @@ export const LABEL_INSTANCE = "dev.kiln.ec2-instance-id";
  * PID 1 of every instance, whatever its AMI's image: fresh host keys (like cloud-init), the launch key authorized for root and
  * `admin` (when the image has that user), sshd kept running in the background, and then the user-data script, if any. User data
  * runs AFTER sshd is up, as on EC2, where cloud-init's scripts-user stage runs late in boot: a client may log in while it still
- * runs. Its output goes to /var/log/cloud-init-output.log, where EC2 puts it too.
+ * runs. Its output goes to /var/log/cloud-init-output.log, where EC2 puts it too. Host keys are removed first and the script is
+ * moved aside once it ran, because CreateImage commits the container: an instance of that AMI must neither share the original's
+ * host keys nor rerun its user data.
  */
 const BOOT_SCRIPT = `#!/bin/sh
 mkdir -p /run/sshd
+rm -f /etc/ssh/ssh_host_*
 ssh-keygen -A >/dev/null 2>&1
 if id admin >/dev/null 2>&1; then
   mkdir -p /home/admin/.ssh && cp /root/.ssh/authorized_keys /home/admin/.ssh/ 2>/dev/null
@@ -24,6 +27,7 @@ if [ -f /var/lib/cloud/instance/user-data.txt ]; then
   chmod 0700 /var/lib/cloud/instance/user-data.txt
   /var/lib/cloud/instance/user-data.txt >/var/log/cloud-init-output.log 2>&1
   echo "user-data exited with $?" >>/var/log/cloud-init-output.log
+  mv /var/lib/cloud/instance/user-data.txt /var/lib/cloud/instance/user-data.txt.done
 fi
 wait
 `;

@@ -13,6 +13,8 @@ export interface EmulatorContext {
   eventualConsistencyMs: number;
   /** Background work (boots, terminations) that stop() must wait for. */
   background: Set<Promise<unknown>>;
+  /** Tags of the Docker images CreateImage committed, which stop() removes (the base image is never among them). */
+  committedImages: Set<string>;
 }
 
 /** Runs work in the background, keeping hold of it until it settles so stop() can wait for it. */

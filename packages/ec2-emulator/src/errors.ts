@@ -16,12 +16,14 @@ export const notFound = (kind: string, id: string): Ec2Error => {
     keyPair: "InvalidKeyPair.NotFound",
     group: "InvalidGroup.NotFound",
     image: "InvalidAMIID.NotFound",
+    snapshot: "InvalidSnapshot.NotFound",
   };
   const messages: Record<string, string> = {
     instance: `The instance ID '${id}' does not exist`,
     keyPair: `The key pair '${id}' does not exist`,
     group: `The security group '${id}' does not exist`,
     image: `The image id '[${id}]' does not exist`,
+    snapshot: `The snapshot '${id}' does not exist.`,
   };
   return new Ec2Error(codes[kind] ?? "InvalidParameterValue", messages[kind] ?? `${kind} '${id}' does not exist`);
 };

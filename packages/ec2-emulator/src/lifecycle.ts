@@ -1,5 +1,6 @@
 import { delay, type EmulatorContext, inBackground } from "./context.js";
 import { launchContainer, portFree } from "./container.js";
+import { releaseDockerImage } from "./docker-images.js";
 import type { InstanceRecord } from "./state.js";
 
 /** Loopback addresses handed to instances: 127.0.0.2 … 127.0.0.254 (the whole of 127/8 is loopback on Linux). */
@@ -18,6 +19,7 @@ export function bootInstance(ctx: EmulatorContext, instance: InstanceRecord, ima
       instance.stateReason = `Server.InternalError: ${error instanceof Error ? error.message : String(error)}`;
       await removeContainer(ctx, instance);
       instance.state = "terminated";
+      await releaseDockerImage(ctx, instance.dockerImage);
     }
   });
 }
@@ -62,6 +64,7 @@ export function terminateInstance(ctx: EmulatorContext, instance: InstanceRecord
     await removeContainer(ctx, instance);
     await delay(ctx.transitionDelayMs);
     instance.state = "terminated";
+    await releaseDockerImage(ctx, instance.dockerImage);
   });
 }
 

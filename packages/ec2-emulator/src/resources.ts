@@ -7,8 +7,8 @@ export interface EmulatorResources {
   keyPairs: Array<{ keyName: string; keyPairId: string }>;
   securityGroups: Array<{ groupId: string; groupName: string }>;
   /** Images owned by the caller; the seeded public AMI is not listed. */
-  images: Array<{ imageId: string; name: string }>;
-  snapshots: Array<{ snapshotId: string }>;
+  images: Array<{ imageId: string; name: string; state: string }>;
+  snapshots: Array<{ snapshotId: string; state: string }>;
 }
 
 export function listResources(state: Ec2State): EmulatorResources {
@@ -18,8 +18,8 @@ export function listResources(state: Ec2State): EmulatorResources {
       .map((i) => ({ instanceId: i.instanceId, state: i.state, ...(i.ipAddress ? { ipAddress: i.ipAddress } : {}), ...(i.containerId ? { containerId: i.containerId } : {}) })),
     keyPairs: [...state.keyPairs.values()].map((k) => ({ keyName: k.keyName, keyPairId: k.keyPairId })),
     securityGroups: [...state.securityGroups.values()].map((g) => ({ groupId: g.groupId, groupName: g.groupName })),
-    images: [...state.images.values()].filter((i) => i.ownerId === ACCOUNT_ID).map((i) => ({ imageId: i.imageId, name: i.name })),
-    snapshots: [...state.snapshots.values()].map((s) => ({ snapshotId: s.snapshotId })),
+    images: [...state.images.values()].filter((i) => i.ownerId === ACCOUNT_ID).map((i) => ({ imageId: i.imageId, name: i.name, state: i.state })),
+    snapshots: [...state.snapshots.values()].map((s) => ({ snapshotId: s.snapshotId, state: s.state })),
   };
 }
 

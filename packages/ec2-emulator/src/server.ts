@@ -5,6 +5,7 @@ import Docker from "dockerode";
 import { ACTIONS } from "./actions/registry.js";
 import { ensureBaseImage } from "./base-image.js";
 import { removeRunContainers } from "./container.js";
+import { removeCommittedImages } from "./docker-images.js";
 import type { EmulatorContext } from "./context.js";
 import { Ec2Error } from "./errors.js";
 import { FaultPlan, type FaultRule, type FaultSpec } from "./faults.js";
@@ -12,7 +13,7 @@ import { terminateInstance } from "./lifecycle.js";
 import { QueryParams } from "./query.js";
 import { type EmulatorResources, listResources } from "./resources.js";
 import { seedBaseImage } from "./seed.js";
-import { Ec2State } from "./state.js";
+import { ACCOUNT_ID, Ec2State } from "./state.js";
 import { errorXml, responseXml } from "./xml.js";
 
 export interface EmulatorOptions {
@@ -38,7 +39,10 @@ export interface Emulator extends AsyncDisposable {
   /** `http://host:port`: pass it as the SDK client's `endpoint`. */
   endpoint: string;
   runId: string;
-  /** Terminates every instance, removes their containers and closes the server. Safe to call twice. */
+  /**
+   * Terminates every instance, deregisters own AMIs and deletes their snapshots, removes every container and committed image of
+   * this run, and closes the server. Safe to call twice.
+   */
   stop(): Promise<void>;
   /** Live resources (for leak assertions); also served as JSON at `GET /_kiln/resources`. */
   resources(): EmulatorResources;
@@ -61,6 +65,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     transitionDelayMs: options.transitionDelayMs ?? 1000,
     eventualConsistencyMs: options.eventualConsistencyMs ?? 0,
     background: new Set(),
+    committedImages: new Set(),
   };
   const faults = new FaultPlan();
   for (const { action, ...spec } of options.faults ?? []) faults.inject(action, spec);
@@ -80,7 +85,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     stopping ??= (async () => {
       for (const instance of state.instances.values()) terminateInstance(ctx, instance);
       while (ctx.background.size > 0) await Promise.all(ctx.background);
+      // Like instances, own AMIs and their snapshots hold host resources (committed images), so stop() ends them too.
+      for (const image of [...state.images.values()]) if (image.ownerId === ACCOUNT_ID) state.images.delete(image.imageId);
+      state.snapshots.clear();
       await removeRunContainers(docker, ctx.runId);
+      await removeCommittedImages(ctx);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();

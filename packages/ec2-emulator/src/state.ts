@@ -39,6 +39,8 @@ export interface SecurityGroupRecord {
 
 export interface SnapshotRecord {
   snapshotId: string;
+  /** pending while the image behind it is being committed, then completed (or error if the commit failed). */
+  state: "pending" | "completed" | "error";
   volumeSize: number;
   startTime: Date;
   description: string;
@@ -50,10 +52,14 @@ export interface ImageRecord {
   name: string;
   description: string;
   ownerId: string;
+  /** pending until the commit finished and `transitionDelayMs` passed; failed when the commit failed. */
+  state: "pending" | "available" | "failed";
   isPublic: boolean;
+  /** Accounts given launch permission (ModifyImageAttribute); `Group=all` sets isPublic instead. */
+  launchUserIds: string[];
   creationDate: Date;
   architecture: string;
-  /** The local Docker image instances of this AMI start from. */
+  /** The local Docker image instances of this AMI start from (a tag; CopyImage shares its source's). */
   dockerImage: string;
   snapshotId: string;
   tags: Record<string, string>;
@@ -63,6 +69,8 @@ export interface InstanceRecord {
   instanceId: string;
   reservationId: string;
   imageId: string;
+  /** Kept apart from the AMI: a deregistered AMI's Docker image must stay until its instances are gone. */
+  dockerImage: string;
   instanceType: string;
   keyName: string | undefined;
   groupIds: string[];

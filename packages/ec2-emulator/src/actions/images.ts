@@ -10,12 +10,13 @@ function imageFilterValues(image: ImageRecord, name: string): string[] | undefin
     "image-id": [image.imageId],
     name: [image.name],
     "owner-id": [image.ownerId],
-    state: ["available"],
+    state: [image.state],
     architecture: [image.architecture],
     "root-device-type": ["ebs"],
     "virtualization-type": ["hvm"],
     "image-type": ["machine"],
     "is-public": [String(image.isPublic)],
+    "block-device-mapping.snapshot-id": [image.snapshotId],
     description: [image.description],
   };
   return values[name];
@@ -42,7 +43,7 @@ function imageItem(image: ImageRecord) {
   return {
     imageId: image.imageId,
     imageLocation: `${image.ownerId}/${image.name}`,
-    imageState: "available",
+    imageState: image.state,
     imageOwnerId: image.ownerId,
     creationDate: image.creationDate.toISOString(),
     isPublic: image.isPublic,

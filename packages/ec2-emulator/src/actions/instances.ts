@@ -10,6 +10,7 @@ export const RunInstances: ActionHandler = (ctx, params) => {
   const imageId = params.require("ImageId");
   const image = ctx.state.images.get(imageId);
   if (!image) throw notFound("image", imageId);
+  if (image.state !== "available") throw new Ec2Error("InvalidAMIID.Unavailable", `The image id '[${imageId}]' is not available`);
   const keyName = params.get("KeyName");
   const keyPair = keyName === undefined ? undefined : ctx.state.keyPairs.get(keyName);
   if (keyName !== undefined && !keyPair) throw notFound("keyPair", keyName);
@@ -27,6 +28,7 @@ export const RunInstances: ActionHandler = (ctx, params) => {
       instanceId: newId("i"),
       reservationId,
       imageId,
+      dockerImage: image.dockerImage,
       instanceType: params.get("InstanceType") ?? "m1.small",
       keyName,
       groupIds,

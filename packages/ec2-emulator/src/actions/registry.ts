@@ -1,7 +1,9 @@
 import { DescribeImages } from "./images.js";
+import { CopyImage, CreateImage, DeregisterImage, DescribeImageAttribute, ModifyImageAttribute } from "./images-write.js";
 import { DescribeInstances, RunInstances, TerminateInstances } from "./instances.js";
 import { CreateKeyPair, DeleteKeyPair, DescribeKeyPairs, ImportKeyPair } from "./key-pairs.js";
 import { AuthorizeSecurityGroupIngress, CreateSecurityGroup, DeleteSecurityGroup, DescribeSecurityGroups } from "./security-groups.js";
+import { DeleteSnapshot, DescribeSnapshots } from "./snapshots.js";
 import { CreateTags, DeleteTags, DescribeTags } from "./tags.js";
 import type { ActionHandler } from "./types.js";
 
@@ -16,6 +18,13 @@ export const ACTIONS: Record<string, ActionHandler> = {
   DescribeSecurityGroups,
   DeleteSecurityGroup,
   DescribeImages,
+  CreateImage,
+  CopyImage,
+  DeregisterImage,
+  ModifyImageAttribute,
+  DescribeImageAttribute,
+  DescribeSnapshots,
+  DeleteSnapshot,
   RunInstances,
   DescribeInstances,
   TerminateInstances,

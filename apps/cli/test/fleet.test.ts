@@ -1,7 +1,7 @@
 import Docker from "dockerode";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ensureFixtureImage, FIXTURE_IMAGE, removeDockerResources } from "@kiln/driver-docker/testing";
-import { kiln, project, runIdOf } from "./helpers.js";
+import { buildOk, kiln, project } from "./helpers.js";
 
 const docker = new Docker();
 const runs: string[] = [];
@@ -19,12 +19,8 @@ function fleet(id: string): string {
   return `images:\n${image("base")}${image("app", "base")}${image("edge", "app")}${image("api", "base")}${image("tool")}`;
 }
 
-async function build(dir: string, ...args: string[]): Promise<string> {
-  const result = await kiln(["build", "-C", dir, ...args]);
-  runs.push(runIdOf(result.stdout, result.stderr));
-  expect(result.code, result.stdout + result.stderr).toBe(0);
-  return result.stdout;
-}
+/** Builds and expects success; the run is cleaned up after the test. */
+const build = (dir: string, ...args: string[]) => buildOk(runs, dir, ...args);
 
 const baked = (output: string) => [...output.matchAll(/==> (\w+): baked /g)].map((match) => match[1]).sort();
 

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ensureFixtureImage, FIXTURE_IMAGE, listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";
-import { kiln, project, runIdOf } from "./helpers.js";
+import { buildOk, kiln, project, runIdOf } from "./helpers.js";
 
 const runs: string[] = [];
 afterEach(async () => {
@@ -40,12 +40,8 @@ images:
 `;
 }
 
-async function build(dir: string, ...args: string[]) {
-  const result = await kiln(["build", "-C", dir, ...args]);
-  runs.push(runIdOf(result.stdout, result.stderr));
-  expect(result.code, result.stdout + result.stderr).toBe(0);
-  return result.stdout;
-}
+/** Builds and expects success; the run is cleaned up after the test. */
+const build = (dir: string, ...args: string[]) => buildOk(runs, dir, ...args);
 
 const status = (output: string, image: string) => new RegExp(`==> ${image}: (baked|cached) `).exec(output)?.[1];
 

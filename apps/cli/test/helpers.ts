@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
@@ -56,4 +57,12 @@ export function runIdOf(output: string, stderr = ""): string {
   const match = /kiln build (\S+):/.exec(output) ?? /"runId":"([^"]+)"/.exec(output);
   if (!match?.[1]) throw new Error(`no run id in output:\n${output}${stderr ? `\nstderr:\n${stderr}` : ""}`);
   return match[1];
+}
+
+/** `kiln build -C dir …` that must succeed; records its run id in `runs` (for cleanup) and returns its output. */
+export async function buildOk(runs: string[], dir: string, ...args: string[]): Promise<string> {
+  const result = await kiln(["build", "-C", dir, ...args]);
+  runs.push(runIdOf(result.stdout, result.stderr));
+  expect(result.code, result.stdout + result.stderr).toBe(0);
+  return result.stdout;
 }

@@ -38,7 +38,7 @@ export interface BuildOptions {
   parallel?: number;
 }
 
-/** Two bakes at once per core, at most 4: a bake mostly waits on the engine, but commits and image writes load the disk. */
+/** One bake per core, at most 4: a bake mostly waits on the engine, but commits and image writes load the disk. */
 export function defaultParallelism(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
 }

@@ -58,6 +58,7 @@ describe("image graph", { timeout: 240_000 }, () => {
     expect([status(again, "base"), status(again, "app"), status(again, "tool")]).toEqual(["cached", "cached", "cached"]);
     expect(again).not.toMatch(/: launch /);
     expect((await kiln(["plan", "-C", dir.dir])).stdout).toMatch(/0 to bake, 3 cached/);
+    expect((await kiln(["build", "-C", dir.dir, "--dry-run", "--parallel", "2"])).stdout).toMatch(/0 to bake, 3 cached/);
 
     // A changed script file: only its image.
     await writeFile(join(dir.dir, "tool.sh"), "#!/bin/sh\necho tool v2 > /etc/tool-version\n");

@@ -30,8 +30,8 @@ export async function build(argv: string[], version: string): Promise<number> {
     const names = waves.flat();
     selection = { only: names, force: names };
   } else if (values["dry-run"]) {
-    const { plan } = await import("./plan.js");
-    return plan(argv.filter((arg) => arg !== "--dry-run"));
+    const { printPlan } = await import("./plan.js");
+    return printPlan(project, { ...selection, ...(values.except ? { except: listFlag(values.except) ?? [] } : {}) }, values.json ?? false);
   }
   const renderer = await createRenderer(outputMode(values.json));
   const controller = new AbortController();

@@ -1,4 +1,4 @@
-import { planBuild } from "@kiln/core";
+import { planBuild, type PlanOptions, type Project } from "@kiln/core";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 import { shortId } from "../render/text.js";
@@ -8,13 +8,17 @@ import { forceOption } from "./build.js";
 export async function plan(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("plan", argv);
   const project = await openProject(values, positionals[0]);
-  const entries = await planBuild({
-    project,
+  return printPlan(project, {
     ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
     ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
     ...forceOption(values.force, listFlag(values["force-image"])),
-  });
-  if (values.json) {
+  }, values.json ?? false);
+}
+
+/** Prints the plan (also `kiln build --dry-run`). */
+export async function printPlan(project: Project, options: Omit<PlanOptions, "project">, json: boolean): Promise<number> {
+  const entries = await planBuild({ project, ...options });
+  if (json) {
     for (const entry of entries) {
       process.stdout.write(`${JSON.stringify({ image: entry.image, action: entry.action, reasons: entry.reasons, bake_key: entry.bakeKey ?? null, artifact_id: entry.artifact?.id ?? null })}\n`);
     }

@@ -24,6 +24,12 @@ export interface SshOptions {
   signal?: AbortSignal;
   /** Called before each new attempt while sshd is not ready yet. */
   onRetry?: (attempt: number, error: unknown) => void;
+  /**
+   * User that uploads and downloads act as, e.g. "root" when the login user is not (cloud images log in as `admin`/`ubuntu`
+   * but provisioners write anywhere, as in a container). Files are staged in /tmp over SFTP and moved with `sudo -n`.
+   * Default: the login user, straight over SFTP.
+   */
+  transferAs?: string;
 }
 
 /** What `exec` returns over SSH: when the command was killed by a signal, its name (e.g. `KILL`) and exit code 128 + its number. */
@@ -115,11 +121,49 @@ export class SshMachine implements Machine {
   }
 
   async upload(from: string | Readable, to: string, options: { mode?: number } = {}): Promise<void> {
-    await this.ssh().withSFTP((sftp) => uploadPath(sftp, from, to, options.mode));
+    if (!this.staged) return this.ssh().withSFTP((sftp) => uploadPath(sftp, from, to, options.mode));
+    await this.withStage(async (stage) => {
+      await this.ssh().withSFTP((sftp) => uploadPath(sftp, from, `${stage}/x`, options.mode));
+      // Owned by the target user, as if it had written them; a directory's contents join what is already there.
+      await this.asTransferUser(`chown -R "$1:" "$2/x" && mkdir -p "$(dirname "$3")" && if [ -d "$2/x" ]; then mkdir -p "$3" && cp -a "$2/x/." "$3/"; else mv -f "$2/x" "$3"; fi`, [this.transferUser, stage, to]);
+    });
   }
 
   async download(from: string, to: string): Promise<void> {
-    await this.ssh().withSFTP((sftp) => downloadPath(sftp, from, to));
+    if (!this.staged) return this.ssh().withSFTP((sftp) => downloadPath(sftp, from, to));
+    await this.withStage(async (stage) => {
+      await this.asTransferUser(`cp -a "$2" "$3/x" && chown -R "$1:" "$3/x"`, [this.target.user, from, stage]);
+      await this.ssh().withSFTP((sftp) => downloadPath(sftp, `${stage}/x`, to));
+    });
+  }
+
+  private get transferUser(): string {
+    return this.options.transferAs ?? this.target.user;
+  }
+
+  private get staged(): boolean {
+    return this.transferUser !== this.target.user;
+  }
+
+  /** A private directory in /tmp, removed afterwards whatever happens. */
+  private async withStage(work: (stage: string) => Promise<void>): Promise<void> {
+    const made = await this.exec("mktemp -d /tmp/kiln-transfer-XXXXXXXX");
+    if (made.exitCode !== 0) throw new KilnError("E_PROVISION", `cannot create a staging directory on ${this.id}: ${made.stderr.trim()}`);
+    const stage = made.stdout.trim();
+    try {
+      await work(stage);
+    } finally {
+      await this.exec(["rm", "-rf", stage], { user: this.transferUser }).catch(() => undefined);
+    }
+  }
+
+  private async asTransferUser(script: string, args: string[]): Promise<void> {
+    const result = await this.exec(["/bin/sh", "-c", script, "sh", ...args], { user: this.transferUser });
+    if (result.exitCode !== 0) {
+      throw new KilnError("E_PROVISION", `file transfer as ${this.transferUser} on ${this.id} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`, {
+        hint: `the login user ${this.target.user} needs passwordless sudo`,
+      });
+    }
   }
 
   /** Closes the connection. Safe to call again. */

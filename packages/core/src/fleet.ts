@@ -10,7 +10,7 @@ import type { Artifact } from "./types.js";
 export async function projectArtifacts(project: Project): Promise<Map<string, Artifact[]>> {
   const byImage = new Map<string, Artifact[]>();
   for (const image of project.images) {
-    const found = await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } });
+    const found = await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } }, image.driverOptions);
     byImage.set(image.name, sortNewestFirst(found));
   }
   return byImage;
@@ -121,7 +121,7 @@ export function channelsOf(project: Project, image: string, artifact: Artifact):
 export async function promote(project: Project, imageName: string, channel: string, options: { artifact?: string; force?: boolean } = {}): Promise<{ artifact: Artifact; previous?: Artifact }> {
   const image = requireImage(project, imageName);
   const artifacts = (await projectArtifacts(project)).get(image.name) ?? [];
-  const target = options.artifact ? (await image.driver.findArtifacts({ ref: options.artifact }))[0] : newest(artifacts);
+  const target = options.artifact ? (await image.driver.findArtifacts({ ref: options.artifact }, image.driverOptions))[0] : newest(artifacts);
   if (!target) throw new KilnError("E_CONFIG", `no artefact of image "${imageName}" to promote`, { hint: `bake it first: kiln build --only ${imageName}` });
   if (target.labels[LABELS.verify] !== "passed" && !options.force) {
     throw new KilnError("E_CONFIG", `artefact ${short(target.id)} of "${imageName}" has no passed verify`, {
@@ -131,8 +131,8 @@ export async function promote(project: Project, imageName: string, channel: stri
   const state = await channelState(project, image, channel, artifacts);
   const repo = channelRepository(project, image.name);
   const next = (state.history.at(-1)?.n ?? 0) + 1;
-  await image.driver.tag(target, `${repo}:${channel}-${next}`);
-  await image.driver.tag(target, `${repo}:${channel}`);
+  await image.driver.tag(target, `${repo}:${channel}-${next}`, image.driverOptions);
+  await image.driver.tag(target, `${repo}:${channel}`, image.driverOptions);
   return { artifact: target, ...(state.current ? { previous: state.current } : {}) };
 }
 
@@ -147,9 +147,9 @@ export async function rollback(project: Project, imageName: string, channel: str
   const previous = state.history.slice(0, Math.max(position, 0)).reverse().find((entry) => entry.artifact.id !== state.current?.id);
   if (!previous) throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" has no earlier artefact to roll back to`);
   const repo = channelRepository(project, image.name);
-  await image.driver.tag(previous.artifact, `${repo}:${channel}`);
+  await image.driver.tag(previous.artifact, `${repo}:${channel}`, image.driverOptions);
   // Record the rollback as a promotion, so the history says what the channel pointed at, in order.
-  await image.driver.tag(previous.artifact, `${repo}:${channel}-${(state.history.at(-1)?.n ?? 0) + 1}`);
+  await image.driver.tag(previous.artifact, `${repo}:${channel}-${(state.history.at(-1)?.n ?? 0) + 1}`, image.driverOptions);
   return { artifact: previous.artifact, from: state.current };
 }
 
@@ -166,7 +166,7 @@ export async function prune(project: Project, keep: number, options: { dryRun?: 
     const artifacts = byImage.get(image.name) ?? [];
     for (const artifact of artifacts.slice(keep)) {
       if (artifact.tags.length > 0 || parents.has(artifact.id)) continue;
-      if (!options.dryRun) await image.driver.remove(artifact);
+      if (!options.dryRun) await image.driver.remove(artifact, image.driverOptions);
       removed.push(artifact);
     }
   }

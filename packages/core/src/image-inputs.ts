@@ -1,5 +1,5 @@
 import { bakeKey, inputSummary, parseInputSummary, type InputSummary } from "./bake-key.js";
-import type { ImageSpec } from "./config/load.js";
+import type { ImageSpec, Project } from "./config/load.js";
 import { LABELS } from "./provenance.js";
 import type { Artifact, BakeContext, SourceRef, VariableValue } from "./types.js";
 
@@ -21,12 +21,12 @@ export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variable
 
 /** The newest artefact with this bake key, if any: baking again would produce the same image. */
 export async function findCached(image: ImageSpec, key: string): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }));
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }, image.driverOptions));
 }
 
 /** The newest artefact baked for this image of this project. */
 export async function findLatest(project: string, image: ImageSpec): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }));
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }, image.driverOptions));
 }
 
 export function newest(artifacts: Artifact[]): Artifact | undefined {
@@ -36,4 +36,20 @@ export function newest(artifacts: Artifact[]): Artifact | undefined {
 
 export function previousSummary(artifact: Artifact | undefined): InputSummary | undefined {
   return parseInputSummary(artifact?.labels[LABELS.inputs]);
+}
+
+/**
+ * The artefact with this id or tag, asked of every driver the project uses — once per distinct set of driver options, since
+ * options say where artefacts live (an EC2 region).
+ */
+export async function findByRef(project: Project, ref: string): Promise<Artifact | undefined> {
+  const asked = new Set<string>();
+  for (const image of project.images) {
+    const where = `${image.driverName} ${JSON.stringify(image.driverOptions)}`;
+    if (asked.has(where)) continue;
+    asked.add(where);
+    const [artifact] = await image.driver.findArtifacts({ ref }, image.driverOptions);
+    if (artifact) return artifact;
+  }
+  return undefined;
 }

@@ -156,7 +156,7 @@ export class BuildRun {
       const cached = this.forced(image) ? undefined : await findCached(image, key);
       if (cached) {
         await step("tag", image.tags.join(", ") || undefined, async () => {
-          for (const tag of image.tags) await driver.tag(cached, tag);
+          for (const tag of image.tags) await driver.tag(cached, tag, opts);
         });
         record.artifact = { ...cached, tags: [...new Set([...cached.tags, ...image.tags])] };
         record.status = "cached";
@@ -198,7 +198,7 @@ export class BuildRun {
         await step("verify", detail, () => verifyArtifact(ctx, image, artifact));
       }
       await step("tag", image.tags.join(", ") || undefined, async () => {
-        for (const tag of image.tags) await driver.tag(artifact, tag);
+        for (const tag of image.tags) await driver.tag(artifact, tag, opts);
       });
       record.artifact = { ...artifact, tags: [...new Set([...artifact.tags, ...image.tags])] };
       record.status = "baked";

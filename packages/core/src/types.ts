@@ -174,9 +174,14 @@ export interface Driver<Opts = unknown> {
   capture(ctx: BakeContext, machine: Machine, target: CaptureTarget, opts: Opts): Promise<Artifact>;
   /** Starts a machine from an artefact the way a deployment would, for verification. */
   launchArtifact(ctx: BakeContext, artifact: Artifact, runtime: RuntimeInputs, opts: Opts): Promise<Machine>;
-  findArtifacts(query: ArtifactQuery): Promise<Artifact[]>;
-  tag(artifact: Artifact, tag: string): Promise<void>;
-  remove(artifact: Artifact): Promise<void>;
+  /**
+   * Artefacts matching the query. `opts` are the options of an image that uses this driver (where artefacts live: a region, an
+   * endpoint); Kiln passes them whenever it knows the image.
+   */
+  findArtifacts(query: ArtifactQuery, opts?: Opts): Promise<Artifact[]>;
+  /** Points a tag (a moving reference such as `acme/web:prod`) at the artefact. */
+  tag(artifact: Artifact, tag: string, opts?: Opts): Promise<void>;
+  remove(artifact: Artifact, opts?: Opts): Promise<void>;
 }
 
 export type DriverFactory<Opts = unknown> = (init: DriverInit) => Driver<Opts>;

@@ -1,34 +1,52 @@
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import type Docker from "dockerode";
 import tarStream from "tar-stream";
+import type { UserDataParts } from "./user-data.js";
 
 export const LABEL_BUILD = "dev.kiln.build";
 export const LABEL_EMULATOR = "dev.kiln.ec2-emulator";
 export const LABEL_INSTANCE = "dev.kiln.ec2-instance-id";
 
+/** Where the boot script keeps an instance's state, as cloud-init does (`/var/lib/cloud/instance` links to its own one). */
+const instanceDir = (instanceId: string): string => `/var/lib/cloud/instances/${instanceId}`;
+
 /**
- * PID 1 of every instance, whatever its AMI's image: fresh host keys (like cloud-init), the launch key authorized for root and
- * `admin` (when the image has that user), sshd kept running in the background, and then the user-data script, if any. User data
- * runs AFTER sshd is up, as on EC2, where cloud-init's scripts-user stage runs late in boot: a client may log in while it still
- * runs. Its output goes to /var/log/cloud-init-output.log, where EC2 puts it too. Host keys are removed first and the script is
- * moved aside once it ran, because CreateImage commits the container: an instance of that AMI must neither share the original's
- * host keys nor rerun its user data.
+ * PID 1 of every instance, whatever its AMI's image, on every boot; its argument is the instance id. Once per instance (cloud-init's
+ * per-instance semaphores, under the instance's own directory, so an AMI committed from another instance does not count): fresh
+ * host keys, and the user-data scripts. Every boot: the launch key authorized for root and `admin` (when the image has that
+ * user), sshd kept running in the background, and at the end `boot-finished`, which a client waits for before using the instance.
+ * User data runs AFTER sshd is up, as on EC2, where cloud-init's scripts-user stage runs late in boot: a client may log in while
+ * it still runs. Its output goes to /var/log/cloud-init-output.log, where EC2 puts it too. The user-data semaphore is set before
+ * the scripts run, so an instance stopped halfway through does not run them again on its next start.
  */
 const BOOT_SCRIPT = `#!/bin/sh
-mkdir -p /run/sshd
-rm -f /etc/ssh/ssh_host_*
-ssh-keygen -A >/dev/null 2>&1
+instance_id="$1"
+dir="/var/lib/cloud/instances/$instance_id"
+log=/var/log/cloud-init-output.log
+mkdir -p "$dir/sem" /run/sshd
+if [ ! -e "$dir/sem/host-keys" ]; then
+  rm -f /etc/ssh/ssh_host_*
+  ssh-keygen -A >/dev/null 2>&1
+  touch "$dir/sem/host-keys"
+fi
+[ -L /var/lib/cloud/instance ] || rm -rf /var/lib/cloud/instance
+ln -sfn "$dir" /var/lib/cloud/instance
 if id admin >/dev/null 2>&1; then
   mkdir -p /home/admin/.ssh && cp /root/.ssh/authorized_keys /home/admin/.ssh/ 2>/dev/null
   chown -R admin:admin /home/admin/.ssh && chmod 700 /home/admin/.ssh
 fi
 (while :; do /usr/sbin/sshd -D -e; sleep 1; done) &
-if [ -f /var/lib/cloud/instance/user-data.txt ]; then
-  chmod 0700 /var/lib/cloud/instance/user-data.txt
-  /var/lib/cloud/instance/user-data.txt >/var/log/cloud-init-output.log 2>&1
-  echo "user-data exited with $?" >>/var/log/cloud-init-output.log
-  mv /var/lib/cloud/instance/user-data.txt /var/lib/cloud/instance/user-data.txt.done
+if [ ! -e "$dir/sem/user-data" ]; then
+  touch "$dir/sem/user-data"
+  [ -f "$dir/user-data-notes.txt" ] && cat "$dir/user-data-notes.txt" >>"$log"
+  for part in "$dir"/scripts/part-*; do
+    [ -f "$part" ] || continue
+    chmod 0700 "$part"
+    "$part" >>"$log" 2>&1
+    echo "user-data \${part##*/} exited with $?" >>"$log"
+  done
 fi
+echo "$(cut -d' ' -f1 /proc/uptime) - $(date -R) - v. kiln-ec2-emulator" >"$dir/boot-finished"
 wait
 `;
 
@@ -38,8 +56,8 @@ export interface LaunchContainerOptions {
   instanceId: string;
   ipAddress: string;
   publicKey: string | undefined;
-  /** Decoded user data; run at boot only when it starts with `#!`. */
-  userData: string | undefined;
+  /** User data as worked out at RunInstances: its scripts and notes go into the instance's own directory. */
+  userData: UserDataParts;
 }
 
 /** Creates and starts an instance's container; the caller picks the address. Removes the container if any step fails. */
@@ -47,16 +65,21 @@ export async function launchContainer(docker: Docker, options: LaunchContainerOp
   const container = await docker.createContainer({
     Image: options.image,
     Entrypoint: ["/bin/sh", "/usr/local/sbin/kiln-ec2-boot"],
-    Cmd: [],
+    Cmd: [options.instanceId],
     Hostname: `ip-${options.ipAddress.replace(/\./g, "-")}`,
     Labels: { [LABEL_BUILD]: options.runId, [LABEL_EMULATOR]: "1", [LABEL_INSTANCE]: options.instanceId },
     ExposedPorts: { "22/tcp": {} },
     HostConfig: { PortBindings: { "22/tcp": [{ HostIp: options.ipAddress, HostPort: "22" }] } },
   });
   try {
+    const dir = instanceDir(options.instanceId);
     const files: Record<string, FileEntry> = { "/usr/local/sbin/kiln-ec2-boot": { content: BOOT_SCRIPT, mode: 0o755 } };
     if (options.publicKey) files["/root/.ssh/authorized_keys"] = { content: `${options.publicKey}\n`, mode: 0o600 };
-    if (options.userData?.startsWith("#!")) files["/var/lib/cloud/instance/user-data.txt"] = { content: options.userData, mode: 0o700 };
+    // part-001, part-002, …: the glob in the boot script runs them in this order.
+    options.userData.scripts.forEach((script, index) => {
+      files[`${dir}/scripts/part-${String(index + 1).padStart(3, "0")}`] = { content: script, mode: 0o700 };
+    });
+    if (options.userData.notes.length > 0) files[`${dir}/user-data-notes.txt`] = { content: `${options.userData.notes.join("\n")}\n` };
     await container.putArchive(filesArchive(files) as unknown as NodeJS.ReadableStream, { path: "/" });
     await container.start();
     return container;
@@ -92,6 +115,19 @@ export function portFree(address: string): Promise<boolean> {
     const server = createServer();
     server.once("error", () => resolve(false));
     server.listen({ host: address, port: 22, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Listens on address:22 while an instance is stopped (its container released the port), so that another emulator on this host
+ * (a parallel test file) does not take the address the instance gets back on StartInstances. Connections are dropped at once,
+ * much like a stopped instance's. Undefined when the address cannot be held (then the start may find it taken).
+ */
+export function holdAddress(address: string): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once("error", () => resolve(undefined));
+    server.listen({ host: address, port: 22, exclusive: true }, () => resolve(server.unref()));
   });
 }
 

@@ -7,14 +7,26 @@ export interface EmulatorContext {
   docker: Docker;
   /** Value of `dev.kiln.build` on every container this emulator starts. */
   runId: string;
-  /** Delay of each asynchronous state transition (pending → running, shutting-down → terminated), in ms. */
-  transitionDelayMs: number;
+  /** Delay of each asynchronous state transition, in ms. */
+  transitionDelays: Record<Transition, number>;
   /** How long a new instance stays invisible to DescribeInstances by id, in ms. */
   eventualConsistencyMs: number;
   /** Background work (boots, terminations) that stop() must wait for. */
   background: Set<Promise<unknown>>;
   /** Tags of the Docker images CreateImage committed, which stop() removes (the base image is never among them). */
   committedImages: Set<string>;
+}
+
+/**
+ * The asynchronous transitions: `boot` pending → running (after the container started, also after StartInstances), `stop`
+ * stopping → stopped, `terminate` shutting-down → terminated, `image` an AMI's pending → available (after the commit).
+ */
+export type Transition = "boot" | "stop" | "terminate" | "image";
+
+/** One request's view of the emulator: the shared context plus the region the request was signed for. */
+export interface RequestContext extends EmulatorContext {
+  /** From the SigV4 credential scope (default us-east-1). Images and snapshots belong to a region; the rest is global. */
+  region: string;
 }
 
 /** Runs work in the background, keeping hold of it until it settles so stop() can wait for it. */

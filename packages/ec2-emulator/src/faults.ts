@@ -41,6 +41,12 @@ export class FaultPlan {
     return Object.fromEntries(this.calls);
   }
 
+  /** Forgets every pending fault and throttle (e.g. between tests sharing one emulator). */
+  clear(): void {
+    this.pending.length = 0;
+    this.throttled.clear();
+  }
+
   /** Records a call; returns the error to answer with, if this call is to fail. */
   onCall(action: string): Ec2Error | undefined {
     const call = this.count(action) + 1;

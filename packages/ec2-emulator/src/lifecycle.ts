@@ -1,5 +1,6 @@
+import type { Server } from "node:net";
 import { delay, type EmulatorContext, inBackground } from "./context.js";
-import { launchContainer, portFree } from "./container.js";
+import { holdAddress, launchContainer, portFree } from "./container.js";
 import { releaseDockerImage } from "./docker-images.js";
 import type { InstanceRecord } from "./state.js";
 
@@ -7,16 +8,19 @@ import type { InstanceRecord } from "./state.js";
 const FIRST_HOST = 2;
 const LAST_HOST = 254;
 
-/** Boots an instance's container in the background: pending → running once it started and `transitionDelayMs` passed. */
+/** Listeners keeping stopped instances' addresses (see holdAddress); kept off the records, which hold only data. */
+const heldAddresses = new WeakMap<InstanceRecord, Server>();
+
+/** Boots an instance's container in the background: pending → running once it started and the `boot` delay passed. */
 export function bootInstance(ctx: EmulatorContext, instance: InstanceRecord, image: string, publicKey: string | undefined): void {
   inBackground(ctx, async () => {
     try {
       await startContainer(ctx, instance, image, publicKey);
-      await delay(ctx.transitionDelayMs);
+      await delay(ctx.transitionDelays.boot);
       if (instance.state === "pending") instance.state = "running";
     } catch (error) {
       // As on EC2, a launch that fails after RunInstances answered shows up as an instance that went straight to terminated.
-      instance.stateReason = `Server.InternalError: ${error instanceof Error ? error.message : String(error)}`;
+      instance.stateReason = `Server.InternalError: ${errorText(error)}`;
       await removeContainer(ctx, instance);
       instance.state = "terminated";
       await releaseDockerImage(ctx, instance.dockerImage);
@@ -55,17 +59,75 @@ async function freeAddress(ctx: EmulatorContext, tried: Set<string>): Promise<st
   throw new Error("no free loopback address 127.0.0.2-254 with port 22 unused");
 }
 
-/** shutting-down now; the container is removed in the background, then terminated after `transitionDelayMs`. */
+/**
+ * running → stopping now; the container is killed (an emulated hard stop: nothing in it needs a clean shutdown) but kept, with
+ * its disk, for CreateImage and StartInstances; stopped after the `stop` delay. The instance keeps its address.
+ */
+export function stopInstance(ctx: EmulatorContext, instance: InstanceRecord): void {
+  if (instance.state !== "running") return;
+  instance.state = "stopping";
+  instance.stateReason = "Client.UserInitiatedShutdown: User initiated shutdown";
+  const containerId = instance.containerId;
+  inBackground(ctx, async () => {
+    if (containerId) await ctx.docker.getContainer(containerId).kill().catch(() => {});
+    if (instance.ipAddress) await keepAddress(instance, instance.ipAddress);
+    await delay(ctx.transitionDelays.stop);
+    if (instance.state === "stopping") instance.state = "stopped";
+  });
+}
+
+/**
+ * stopped → pending now; the same container starts again (the boot script skips per-instance work: host keys and user data stay
+ * as they were), then running after the `boot` delay. A start that fails leaves the instance stopped, with the reason, as on EC2.
+ */
+export function startInstance(ctx: EmulatorContext, instance: InstanceRecord): void {
+  if (instance.state !== "stopped") return;
+  instance.state = "pending";
+  instance.stateReason = undefined;
+  const containerId = instance.containerId;
+  inBackground(ctx, async () => {
+    try {
+      if (!containerId) throw new Error("the instance has no container");
+      await releaseAddress(instance);
+      await ctx.docker.getContainer(containerId).start();
+      await delay(ctx.transitionDelays.boot);
+      if (instance.state === "pending") instance.state = "running";
+    } catch (error) {
+      if (instance.state !== "pending") return;
+      instance.state = "stopped";
+      instance.stateReason = `Server.InternalError: ${errorText(error)}`;
+      if (instance.ipAddress) await keepAddress(instance, instance.ipAddress);
+    }
+  });
+}
+
+/** shutting-down now (from any state but terminated); the container is removed in the background, terminated after the `terminate` delay. */
 export function terminateInstance(ctx: EmulatorContext, instance: InstanceRecord): void {
   if (instance.state === "terminated" || instance.state === "shutting-down") return;
   instance.state = "shutting-down";
   instance.stateReason = "Client.UserInitiatedShutdown: User initiated shutdown";
+  void releaseAddress(instance);
   inBackground(ctx, async () => {
     await removeContainer(ctx, instance);
-    await delay(ctx.transitionDelayMs);
+    await delay(ctx.transitionDelays.terminate);
     instance.state = "terminated";
     await releaseDockerImage(ctx, instance.dockerImage);
   });
+}
+
+/** Holds a stopped instance's address, unless it was started or terminated while the hold was being set up. */
+async function keepAddress(instance: InstanceRecord, address: string): Promise<void> {
+  const server = await holdAddress(address);
+  if (!server) return;
+  if (instance.state === "stopping" || instance.state === "stopped") heldAddresses.set(instance, server);
+  else server.close();
+}
+
+/** Resolves once the port is free again, so the container can bind it. */
+function releaseAddress(instance: InstanceRecord): Promise<void> {
+  const server = heldAddresses.get(instance);
+  heldAddresses.delete(instance);
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }
 
 async function removeContainer(ctx: EmulatorContext, instance: InstanceRecord): Promise<void> {
@@ -74,3 +136,5 @@ async function removeContainer(ctx: EmulatorContext, instance: InstanceRecord): 
   instance.containerId = undefined;
   await ctx.docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
 }
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

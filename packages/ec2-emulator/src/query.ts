@@ -1,4 +1,5 @@
 import { Ec2Error, missingParameter } from "./errors.js";
+import { checkTag, checkTagCount } from "./tag-limits.js";
 
 /** A Query API request's parameters (`Action`, `Filter.1.Name`, …) as sent, after form/URL decoding. */
 export class QueryParams {
@@ -16,6 +17,19 @@ export class QueryParams {
     const value = this.params.get(name);
     if (value === undefined || value === "") throw missingParameter(name);
     return value;
+  }
+
+  /** `true`/`false` as the SDK sends booleans; undefined when absent. */
+  bool(name: string): boolean | undefined {
+    const value = this.params.get(name);
+    if (value === undefined) return undefined;
+    if (value !== "true" && value !== "false") throw new Ec2Error("InvalidParameterValue", `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'`);
+    return value === "true";
+  }
+
+  /** Every parameter but the named ones, in a stable order: what makes two requests "the same" for ClientToken idempotency. */
+  fingerprint(ignored: string[]): string {
+    return JSON.stringify([...this.params].filter(([name]) => !ignored.includes(name)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   int(name: string): number | undefined {
@@ -50,7 +64,7 @@ export class QueryParams {
     }));
   }
 
-  /** Tags from `TagSpecification.N` whose ResourceType is `resourceType` (other resource types are ignored). */
+  /** Tags from `TagSpecification.N` whose ResourceType is `resourceType` (other resource types are ignored), within EC2's limits. */
   tagSpecifications(resourceType: string): Record<string, string> {
     const tags: Record<string, string> = {};
     for (const index of this.indices("TagSpecification")) {
@@ -58,15 +72,19 @@ export class QueryParams {
       if (this.params.get(`${prefix}.ResourceType`) !== resourceType) continue;
       Object.assign(tags, this.tags(`${prefix}.Tag`));
     }
+    checkTagCount(tags);
     return tags;
   }
 
-  /** `Prefix.N.Key` / `Prefix.N.Value` pairs. */
+  /** `Prefix.N.Key` / `Prefix.N.Value` pairs; a key or value EC2 would refuse answers InvalidParameterValue. */
   tags(prefix: string): Record<string, string> {
     const tags: Record<string, string> = {};
     for (const index of this.indices(prefix)) {
       const key = this.params.get(`${prefix}.${index}.Key`);
-      if (key !== undefined) tags[key] = this.params.get(`${prefix}.${index}.Value`) ?? "";
+      if (key === undefined) continue;
+      const value = this.params.get(`${prefix}.${index}.Value`) ?? "";
+      checkTag(key, value);
+      tags[key] = value;
     }
     return tags;
   }

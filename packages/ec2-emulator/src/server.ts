@@ -6,11 +6,12 @@ import { ACTIONS } from "./actions/registry.js";
 import { ensureBaseImage } from "./base-image.js";
 import { removeRunContainers } from "./container.js";
 import { removeCommittedImages } from "./docker-images.js";
-import type { EmulatorContext } from "./context.js";
+import type { EmulatorContext, Transition } from "./context.js";
 import { Ec2Error } from "./errors.js";
 import { FaultPlan, type FaultRule, type FaultSpec } from "./faults.js";
 import { terminateInstance } from "./lifecycle.js";
 import { QueryParams } from "./query.js";
+import { requestRegion } from "./region.js";
 import { type EmulatorResources, listResources } from "./resources.js";
 import { seedBaseImage } from "./seed.js";
 import { ACCOUNT_ID, Ec2State } from "./state.js";
@@ -25,8 +26,10 @@ export interface EmulatorOptions {
   docker?: Docker;
   /** Faults active from the start; `nth` counts from the first call. */
   faults?: FaultRule[];
-  /** Delay of each asynchronous state transition (pending → running, shutting-down → terminated), in ms. Default 1000. */
+  /** Delay of each asynchronous state transition (pending → running, stopping → stopped, shutting-down → terminated, an AMI's pending → available), in ms. Default 1000. */
   transitionDelayMs?: number;
+  /** Per-transition delays in ms, overriding `transitionDelayMs` for `boot`, `stop`, `terminate` or `image`. */
+  transitionDelays?: Partial<Record<Transition, number>>;
   /** How long DescribeInstances by id answers NotFound for a just-launched instance, in ms. Default 0. */
   eventualConsistencyMs?: number;
   /** Docker image behind the seeded base AMI. Default: kiln-ec2-emulator/debian12:bookworm, built on first use. */
@@ -50,6 +53,8 @@ export interface Emulator extends AsyncDisposable {
   injectFault(action: string, fault: FaultSpec): void;
   /** Makes the next `calls` calls of an action answer 503 RequestLimitExceeded. */
   throttle(action: string, calls: number): void;
+  /** Forgets every pending fault and throttle. */
+  clearFaults(): void;
   /** How often each action was called. */
   callCounts(): Record<string, number>;
 }
@@ -62,7 +67,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     state,
     docker,
     runId: options.runId ?? `ec2-emulator-${randomBytes(4).toString("hex")}`,
-    transitionDelayMs: options.transitionDelayMs ?? 1000,
+    transitionDelays: transitionDelays(options),
     eventualConsistencyMs: options.eventualConsistencyMs ?? 0,
     background: new Set(),
     committedImages: new Set(),
@@ -102,9 +107,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     resources: () => listResources(state),
     injectFault: (action, fault) => faults.inject(action, fault),
     throttle: (action, calls) => faults.throttle(action, calls),
+    clearFaults: () => faults.clear(),
     callCounts: () => faults.counts(),
     [Symbol.asyncDispose]: stop,
   };
+}
+
+function transitionDelays(options: EmulatorOptions): Record<Transition, number> {
+  const fallback = options.transitionDelayMs ?? 1000;
+  const given = options.transitionDelays ?? {};
+  return { boot: given.boot ?? fallback, stop: given.stop ?? fallback, terminate: given.terminate ?? fallback, image: given.image ?? fallback };
 }
 
 async function handle(ctx: EmulatorContext, faults: FaultPlan, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -126,7 +138,8 @@ async function handle(ctx: EmulatorContext, faults: FaultPlan, request: Incoming
     if (!handler) throw new Ec2Error("InvalidAction", `The action ${action} is not valid for this web service.`);
     const fault = faults.onCall(action);
     if (fault) throw fault;
-    send(response, 200, responseXml(action, requestId, await handler(ctx, params)));
+    const region = requestRegion(request.headers.authorization, params.get("X-Amz-Credential"));
+    send(response, 200, responseXml(action, requestId, await handler({ ...ctx, region }, params)));
   } catch (error) {
     if (error instanceof Ec2Error) send(response, error.status, errorXml(error.code, error.message, requestId));
     else send(response, 500, errorXml("InternalError", error instanceof Error ? error.message : String(error), requestId));

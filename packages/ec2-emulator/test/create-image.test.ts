@@ -9,7 +9,6 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
-  type Image,
   ModifyImageAttributeCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
@@ -18,29 +17,9 @@ import { connectSsh } from "@kiln/communicator-ssh";
 import Docker from "dockerode";
 import { describe, expect, it } from "vitest";
 import { ACCOUNT_ID, BASE_AMI_ID, type Emulator } from "../src/index.js";
-import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
+import { ec2Client, errorName, shell, testEmulator, waitForImage, waitForState } from "./helpers.js";
 
 const docker = new Docker();
-
-async function waitForImage(client: EC2Client, imageId: string, state = "available", timeoutMs = 60_000): Promise<Image> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const image = (await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
-    if (image?.State === state) return image;
-    if (Date.now() > deadline) throw new Error(`image ${imageId} still ${image?.State} after ${timeoutMs} ms, wanted ${state}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-/** Output of a shell command in an instance's container (docker exec: quicker than SSH, same effect on the disk). */
-async function shell(emulator: Emulator, instanceId: string, script: string): Promise<string> {
-  const containerId = emulator.resources().instances.find((i) => i.instanceId === instanceId)?.containerId ?? "";
-  const exec = await docker.getContainer(containerId).exec({ Cmd: ["/bin/sh", "-c", script], AttachStdout: true, AttachStderr: true, Tty: true });
-  const stream = await exec.start({ Tty: true });
-  const chunks: Buffer[] = [];
-  await new Promise((resolve) => stream.on("data", (chunk: Buffer) => chunks.push(chunk)).on("end", resolve));
-  return Buffer.concat(chunks).toString("utf8").trim();
-}
 
 /** Runs an instance of the base AMI and writes a marker file into it. */
 async function bakedInstance(emulator: Emulator, client: EC2Client, userData?: string): Promise<string> {
@@ -168,7 +147,7 @@ describe("CreateImage and friends", () => {
       const instanceId = await bakedInstance(emulator, client);
       const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: instanceId, Name: "left behind", NoReboot: true }));
       await waitForImage(client, ImageId);
-      expect(emulator.resources().images).toEqual([{ imageId: ImageId, name: "left behind", state: "available" }]);
+      expect(emulator.resources().images).toEqual([{ imageId: ImageId, name: "left behind", state: "available", region: "us-east-1", tags: {} }]);
       const listed = (await (await fetch(`${emulator.endpoint}/_kiln/resources`)).json()) as ReturnType<typeof emulator.resources>;
       expect(listed.snapshots).toHaveLength(1);
       expect(await committedImages(emulator.runId)).toHaveLength(1);

@@ -33,7 +33,7 @@ describe("fault injection and leak reporting", () => {
 
   it("throttles: the SDK's own retries get through a short burst and surface RequestLimitExceeded for a long one", async () => {
     await using emulator = await testEmulator();
-    const client = ec2Client(emulator, 3);
+    const client = ec2Client(emulator, { maxAttempts: 3 });
     emulator.throttle("DescribeKeyPairs", 2);
     await client.send(new DescribeKeyPairsCommand({}));
     expect(emulator.callCounts().DescribeKeyPairs).toBe(3);

@@ -51,7 +51,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       try {
         await work(test, artifact);
       } finally {
-        await driver.remove(artifact);
+        await driver.remove(artifact, opts().value);
       }
     }
 
@@ -117,18 +117,18 @@ export function testDriver(name: string, fixture: DriverFixture): void {
         expect((await fresh.exec("cat /baked.txt")).stdout).toBe("baked\n");
         expect((await fresh.exec("printenv KILN_PORT")).stdout).toBe("8080\n");
         expect((await fresh.exec("cat /etc/kiln-runtime.conf; stat -c ' %a' /etc/kiln-runtime.conf")).stdout).toBe("mode=test 640\n");
-        expect((await driver.findArtifacts({ ref: artifact.id })).map((item) => item.id)).toEqual([artifact.id]);
+        expect((await driver.findArtifacts({ ref: artifact.id }, opts().value)).map((item) => item.id)).toEqual([artifact.id]);
 
-        const found = await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } });
+        const found = await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } }, opts().value);
         expect(found.map((item) => item.id)).toContain(artifact.id);
         const tag = `kiln-conformance/${test.runId.toLowerCase()}:v1`;
-        await driver.tag(artifact, tag);
-        const tagged = await driver.findArtifacts({ labels: { [LABELS.key]: "k1", [LABELS.build]: test.runId } });
+        await driver.tag(artifact, tag, opts().value);
+        const tagged = await driver.findArtifacts({ labels: { [LABELS.key]: "k1", [LABELS.build]: test.runId } }, opts().value);
         expect(tagged.find((item) => item.id === artifact.id)?.tags).toContain(tag);
       } finally {
-        await driver.remove(artifact);
+        await driver.remove(artifact, opts().value);
       }
-      expect(await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } })).toEqual([]);
+      expect(await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } }, opts().value)).toEqual([]);
     });
 
     it("runs a boot script before the machine's own start, with the runtime environment (if the driver supports it)", async (context) => {
@@ -205,7 +205,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
         for (const label of Object.values(LABELS)) expect(artifact?.labels).toHaveProperty([label]);
         expect((await fixture.listResources(result.runId)).filter((resource) => !resource.includes(artifact?.id ?? "?"))).toEqual([]);
       } finally {
-        if (artifact) await driver.remove(artifact);
+        if (artifact) await driver.remove(artifact, opts().value);
       }
     });
   });

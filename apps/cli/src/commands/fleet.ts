@@ -1,5 +1,6 @@
 import {
   channelsOf,
+  findByRef,
   findOutdated,
   KilnError,
   LABELS,
@@ -62,10 +63,9 @@ export async function provenance(argv: string[]): Promise<number> {
   const ref = positionals[0];
   if (!ref) throw new KilnError("E_CONFIG", "kiln provenance needs an artefact id or tag", { hint: "kiln provenance acme/web:1.4.2" });
   const project = await openProject(values, undefined);
-  const drivers = [...new Map(project.images.map((image) => [image.driverName, image.driver])).values()];
   const chain: Artifact[] = [];
   for (let next: string | undefined = ref; next; ) {
-    const found = (await Promise.all(drivers.map((driver) => driver.findArtifacts({ ref: next as string })))).flat()[0];
+    const found = await findByRef(project, next);
     if (!found) {
       if (chain.length === 0) throw new KilnError("E_CONFIG", `no artefact "${ref}" found`, { hint: "give an artefact id or tag (kiln images lists them)" });
       break;

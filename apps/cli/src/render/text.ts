@@ -53,8 +53,9 @@ export function stepLabel(step: string, detail: string | undefined): string {
   return detail.startsWith(step) ? detail : `${step} ${detail}`;
 }
 
+/** A content digest (`sha256:…`) shortened as `docker images` does; other ids (an AMI id) are short already and stay whole. */
 export function shortId(id: string): string {
-  return id.replace(/^sha256:/, "").slice(0, 12);
+  return id.startsWith("sha256:") ? id.slice(7, 19) : id;
 }
 
 /** An error as the user sees it on stderr: message, each diagnostic with its place, and the hint. */

@@ -6,7 +6,7 @@ import { runtimeSchema, type RuntimeDefinition } from "../config/verify-schema.j
 import { createBakeContext } from "../context.js";
 import { KilnError, toKilnError } from "../errors.js";
 import type { KilnEvent } from "../events.js";
-import { findLatest } from "../image-inputs.js";
+import { findByRef, findLatest } from "../image-inputs.js";
 import { LABELS } from "../provenance.js";
 import { newRunId } from "../runner.js";
 import type { Artifact } from "../types.js";
@@ -73,10 +73,8 @@ async function findTarget(project: Project, target: string): Promise<{ image: Im
     if (!newest) throw new KilnError("E_CONFIG", `no artefact of image "${target}" exists`, { hint: `bake it first: kiln build --only ${target}` });
     return { image: named, artifact: newest };
   }
-  const drivers = [...new Map(project.images.map((image) => [image.driverName, image.driver])).values()];
-  for (const driver of drivers) {
-    const [artifact] = await driver.findArtifacts({ ref: target });
-    if (!artifact) continue;
+  const artifact = await findByRef(project, target);
+  if (artifact) {
     const imageName = artifact.labels[LABELS.image];
     const image = project.images.find((candidate) => candidate.name === imageName);
     if (!image) {

@@ -1,6 +1,6 @@
 import { notFound } from "../errors.js";
 import { matchesFilters } from "../query.js";
-import { ACCOUNT_ID, type ImageRecord, tagSet } from "../state.js";
+import { ACCOUNT_ID, type ImageRecord, ROOT_DEVICE, tagSet } from "../state.js";
 import { fields, set } from "../xml.js";
 import type { ActionHandler } from "./types.js";
 
@@ -17,6 +17,10 @@ function imageFilterValues(image: ImageRecord, name: string): string[] | undefin
     "image-type": ["machine"],
     "is-public": [String(image.isPublic)],
     "block-device-mapping.snapshot-id": [image.snapshotId],
+    "block-device-mapping.device-name": [ROOT_DEVICE],
+    "block-device-mapping.volume-size": [String(image.rootVolume.volumeSize)],
+    "block-device-mapping.volume-type": [image.rootVolume.volumeType],
+    "block-device-mapping.encrypted": [String(image.rootVolume.encrypted)],
     description: [image.description],
   };
   return values[name];
@@ -28,18 +32,20 @@ function ownerMatches(image: ImageRecord, owners: string[]): boolean {
   return owners.some((owner) => (owner === "self" ? image.ownerId === ACCOUNT_ID : owner === image.ownerId));
 }
 
+/** The request region's images and the seeded one; an id from another region answers InvalidAMIID.NotFound, as on EC2. */
 export const DescribeImages: ActionHandler = (ctx, params) => {
   const ids = params.list("ImageId");
-  for (const id of ids) if (!ctx.state.images.has(id)) throw notFound("image", id);
+  for (const id of ids) if (!ctx.state.image(id, ctx.region)) throw notFound("image", id);
   const owners = params.list("Owner");
   const filters = params.filters();
-  const selected = [...ctx.state.images.values()].filter(
+  const selected = ctx.state.imagesIn(ctx.region).filter(
     (image) => (ids.length === 0 || ids.includes(image.imageId)) && ownerMatches(image, owners) && matchesFilters(filters, image.tags, (name) => imageFilterValues(image, name)),
   );
   return fields({ imagesSet: set(selected.map(imageItem)) });
 };
 
 function imageItem(image: ImageRecord) {
+  const root = image.rootVolume;
   return {
     imageId: image.imageId,
     imageLocation: `${image.ownerId}/${image.name}`,
@@ -52,13 +58,19 @@ function imageItem(image: ImageRecord) {
     name: image.name,
     description: image.description,
     rootDeviceType: "ebs",
-    rootDeviceName: "/dev/xvda",
-    blockDeviceMapping: set([{ deviceName: "/dev/xvda", ebs: { snapshotId: image.snapshotId, volumeSize: 8, deleteOnTermination: true, volumeType: "gp2", encrypted: false } }]),
+    rootDeviceName: ROOT_DEVICE,
+    blockDeviceMapping: set([
+      {
+        deviceName: ROOT_DEVICE,
+        ebs: { snapshotId: image.snapshotId, volumeSize: root.volumeSize, deleteOnTermination: true, volumeType: root.volumeType, kmsKeyId: root.kmsKeyId, encrypted: root.encrypted },
+      },
+    ]),
     virtualizationType: "hvm",
     hypervisor: "xen",
     enaSupport: true,
     platformDetails: "Linux/UNIX",
     usageOperation: "RunInstances",
+    deprecationTime: image.deprecationTime?.toISOString(),
     tagSet: set(tagSet(image.tags)),
   };
 }

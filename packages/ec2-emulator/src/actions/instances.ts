@@ -1,25 +1,43 @@
-import type { EmulatorContext } from "../context.js";
+import type { EmulatorContext, RequestContext } from "../context.js";
 import { Ec2Error, notFound } from "../errors.js";
 import { bootInstance, terminateInstance } from "../lifecycle.js";
-import { matchesFilters } from "../query.js";
-import { ACCOUNT_ID, AVAILABILITY_ZONE, type InstanceRecord, newId, STATE_CODES, tagSet, VPC_ID } from "../state.js";
+import { matchesFilters, type QueryParams } from "../query.js";
+import { ACCOUNT_ID, type InstanceRecord, newId, REGION, ROOT_DEVICE, STATE_CODES, tagSet, VPC_ID } from "../state.js";
+import { parseUserData } from "../user-data.js";
 import { fields, set } from "../xml.js";
+import { blockDevices, iamInstanceProfile, instanceType, launchNetwork } from "./launch-parameters.js";
 import type { ActionHandler } from "./types.js";
 
+/**
+ * Launches MinCount instances of an AMI the request's region sees. With a `ClientToken` seen before, answers the reservation that
+ * token launched (as it is now) instead of launching again, and IdempotentParameterMismatch if the other parameters differ.
+ */
 export const RunInstances: ActionHandler = (ctx, params) => {
+  const clientToken = params.get("ClientToken");
+  const request = params.fingerprint(["ClientToken"]);
+  const earlier = clientToken === undefined ? undefined : ctx.state.clientTokens.get(clientToken);
+  if (earlier) {
+    if (earlier.request !== request) throw new Ec2Error("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).");
+    const members = [...ctx.state.instances.values()].filter((instance) => instance.reservationId === earlier.reservationId);
+    return reservationXml(ctx, earlier.reservationId, members);
+  }
   const imageId = params.require("ImageId");
-  const image = ctx.state.images.get(imageId);
+  const image = ctx.state.image(imageId, ctx.region);
   if (!image) throw notFound("image", imageId);
   if (image.state !== "available") throw new Ec2Error("InvalidAMIID.Unavailable", `The image id '[${imageId}]' is not available`);
   const keyName = params.get("KeyName");
   const keyPair = keyName === undefined ? undefined : ctx.state.keyPairs.get(keyName);
   if (keyName !== undefined && !keyPair) throw notFound("keyPair", keyName);
-  const groupIds = params.list("SecurityGroupId");
-  for (const id of groupIds) if (!ctx.state.securityGroups.has(id)) throw notFound("group", id);
+  const network = launchNetwork(ctx, params);
+  const type = instanceType(params);
+  const profile = iamInstanceProfile(params);
   const count = params.int("MinCount") ?? 1;
   if (count < 1 || count > 20) throw new Ec2Error("InvalidParameterValue", `MinCount ${count} is out of range 1-20`);
+  const tags = params.tagSpecifications("instance");
+  const devices = blockDevices(params, image, ctx.region);
   const encoded = params.get("UserData");
-  const userData = encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("utf8");
+  // MIME multipart is split here, once: the container only gets the scripts to run and the notes to log.
+  const userData = parseUserData(encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("utf8"));
   const reservationId = newId("r");
   const now = Date.now();
   const instances: InstanceRecord[] = [];
@@ -29,26 +47,38 @@ export const RunInstances: ActionHandler = (ctx, params) => {
       reservationId,
       imageId,
       dockerImage: image.dockerImage,
-      instanceType: params.get("InstanceType") ?? "m1.small",
+      region: ctx.region,
+      instanceType: type,
       keyName,
-      groupIds,
+      groupIds: [...network.groupIds],
+      subnetId: network.subnetId,
+      iamInstanceProfile: profile,
+      clientToken,
+      blockDevices: devices.map((device) => ({ ...device, volumeId: newId("vol") })),
       userData,
       state: "pending",
       stateReason: undefined,
       launchTime: new Date(now),
       ipAddress: undefined,
+      hasPublicIp: network.hasPublicIp,
       containerId: undefined,
       visibleAt: now + ctx.eventualConsistencyMs,
-      tags: params.tagSpecifications("instance"),
+      tags: { ...tags },
     };
     ctx.state.instances.set(instance.instanceId, instance);
     bootInstance(ctx, instance, image.dockerImage, keyPair?.publicKey);
     instances.push(instance);
   }
-  return fields({ reservationId, ownerId: ACCOUNT_ID, groupSet: set([]), instancesSet: set(instances.map((i) => instanceItem(ctx, i))) });
+  if (clientToken !== undefined) ctx.state.clientTokens.set(clientToken, { reservationId, request });
+  return reservationXml(ctx, reservationId, instances);
 };
 
+function reservationXml(ctx: EmulatorContext, reservationId: string, instances: InstanceRecord[]): string {
+  return fields({ reservationId, ownerId: ACCOUNT_ID, groupSet: set([]), instancesSet: set(instances.map((i) => instanceItem(ctx, i))) });
+}
+
 function instanceFilterValues(instance: InstanceRecord, name: string): string[] | undefined {
+  const publicIp = instance.hasPublicIp && instance.ipAddress ? [instance.ipAddress] : [];
   const values: Record<string, string[]> = {
     "instance-id": [instance.instanceId],
     "instance-state-name": [instance.state],
@@ -58,12 +88,19 @@ function instanceFilterValues(instance: InstanceRecord, name: string): string[] 
     "key-name": instance.keyName ? [instance.keyName] : [],
     "reservation-id": [instance.reservationId],
     "instance.group-id": instance.groupIds,
-    "ip-address": instance.ipAddress ? [instance.ipAddress] : [],
+    "subnet-id": [instance.subnetId],
+    "vpc-id": [VPC_ID],
+    "client-token": instance.clientToken ? [instance.clientToken] : [],
+    "iam-instance-profile.arn": instance.iamInstanceProfile ? [instance.iamInstanceProfile.arn] : [],
+    "block-device-mapping.device-name": instance.blockDevices.map((device) => device.deviceName),
+    "block-device-mapping.volume-id": instance.blockDevices.map((device) => device.volumeId),
+    "ip-address": publicIp,
     "private-ip-address": instance.ipAddress ? [instance.ipAddress] : [],
   };
   return values[name];
 }
 
+/** Instances of every region (they are global in the emulator); each shows the placement of the region it was launched in. */
 export const DescribeInstances: ActionHandler = (ctx, params) => {
   const ids = params.list("InstanceId");
   const now = Date.now();
@@ -85,50 +122,76 @@ export const DescribeInstances: ActionHandler = (ctx, params) => {
   });
 };
 
-export const TerminateInstances: ActionHandler = (ctx, params) => {
+/** The instances `InstanceId.N` names; NotFound for the first unknown one, before anything changes. */
+export function requestedInstances(ctx: RequestContext, params: QueryParams): InstanceRecord[] {
   const ids = params.list("InstanceId");
   if (ids.length === 0) throw new Ec2Error("MissingParameter", "The request must contain the parameter InstanceId");
-  const instances = ids.map((id) => {
+  return ids.map((id) => {
     const instance = ctx.state.instances.get(id);
     if (!instance) throw notFound("instance", id);
     return instance;
   });
-  const changes = instances.map((instance) => {
+}
+
+/** From any state, stopped and stopping included. */
+export const TerminateInstances: ActionHandler = (ctx, params) => {
+  const changes = requestedInstances(ctx, params).map((instance) => {
     const previous = instance.state;
     terminateInstance(ctx, instance);
-    return { instanceId: instance.instanceId, currentState: stateOf(instance.state), previousState: stateOf(previous) };
+    return stateChange(instance, previous);
   });
   return fields({ instancesSet: set(changes) });
 };
 
 const stateOf = (name: InstanceRecord["state"]) => ({ code: STATE_CODES[name], name });
 
+/** An `instancesSet` item of Terminate/Stop/StartInstances. */
+export const stateChange = (instance: InstanceRecord, previous: InstanceRecord["state"]) => ({
+  instanceId: instance.instanceId,
+  currentState: stateOf(instance.state),
+  previousState: stateOf(previous),
+});
+
+/** EC2's internal DNS domain: ec2.internal in us-east-1, <region>.compute.internal elsewhere. */
+const internalDomain = (region: string): string => (region === REGION ? "ec2.internal" : `${region}.compute.internal`);
+
 function instanceItem(ctx: EmulatorContext, instance: InstanceRecord) {
   const groups = instance.groupIds.map((groupId) => ({ groupId, groupName: ctx.state.securityGroups.get(groupId)?.groupName ?? "" }));
-  const dns = instance.ipAddress ? `ip-${instance.ipAddress.replace(/\./g, "-")}.ec2.internal` : "";
+  const dns = instance.ipAddress ? `ip-${instance.ipAddress.replace(/\./g, "-")}.${internalDomain(instance.region)}` : "";
+  const publicIp = instance.hasPublicIp ? instance.ipAddress : undefined;
+  // Volumes are detached once the instance is gone, as EC2 shows it.
+  const devices = instance.state === "terminated" ? [] : instance.blockDevices;
   return {
     instanceId: instance.instanceId,
     imageId: instance.imageId,
     instanceState: stateOf(instance.state),
     privateDnsName: dns,
-    dnsName: dns,
+    dnsName: publicIp ? dns : "",
     reason: instance.stateReason,
     keyName: instance.keyName,
     amiLaunchIndex: 0,
     instanceType: instance.instanceType,
     launchTime: instance.launchTime.toISOString(),
-    placement: { availabilityZone: AVAILABILITY_ZONE, tenancy: "default" },
+    placement: { availabilityZone: `${instance.region}a`, tenancy: "default" },
     monitoring: { state: "disabled" },
-    subnetId: "subnet-0kiln0000000000",
+    subnetId: instance.subnetId,
     vpcId: VPC_ID,
     privateIpAddress: instance.ipAddress,
-    ipAddress: instance.ipAddress,
+    ipAddress: publicIp,
     groupSet: set(groups),
     stateReason: instance.stateReason ? { code: instance.stateReason.split(":")[0], message: instance.stateReason } : undefined,
     architecture: "x86_64",
     rootDeviceType: "ebs",
-    rootDeviceName: "/dev/xvda",
+    rootDeviceName: ROOT_DEVICE,
+    blockDeviceMapping: set(
+      devices.map((device) => ({
+        deviceName: device.deviceName,
+        ebs: { volumeId: device.volumeId, status: "attached", attachTime: device.attachTime.toISOString(), deleteOnTermination: device.deleteOnTermination },
+      })),
+    ),
     virtualizationType: "hvm",
+    clientToken: instance.clientToken,
+    iamInstanceProfile: instance.iamInstanceProfile ? { arn: instance.iamInstanceProfile.arn, id: instance.iamInstanceProfile.id } : undefined,
     hypervisor: "xen",
     tagSet: set(tagSet(instance.tags)),
   };

@@ -1,9 +1,11 @@
+import { DescribeImageAttribute, DisableImageDeprecation, EnableImageDeprecation, ModifyImageAttribute } from "./image-attributes.js";
 import { DescribeImages } from "./images.js";
-import { CopyImage, CreateImage, DeregisterImage, DescribeImageAttribute, ModifyImageAttribute } from "./images-write.js";
+import { CopyImage, CreateImage, DeregisterImage } from "./images-write.js";
 import { DescribeInstances, RunInstances, TerminateInstances } from "./instances.js";
 import { CreateKeyPair, DeleteKeyPair, DescribeKeyPairs, ImportKeyPair } from "./key-pairs.js";
 import { AuthorizeSecurityGroupIngress, CreateSecurityGroup, DeleteSecurityGroup, DescribeSecurityGroups } from "./security-groups.js";
 import { DeleteSnapshot, DescribeSnapshots } from "./snapshots.js";
+import { StartInstances, StopInstances } from "./stop-start.js";
 import { CreateTags, DeleteTags, DescribeTags } from "./tags.js";
 import type { ActionHandler } from "./types.js";
 
@@ -23,10 +25,14 @@ export const ACTIONS: Record<string, ActionHandler> = {
   DeregisterImage,
   ModifyImageAttribute,
   DescribeImageAttribute,
+  EnableImageDeprecation,
+  DisableImageDeprecation,
   DescribeSnapshots,
   DeleteSnapshot,
   RunInstances,
   DescribeInstances,
+  StopInstances,
+  StartInstances,
   TerminateInstances,
   CreateTags,
   DeleteTags,

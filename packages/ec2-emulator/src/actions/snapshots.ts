@@ -12,20 +12,21 @@ function snapshotFilterValues(snapshot: SnapshotRecord, name: string): string[] 
     "owner-id": [ACCOUNT_ID],
     description: [snapshot.description],
     "volume-size": [String(snapshot.volumeSize)],
-    encrypted: ["false"],
+    encrypted: [String(snapshot.encrypted)],
   };
   return values[name];
 }
 
+/** Only the request region's snapshots: an id from another region answers InvalidSnapshot.NotFound, as on EC2. */
 export const DescribeSnapshots: ActionHandler = (ctx, params) => {
   const ids = params.list("SnapshotId");
-  for (const id of ids) if (!ctx.state.snapshots.has(id)) throw notFound("snapshot", id);
+  for (const id of ids) if (!ctx.state.snapshot(id, ctx.region)) throw notFound("snapshot", id);
   const owners = params.list("Owner");
   const ownerMatches = owners.length === 0 || owners.some((owner) => owner === "self" || owner === ACCOUNT_ID);
   const filters = params.filters();
-  const selected = [...ctx.state.snapshots.values()].filter(
-    (s) => ownerMatches && (ids.length === 0 || ids.includes(s.snapshotId)) && matchesFilters(filters, s.tags, (name) => snapshotFilterValues(s, name)),
-  );
+  const selected = ctx.state
+    .snapshotsIn(ctx.region)
+    .filter((s) => ownerMatches && (ids.length === 0 || ids.includes(s.snapshotId)) && matchesFilters(filters, s.tags, (name) => snapshotFilterValues(s, name)));
   return fields({
     snapshotSet: set(
       selected.map((s) => ({
@@ -37,7 +38,8 @@ export const DescribeSnapshots: ActionHandler = (ctx, params) => {
         ownerId: ACCOUNT_ID,
         volumeSize: s.volumeSize,
         description: s.description,
-        encrypted: false,
+        encrypted: s.encrypted,
+        kmsKeyId: s.kmsKeyId,
         storageTier: "standard",
         tagSet: set(tagSet(s.tags)),
       })),
@@ -47,7 +49,7 @@ export const DescribeSnapshots: ActionHandler = (ctx, params) => {
 
 export const DeleteSnapshot: ActionHandler = (ctx, params) => {
   const snapshotId = params.require("SnapshotId");
-  if (!ctx.state.snapshots.has(snapshotId)) throw notFound("snapshot", snapshotId);
+  if (!ctx.state.snapshot(snapshotId, ctx.region)) throw notFound("snapshot", snapshotId);
   for (const image of ctx.state.images.values()) {
     if (image.snapshotId === snapshotId) throw new Ec2Error("InvalidSnapshot.InUse", `The snapshot ${snapshotId} is currently in use by ${image.imageId}`);
   }

@@ -1,0 +1,212 @@
+import { randomBytes } from "node:crypto";
+import {
+  CopyImageCommand,
+  CreateImageCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  EnableImageDeprecationCommand,
+  type Image,
+  ModifyImageAttributeCommand,
+} from "@aws-sdk/client-ec2";
+import { KilnError, type Artifact, type BakeContext, type CaptureTarget } from "@kiln/core";
+import { type Ec2Api, isNotFound } from "./api.js";
+import { stopInstance } from "./instance.js";
+import type { Ec2Machine } from "./machine.js";
+import type { Ec2Options } from "./options.js";
+import { COPIES_TAG, tagSpecs } from "./tags.js";
+import { pollingOf, waitFor } from "./wait.js";
+
+/** An AMI in a region. */
+interface Ami {
+  region: string;
+  imageId: string;
+}
+
+/**
+ * Stops the instance, creates the AMI (provenance as tags on the AMI and its snapshots), replaces it with an encrypted copy
+ * for encrypt_boot, copies it to ami_regions, grants launch permissions and sets the deprecation time. Every AMI is deleted
+ * again (with its snapshots) if anything later in the bake fails; the cleanup is registered before each create call.
+ */
+export async function captureAmi(api: Ec2Api, ctx: BakeContext, machine: Ec2Machine, target: CaptureTarget, opts: Ec2Options): Promise<Artifact> {
+  const name = machine.amiName;
+  const instanceId = machine.instance.instanceId;
+  if (opts.stop_before_capture !== false) {
+    await machine.disconnect();
+    await stopInstance(api, ctx, opts, instanceId);
+  }
+  if (opts.force_deregister) {
+    for (const region of allRegions(opts)) await deregisterNamed(api, ctx, region, name, opts.force_delete_snapshot ?? false);
+  }
+  const imageTags = { ...opts.ami_tags, ...target.labels };
+  const snapshotTags = { ...opts.snapshot_tags, ...target.labels };
+  const description = opts.ami_description ?? `Kiln bake of ${ctx.image} (run ${ctx.runId})`;
+  // encrypt_boot: the unencrypted AMI only lives until its encrypted copy exists, under a name that frees the final one.
+  const firstName = opts.encrypt_boot ? `${name.slice(0, 100)}-unencrypted-${randomBytes(3).toString("hex")}` : name;
+  let primary = await created(api, ctx, opts, { region: api.region, name: firstName, action: "CreateImage" }, (client, http) =>
+    client.send(new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: description, TagSpecifications: tagSpecs(["image", imageTags], ["snapshot", snapshotTags]) }), http),
+  );
+  if (opts.encrypt_boot) {
+    const unencrypted = primary;
+    primary = await copy(api, ctx, opts, unencrypted, api.region, name, description, imageTags, snapshotTags, opts.kms_key_id);
+    await removeAmi(api, unencrypted, true);
+  }
+  const copies = await Promise.all(
+    allRegions(opts)
+      .filter((region) => region !== api.region)
+      .map((region) => copy(api, ctx, opts, primary, region, name, description, imageTags, snapshotTags, opts.region_kms_key_ids?.[region])),
+  );
+  const amis = [primary, ...copies];
+  await Promise.all(amis.map((ami) => grantLaunch(api, ctx, opts, ami)));
+  if (opts.deprecate_at) await Promise.all(amis.map((ami) => deprecate(api, ctx, ami, opts.deprecate_at as string)));
+  const labels = { ...imageTags };
+  if (copies.length > 0) {
+    labels[COPIES_TAG] = copies.map((ami) => `${ami.region}=${ami.imageId}`).join(",");
+    await api.call("CreateTags", (client, http) => client.send(new CreateTagsCommand({ Resources: [primary.imageId], Tags: [{ Key: COPIES_TAG, Value: labels[COPIES_TAG] }] }), http), {
+      signal: ctx.signal,
+      code: "E_CAPTURE",
+    });
+  }
+  return { id: primary.imageId, driver: "ec2", image: ctx.image, tags: [], labels, created: new Date().toISOString() };
+}
+
+function allRegions(opts: Ec2Options): string[] {
+  return [...new Set([opts.region, ...(opts.ami_regions ?? [])])];
+}
+
+/**
+ * Runs a call that creates an AMI, with its removal registered first (found by name if the answer never came), then waits
+ * until the AMI is available.
+ */
+async function created(
+  api: Ec2Api,
+  ctx: BakeContext,
+  opts: Ec2Options,
+  where: { region: string; name: string; action: "CreateImage" | "CopyImage" },
+  create: Parameters<Ec2Api["call"]>[1],
+): Promise<Ami> {
+  let imageId: string | undefined;
+  const action = where.action;
+  ctx.defer(
+    async () => {
+      const id = imageId ?? (await findOwnByName(api, where.region, where.name))?.ImageId;
+      if (id) await removeAmi(api, { region: where.region, imageId: id }, true);
+    },
+    { when: "failure", resource: `AMI ${where.name} in ${where.region}`, manualCommand: `aws ec2 deregister-image --region ${where.region} --image-id <id of AMI ${where.name}> (and delete its snapshots)` },
+  );
+  const answer = (await api.call(action, create, { region: where.region, signal: ctx.signal, code: "E_CAPTURE" })) as { ImageId?: string };
+  imageId = answer.ImageId;
+  if (!imageId) throw new KilnError("E_CAPTURE", `EC2 ${action} answered without an image id`);
+  const id = imageId;
+  ctx.log.info(`AMI ${id} (${where.name}) is being created in ${where.region}`);
+  await waitFor({
+    what: `AMI ${id} in ${where.region} to be available`,
+    check: () => describeImage(api, where.region, id, ctx.signal),
+    done: (image) => (image?.State === "available" ? true : image?.State === "failed" || image?.State === "error" ? `it ${image.State}: ${image.StateReason?.Message ?? "no reason given"}` : false),
+    polling: pollingOf(opts),
+    signal: ctx.signal,
+    log: ctx.log,
+    code: "E_CAPTURE",
+  });
+  return { region: where.region, imageId: id };
+}
+
+function copy(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, source: Ami, region: string, name: string, description: string, imageTags: Record<string, string>, snapshotTags: Record<string, string>, kmsKeyId: string | undefined): Promise<Ami> {
+  const encrypted = opts.encrypt_boot === true || kmsKeyId !== undefined;
+  return created(api, ctx, opts, { region, name, action: "CopyImage" }, (client, http) =>
+    client.send(
+      new CopyImageCommand({
+        SourceImageId: source.imageId,
+        SourceRegion: source.region,
+        Name: name,
+        Description: description,
+        ...(encrypted ? { Encrypted: true, ...(kmsKeyId ? { KmsKeyId: kmsKeyId } : {}) } : {}),
+        TagSpecifications: tagSpecs(["image", imageTags], ["snapshot", snapshotTags]),
+      }),
+      http,
+    ),
+  );
+}
+
+async function grantLaunch(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, ami: Ami): Promise<void> {
+  const add = [
+    ...(opts.ami_users ?? []).map((UserId) => ({ UserId })),
+    ...(opts.ami_groups ?? []).map((Group) => ({ Group })),
+    ...(opts.ami_org_arns ?? []).map((OrganizationArn) => ({ OrganizationArn })),
+    ...(opts.ami_ou_arns ?? []).map((OrganizationalUnitArn) => ({ OrganizationalUnitArn })),
+  ];
+  if (add.length === 0) return;
+  await api.call("ModifyImageAttribute", (client, http) => client.send(new ModifyImageAttributeCommand({ ImageId: ami.imageId, LaunchPermission: { Add: add } }), http), {
+    region: ami.region,
+    signal: ctx.signal,
+    code: "E_CAPTURE",
+  });
+}
+
+async function deprecate(api: Ec2Api, ctx: BakeContext, ami: Ami, at: string): Promise<void> {
+  await api.call("EnableImageDeprecation", (client, http) => client.send(new EnableImageDeprecationCommand({ ImageId: ami.imageId, DeprecateAt: new Date(at) }), http), {
+    region: ami.region,
+    signal: ctx.signal,
+    code: "E_CAPTURE",
+  });
+}
+
+/** One AMI. A new AMI may not be visible at once (eventual consistency): NotFound is retried, unless `missingOk`. */
+export async function describeImage(api: Ec2Api, region: string, imageId: string, signal?: AbortSignal, missingOk = false): Promise<Image | undefined> {
+  try {
+    const result = await api.call("DescribeImages", (client, http) => client.send(new DescribeImagesCommand({ ImageIds: [imageId] }), http), {
+      region,
+      signal,
+      code: "E_CAPTURE",
+      notYet: missingOk ? [] : ["InvalidAMIID.NotFound"],
+    });
+    return result.Images?.[0];
+  } catch (error) {
+    if (missingOk && isNotFound((error as Error).cause)) return undefined;
+    throw error;
+  }
+}
+
+async function findOwnByName(api: Ec2Api, region: string, name: string): Promise<Image | undefined> {
+  const result = await api.call("DescribeImages", (client) => client.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] })), { region, code: "E_CAPTURE" });
+  return result.Images?.[0];
+}
+
+/** Fails before anything is launched when an own AMI already has the name, unless force_deregister will replace it. */
+export async function checkAmiName(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, name: string): Promise<void> {
+  if (opts.force_deregister) return;
+  for (const region of allRegions(opts)) {
+    const existing = await findOwnByName(api, region, name);
+    if (existing) {
+      throw new KilnError("E_CAPTURE", `AMI name "${name}" is already used by ${existing.ImageId} in ${region}`, {
+        hint: "put {timestamp} or {date} in ami_name, or set force_deregister: true (and force_delete_snapshot: true) to replace it",
+      });
+    }
+  }
+  ctx.log.debug(`AMI name "${name}" is free`);
+}
+
+async function deregisterNamed(api: Ec2Api, ctx: BakeContext, region: string, name: string, deleteSnapshots: boolean): Promise<void> {
+  const existing = await findOwnByName(api, region, name);
+  if (!existing?.ImageId) return;
+  ctx.log.info(`force_deregister: deregistering ${existing.ImageId} (${name}) in ${region}${deleteSnapshots ? " and deleting its snapshots" : ""}`);
+  await removeAmi(api, { region, imageId: existing.ImageId }, deleteSnapshots, existing);
+}
+
+/** Deregisters an AMI and (optionally) deletes its snapshots; one already gone is fine. */
+export async function removeAmi(api: Ec2Api, ami: Ami, deleteSnapshots: boolean, known?: Image): Promise<void> {
+  const image = known ?? (await describeImage(api, ami.region, ami.imageId, undefined, true));
+  if (!image) return;
+  await api
+    .call("DeregisterImage", (client) => client.send(new DeregisterImageCommand({ ImageId: ami.imageId })), { region: ami.region, code: "E_CLEANUP" })
+    .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
+  if (!deleteSnapshots) return;
+  const snapshots = (image.BlockDeviceMappings ?? []).flatMap((mapping) => (mapping.Ebs?.SnapshotId ? [mapping.Ebs.SnapshotId] : []));
+  for (const snapshotId of snapshots) {
+    await api
+      // A just-deregistered AMI may still hold its snapshot for a moment.
+      .call("DeleteSnapshot", (client) => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), { region: ami.region, code: "E_CLEANUP", notYet: ["InvalidSnapshot.InUse"] })
+      .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
+  }
+}

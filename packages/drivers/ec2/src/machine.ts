@@ -1,0 +1,96 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { connectSsh, type SshExecResult, type SshMachine } from "@kiln/communicator-ssh";
+import { KilnError, parseDuration, type BakeContext, type Connection, type ExecOptions, type Machine } from "@kiln/core";
+import type { Access } from "./access.js";
+import type { RunningInstance } from "./instance.js";
+import type { Ec2Options } from "./options.js";
+import { waitForBootScript } from "./user-data.js";
+
+/** An EC2 instance reached over SSH. Disposing it closes the connection and terminates the instance (waiting until it is gone). */
+export class Ec2Machine implements Machine {
+  readonly id: string;
+  readonly connection: Connection;
+  private disposed: Promise<void> | undefined;
+
+  constructor(
+    private readonly ssh: SshMachine,
+    readonly instance: RunningInstance,
+    private readonly keyFile: string,
+    private readonly execUser: string,
+    /** AMI name rendered at launch (the uniqueness check ran then); capture uses it. */
+    readonly amiName: string,
+  ) {
+    this.id = instance.instanceId;
+    this.connection = ssh.connection;
+  }
+
+  exec(cmd: string | string[], options: ExecOptions = {}): Promise<SshExecResult> {
+    // Provisioners run as exec_user (root by default, through sudo), as they do in a container, unless a step names a user.
+    return this.ssh.exec(cmd, { ...options, user: options.user ?? this.execUser });
+  }
+
+  upload(from: string | Readable, to: string, options?: { mode?: number }): Promise<void> {
+    return this.ssh.upload(from, to, options);
+  }
+
+  download(from: string, to: string): Promise<void> {
+    return this.ssh.download(from, to);
+  }
+
+  attachCommand(): string {
+    const { host, port, user } = this.ssh.connection as Extract<Connection, { kind: "ssh" }>;
+    return `ssh -i ${this.keyFile} -p ${port} ${user}@${host}`;
+  }
+
+  /** Closes SSH (so stopping the instance cannot break a session mid-command) without terminating the instance. */
+  async disconnect(): Promise<void> {
+    await this.ssh[Symbol.asyncDispose]();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.disposed ??= this.disconnect().then(() => this.instance.terminate());
+    return this.disposed;
+  }
+}
+
+/**
+ * Connects over SSH to a launched instance, pinning its host key, and waits for its user data to finish when it was given
+ * one (a provisioner must not race cloud-init). The private key of a temporary key pair is saved (0600, removed at the end)
+ * so `--on-error=abort` can print a working ssh command.
+ */
+export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, amiName: string, hasUserData: boolean): Promise<Ec2Machine> {
+  const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : await saveKey(ctx, instance.instanceId, access.privateKey);
+  const timeoutMs = parseDuration(opts.ssh_timeout ?? "5m");
+  const ssh = await connectSsh({
+    host: instance.address,
+    port: opts.ssh_port ?? 22,
+    user: opts.ssh_username,
+    privateKey: access.privateKey,
+    deadlineMs: timeoutMs,
+    signal: ctx.signal,
+    transferAs: opts.exec_user ?? "root",
+    onRetry: (attempt) => attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
+  });
+  const machine = new Ec2Machine(ssh, instance, keyFile, opts.exec_user ?? "root", amiName);
+  if (hasUserData) {
+    const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });
+    if (waited.exitCode !== 0) {
+      await machine.disconnect();
+      throw new KilnError("E_LAUNCH", `instance ${instance.instanceId}: ${waited.stderr.trim() || "user data failed"}`, {
+        hint: "user data needs cloud-init (or an image that runs it at boot); see /var/log/cloud-init-output.log on the instance",
+      });
+    }
+  }
+  return machine;
+}
+
+async function saveKey(ctx: BakeContext, instanceId: string, privateKey: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-`));
+  const file = join(dir, `${instanceId}.pem`);
+  await writeFile(file, privateKey, { mode: 0o600 });
+  ctx.defer(() => rm(dir, { recursive: true, force: true }), { resource: `key file ${file}` });
+  return file;
+}

@@ -1,0 +1,9 @@
+import { vitestConfig } from "../../../vitest.shared.ts";
+
+// Static fake credentials for the SDK's default chain: the emulator checks that requests are signed, not by whom.
+export default vitestConfig({
+  test: {
+    globalSetup: ["test/global-setup.ts"],
+    env: { AWS_ACCESS_KEY_ID: "AKIDKILNTEST", AWS_SECRET_ACCESS_KEY: "kiln-test-secret", AWS_EC2_METADATA_DISABLED: "true" },
+  },
+});

@@ -7,5 +7,8 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0]
   process.stdout.write(`kiln ${__KILN_VERSION__}\n`);
 } else {
   const { main } = await import("./main.js");
-  process.exitCode = await main(args, __KILN_VERSION__);
+  const code = await main(args, __KILN_VERSION__);
+  // Exit now rather than when the event loop drains: a machine kept by --on-error=abort still holds its SSH connection open.
+  // (stdout and stderr writes are synchronous on Linux for files, pipes and terminals, so nothing printed is lost.)
+  process.exit(code);
 }

@@ -1,8 +1,11 @@
+import { execFileSync } from "node:child_process";
+import { rmSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DescribeImagesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { type Emulator, resourcesTagged, startEmulator } from "@kiln/ec2-emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kiln, runIdOf } from "./helpers.js";
+import { kiln, project, runIdOf } from "./helpers.js";
 
 const example = fileURLToPath(new URL("../../../examples/ec2/", import.meta.url));
 // The SDK's default credential chain reads these; the emulator checks requests are signed, not by whom.
@@ -31,6 +34,26 @@ describe("examples/ec2 through the EC2 emulator", () => {
     expect(left.sort()).toEqual([amiId, image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId].sort());
   });
 
+  it("the fleet works on AMIs: an unchanged rebuild is cached, kiln images lists it, promote and provenance find it", async () => {
+    const endpoint = ["--var", `endpoint=${emulator.endpoint}`];
+    const first = await kiln(["build", ...endpoint], { cwd: example, env: credentials });
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const again = await kiln(["build", ...endpoint], { cwd: example, env: credentials });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const amiId = /web-ami: cached (ami-\w+)/.exec(again.stdout)?.[1];
+    expect(amiId, again.stdout).toBeDefined();
+
+    const images = await kiln(["images", ...endpoint], { cwd: example, env: credentials });
+    expect(images.stdout).toContain(`web-ami  ${amiId}`);
+    const promoted = await kiln(["promote", "web-ami", "prod", ...endpoint], { cwd: example, env: credentials });
+    expect(promoted.code, promoted.stderr).toBe(0);
+    expect(promoted.stdout).toContain(`web-ami: prod → ${amiId}`);
+    expect((await kiln(["images", ...endpoint], { cwd: example, env: credentials })).stdout).toMatch(new RegExp(`web-ami  ${amiId}.*channels: prod`));
+    const provenance = await kiln(["provenance", amiId as string, ...endpoint], { cwd: example, env: credentials });
+    expect(provenance.code, provenance.stderr).toBe(0);
+    expect(provenance.stdout).toMatch(/source\s.*debian-12-amd64-20261101 \(ami-0kiln0debian12\)/);
+  });
+
   it("Ctrl-C while the AMI is being created exits 130 and leaves nothing behind", async () => {
     let sent = false;
     const run = await kiln(["build", "--force", "--var", `endpoint=${emulator.endpoint}`], {
@@ -46,6 +69,34 @@ describe("examples/ec2 through the EC2 emulator", () => {
     expect(sent).toBe(true);
     expect(run.code).toBe(130);
     expect(resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr))).toEqual([]);
+  });
+
+  it("--on-error=abort keeps the instance and prints an ssh command that logs in with the saved key", async () => {
+    const yaml = [
+      "images:",
+      "  broken:",
+      "    driver: ec2",
+      "    region: us-east-1",
+      `    endpoint: ${emulator.endpoint}`,
+      "    source: ami-0kiln0debian12",
+      "    instance_type: t3.micro",
+      "    ssh_username: admin",
+      "    provision:",
+      "      - shell: { inline: [\"echo half-done > /tmp/state\", \"exit 4\"] }",
+    ].join("\n");
+    await using dir = await project({ "kiln.yaml": yaml });
+    const run = await kiln(["build", "--force", "-C", dir.dir, "--on-error=abort"], { env: credentials });
+    expect(run.code).toBe(1);
+    const ssh = /attach with:\n\s+(ssh -i (\S+) -p 22 admin@(127\.0\.0\.\d+))/.exec(run.stdout);
+    expect(ssh, run.stdout).not.toBeNull();
+    const [, , keyFile, host] = ssh as unknown as [string, string, string, string];
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    // The printed command works: OpenSSH logs in with the saved key and finds the failed step's state.
+    const state = execFileSync("ssh", ["-i", keyFile, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", `admin@${host}`, "cat /tmp/state"], { encoding: "utf8" });
+    rmSync(dirname(keyFile), { recursive: true, force: true });
+    expect(state).toBe("half-done\n");
+    const kept = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr));
+    expect(kept.some((id) => id.startsWith("i-"))).toBe(true);
   });
 
   it("an unreachable endpoint fails fast with a hint to start the emulator", async () => {

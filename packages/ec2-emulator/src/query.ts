@@ -13,6 +13,15 @@ export class QueryParams {
     return this.params.get(name);
   }
 
+  /**
+   * An optional parameter: undefined when absent or empty. EC2 takes an empty optional parameter as not given; some clients send
+   * them (Packer: `SubnetId=`, `IamInstanceProfile.Name=`, `VpcId=` when none is configured).
+   */
+  optional(name: string): string | undefined {
+    const value = this.params.get(name);
+    return value === "" ? undefined : value;
+  }
+
   require(name: string): string {
     const value = this.params.get(name);
     if (value === undefined || value === "") throw missingParameter(name);

@@ -21,7 +21,7 @@ export interface LaunchNetwork {
 export function launchNetwork(ctx: EmulatorContext, params: QueryParams): LaunchNetwork {
   const interfaces = params.indices("NetworkInterface");
   const instanceGroups = params.list("SecurityGroupId");
-  const instanceSubnet = params.get("SubnetId");
+  const instanceSubnet = params.optional("SubnetId");
   let network: LaunchNetwork = { subnetId: instanceSubnet ?? SUBNET_ID, groupIds: instanceGroups, hasPublicIp: true };
   if (interfaces.length > 0) {
     if (interfaces.length > 1) throw new Ec2Error("InvalidParameterValue", "The emulator gives an instance one network interface: pass only NetworkInterface.1 (DeviceIndex 0)");
@@ -32,7 +32,7 @@ export function launchNetwork(ctx: EmulatorContext, params: QueryParams): Launch
     if (instanceGroups.length > 0) throw new Ec2Error("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request");
     if (instanceSubnet !== undefined) throw new Ec2Error("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request");
     network = {
-      subnetId: params.get(`${prefix}.SubnetId`) ?? SUBNET_ID,
+      subnetId: params.optional(`${prefix}.SubnetId`) ?? SUBNET_ID,
       groupIds: params.list(`${prefix}.SecurityGroupId`),
       hasPublicIp: params.bool(`${prefix}.AssociatePublicIpAddress`) ?? true,
     };
@@ -51,8 +51,8 @@ export function instanceType(params: QueryParams): string {
 
 /** `IamInstanceProfile.Arn` or `.Name` (then the ARN is the caller's account's); the id is derived from the ARN, stable like EC2's. */
 export function iamInstanceProfile(params: QueryParams): { arn: string; id: string } | undefined {
-  const givenArn = params.get("IamInstanceProfile.Arn");
-  const name = params.get("IamInstanceProfile.Name");
+  const givenArn = params.optional("IamInstanceProfile.Arn");
+  const name = params.optional("IamInstanceProfile.Name");
   if (givenArn === undefined && name === undefined) return undefined;
   if (givenArn !== undefined && !/^arn:aws[\w-]*:iam::\d{12}:instance-profile\/.+$/.test(givenArn)) {
     throw new Ec2Error("InvalidParameterValue", `Value (${givenArn}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`);

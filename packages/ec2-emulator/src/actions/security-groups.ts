@@ -8,7 +8,7 @@ import type { ActionHandler } from "./types.js";
 export const CreateSecurityGroup: ActionHandler = (ctx, params) => {
   const groupName = params.require("GroupName");
   const description = params.require("GroupDescription");
-  const vpcId = params.get("VpcId") ?? VPC_ID;
+  const vpcId = params.optional("VpcId") ?? VPC_ID;
   for (const group of ctx.state.securityGroups.values()) {
     if (group.groupName === groupName && group.vpcId === vpcId) throw new Ec2Error("InvalidGroup.Duplicate", `The security group '${groupName}' already exists for VPC '${vpcId}'`);
   }

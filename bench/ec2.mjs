@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // An AMI bake through the local EC2 emulator: examples/ec2 (shell provisioner + verify from a new instance), broken down by
 // step, with the EC2 API calls one bake makes — waiters poll with a delay, so the Describe* counts stay small — and, when
-// `packer` is installed, Packer's amazon-ebs builder baking the equivalent template against the same emulator in the same run.
+// `packer` is installed, Packer's amazon-ebs builder baking bench/ec2/packer.json against the same emulator in the same run, polling
+// every 2 s as Kiln does by default.
 // Usage: node bench/ec2.mjs [--runs 3]   (after pnpm build; needs the Docker engine)
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -59,7 +60,7 @@ try {
     if (!done) throw new Error(`no image.done event:\n${kiln.stdout.slice(-2000)}`);
     kilnRuns.push({ ms: kiln.ms, steps: Object.fromEntries(done.steps.map((step) => [step.step, step.durationMs])), calls: kiln.calls });
     if (withPacker) {
-      const packer = await counted(() => run("packer", ["build", "-color=false", "-var", `endpoint=${emulator.endpoint}`, packerTemplate], root));
+      const packer = await counted(() => run("packer", ["build", "-color=false", "-var", `endpoint=${emulator.endpoint}`, "-var", "poll_delay_seconds=2", packerTemplate], root));
       packerRuns.push({ ms: packer.ms, calls: packer.calls });
     }
   }

@@ -12,6 +12,8 @@ export interface EmulatorResources {
   images: Array<{ imageId: string; name: string; state: string; region: string; tags: Tags }>;
   /** `imageId`: the registered AMI that refers to the snapshot, if any. */
   snapshots: Array<{ snapshotId: string; state: string; region: string; imageId?: string; tags: Tags }>;
+  /** Detached volumes: those of terminated instances launched with DeleteOnTermination=false, until DeleteVolume (attached ones go with their instance). */
+  volumes: Array<{ volumeId: string; state: string; instanceId: string; tags: Tags }>;
 }
 
 export function listResources(state: Ec2State): EmulatorResources {
@@ -34,6 +36,10 @@ export function listResources(state: Ec2State): EmulatorResources {
       const image = [...state.images.values()].find((i) => i.snapshotId === s.snapshotId);
       return { snapshotId: s.snapshotId, state: s.state, region: s.region, ...(image ? { imageId: image.imageId } : {}), tags: { ...s.tags } };
     }),
+    volumes: state
+      .volumes()
+      .filter((v) => v.status === "available")
+      .map((v) => ({ volumeId: v.device.volumeId, state: v.status, instanceId: v.instance.instanceId, tags: { ...v.device.tags } })),
   };
 }
 
@@ -42,7 +48,7 @@ export function isEmpty(resources: EmulatorResources): boolean {
 }
 
 /**
- * Ids of the live resources (instance, key pair, group, image and snapshot ids) tagged `key` — with `value`, when given. For leak
+ * Ids of the live resources (instance, key pair, group, image, snapshot and detached volume ids) tagged `key` — with `value`, when given. For leak
  * checks by run: `resourcesTagged(emulator.resources(), "dev.kiln.build", runId)` should be empty after a bake.
  */
 export function resourcesTagged(resources: EmulatorResources, key: string, value?: string): string[] {
@@ -53,5 +59,6 @@ export function resourcesTagged(resources: EmulatorResources, key: string, value
     ...resources.securityGroups.filter((r) => matches(r.tags)).map((r) => r.groupId),
     ...resources.images.filter((r) => matches(r.tags)).map((r) => r.imageId),
     ...resources.snapshots.filter((r) => matches(r.tags)).map((r) => r.snapshotId),
+    ...resources.volumes.filter((r) => matches(r.tags)).map((r) => r.volumeId),
   ];
 }

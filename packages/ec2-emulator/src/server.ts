@@ -93,6 +93,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // Like instances, own AMIs and their snapshots hold host resources (committed images), so stop() ends them too.
       for (const image of [...state.images.values()]) if (image.ownerId === ACCOUNT_ID) state.images.delete(image.imageId);
       state.snapshots.clear();
+      for (const volume of state.volumes()) state.deletedVolumes.add(volume.device.volumeId);
       await removeRunContainers(docker, ctx.runId);
       await removeCommittedImages(ctx);
       server.closeAllConnections();

@@ -65,6 +65,20 @@ export interface InstanceBlockDevice extends EbsVolume {
   volumeId: string;
   deleteOnTermination: boolean;
   attachTime: Date;
+  /** The AMI's snapshot for the root device; none for a new empty volume. */
+  snapshotId: string | undefined;
+  /** From RunInstances' `TagSpecification` for `volume`, and CreateTags on the volume id. */
+  tags: Record<string, string>;
+}
+
+/**
+ * A volume as DescribeVolumes shows it: an instance's block device, `in-use` (attached) until the instance is terminated; then
+ * gone if it was to be deleted on termination, else `available` (detached) until DeleteVolume.
+ */
+export interface VolumeView {
+  device: InstanceBlockDevice;
+  instance: InstanceRecord;
+  status: "in-use" | "available";
 }
 
 export interface SnapshotRecord {
@@ -149,6 +163,20 @@ export class Ec2State {
   readonly instances = new Map<string, InstanceRecord>();
   /** RunInstances' ClientToken → the reservation it launched and the request's parameters (a retry must match them). */
   readonly clientTokens = new Map<string, { reservationId: string; request: string }>();
+  /** Detached volumes removed by DeleteVolume (or stop()); volumes exist only as instances' block devices. */
+  readonly deletedVolumes = new Set<string>();
+
+  /** Every volume that still exists, of every region (volumes follow their instances, which are global). */
+  volumes(): VolumeView[] {
+    const views: VolumeView[] = [];
+    for (const instance of this.instances.values()) {
+      for (const device of instance.blockDevices) {
+        if (instance.state !== "terminated") views.push({ device, instance, status: "in-use" });
+        else if (!device.deleteOnTermination && !this.deletedVolumes.has(device.volumeId)) views.push({ device, instance, status: "available" });
+      }
+    }
+    return views;
+  }
 
   /** The image with this id if the region sees it (its own, or the seeded one). */
   image(id: string, region: string): ImageRecord | undefined {
@@ -180,6 +208,8 @@ export class Ec2State {
     const snapshot = this.snapshot(id, region);
     if (snapshot) return { tags: snapshot.tags, type: "snapshot" };
     for (const keyPair of this.keyPairs.values()) if (keyPair.keyPairId === id) return { tags: keyPair.tags, type: "key-pair" };
+    const volume = this.volumes().find((v) => v.device.volumeId === id);
+    if (volume) return { tags: volume.device.tags, type: "volume" };
     return undefined;
   }
 }

@@ -111,7 +111,7 @@ describe("CreateImage and friends", () => {
     await client.send(new TerminateInstancesCommand({ InstanceIds: [launchedId] }));
     await waitForState(client, launchedId, "terminated");
     await waitForNoCommittedImages(emulator.runId);
-    expect(emulator.resources()).toMatchObject({ instances: [], images: [], snapshots: [] });
+    expect(emulator.resources()).toMatchObject({ instances: [], images: [], snapshots: [], volumes: [] });
   });
 
   it("gives instances of an AMI fresh host keys without rerunning the original's user data; a pending AMI can be deregistered", async () => {
@@ -154,7 +154,7 @@ describe("CreateImage and friends", () => {
     } finally {
       await emulator.stop();
     }
-    expect(emulator.resources()).toEqual({ instances: [], keyPairs: [], securityGroups: [], images: [], snapshots: [] });
+    expect(emulator.resources()).toEqual({ instances: [], keyPairs: [], securityGroups: [], images: [], snapshots: [], volumes: [] });
     expect(await committedImages(emulator.runId)).toEqual([]);
     expect(await docker.listContainers({ all: true, filters: { label: [`dev.kiln.build=${emulator.runId}`] } })).toEqual([]);
   });

@@ -76,7 +76,7 @@ describe("fault injection and leak reporting", () => {
     } finally {
       await emulator.stop();
     }
-    expect(emulator.resources()).toEqual({ instances: [], keyPairs: [], securityGroups: [], images: [], snapshots: [] });
+    expect(emulator.resources()).toEqual({ instances: [], keyPairs: [], securityGroups: [], images: [], snapshots: [], volumes: [] });
     expect(isEmpty(emulator.resources())).toBe(true);
     expect(await docker.listContainers({ all: true, filters: { label: [`dev.kiln.build=${emulator.runId}`] } })).toEqual([]);
   });

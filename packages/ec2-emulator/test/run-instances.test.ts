@@ -1,4 +1,4 @@
-import { CreateSecurityGroupCommand, DescribeInstancesCommand, RunInstancesCommand, type RunInstancesCommandInput, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, RunInstancesCommand, type RunInstancesCommandInput, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
 import { ACCOUNT_ID, BASE_AMI_ID } from "../src/index.js";
 import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
@@ -43,6 +43,21 @@ describe("RunInstances parameters", () => {
     expect(plainInstance).toMatchObject({ SubnetId: "subnet-0aaa", IamInstanceProfile: { Arn: arn } });
     expect(plainInstance.PublicIpAddress).toBe(plainInstance.PrivateIpAddress);
     expect(plainInstance.BlockDeviceMappings?.map((mapping) => mapping.DeviceName)).toEqual(["/dev/xvda"]);
+  });
+
+  it("takes empty optional parameters as not given, as EC2 does (Packer sends SubnetId=, IamInstanceProfile.Name=, VpcId=)", async () => {
+    await using emulator = await testEmulator();
+    const client = ec2Client(emulator);
+    const { GroupId = "" } = await client.send(new CreateSecurityGroupCommand({ GroupName: "packer", Description: "Temporary group for Packer", VpcId: "" }));
+    const groups = await client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId] }));
+    expect(groups.SecurityGroups?.[0]?.VpcId).toBe("vpc-0kiln00000000000");
+    const run = await client.send(
+      new RunInstancesCommand({ ...launch, InstanceType: "t3.micro", SubnetId: "", SecurityGroupIds: [GroupId], IamInstanceProfile: { Name: "" }, Placement: { AvailabilityZone: "" }, UserData: "" }),
+    );
+    const instance = await waitForState(client, run.Instances?.[0]?.InstanceId ?? "", "running");
+    expect(instance.SubnetId).toBe("subnet-0kiln0000000000");
+    expect(instance.IamInstanceProfile).toBeUndefined();
+    expect(instance.PublicIpAddress).toMatch(/^127\.0\.0\.\d+$/);
   });
 
   it("refuses what EC2 refuses, launching nothing", async () => {

@@ -34,6 +34,7 @@ export const RunInstances: ActionHandler = (ctx, params) => {
   const count = params.int("MinCount") ?? 1;
   if (count < 1 || count > 20) throw new Ec2Error("InvalidParameterValue", `MinCount ${count} is out of range 1-20`);
   const tags = params.tagSpecifications("instance");
+  const volumeTags = params.tagSpecifications("volume");
   const devices = blockDevices(params, image, ctx.region);
   const encoded = params.get("UserData");
   // MIME multipart is split here, once: the container only gets the scripts to run and the notes to log.
@@ -54,7 +55,7 @@ export const RunInstances: ActionHandler = (ctx, params) => {
       subnetId: network.subnetId,
       iamInstanceProfile: profile,
       clientToken,
-      blockDevices: devices.map((device) => ({ ...device, volumeId: newId("vol") })),
+      blockDevices: devices.map((device) => ({ ...device, volumeId: newId("vol"), tags: { ...volumeTags } })),
       userData,
       state: "pending",
       stateReason: undefined,

@@ -64,7 +64,7 @@ export function iamInstanceProfile(params: QueryParams): { arn: string; id: stri
 const MAX_VOLUME_SIZE = 16_384;
 
 /** A block device as RunInstances asks for it; each instance of the launch gets its own volume id. */
-export type LaunchBlockDevice = Omit<InstanceBlockDevice, "volumeId">;
+export type LaunchBlockDevice = Omit<InstanceBlockDevice, "volumeId" | "tags">;
 
 /**
  * The instance's volumes: the AMI's root device (its size, type and encryption), changed by a `BlockDeviceMapping.N` for
@@ -74,7 +74,7 @@ export type LaunchBlockDevice = Omit<InstanceBlockDevice, "volumeId">;
  */
 export function blockDevices(params: QueryParams, image: ImageRecord, region: string): LaunchBlockDevice[] {
   const attachTime = new Date();
-  const root: LaunchBlockDevice = { deviceName: ROOT_DEVICE, deleteOnTermination: true, attachTime, ...image.rootVolume };
+  const root: LaunchBlockDevice = { deviceName: ROOT_DEVICE, deleteOnTermination: true, attachTime, snapshotId: image.snapshotId, ...image.rootVolume };
   const devices = [root];
   for (const index of params.indices("BlockDeviceMapping")) {
     const prefix = `BlockDeviceMapping.${index}`;
@@ -119,6 +119,7 @@ export function blockDevices(params: QueryParams, image: ImageRecord, region: st
       encrypted: encrypted === true,
       kmsKeyId: encrypted === true ? (kmsKeyId ?? defaultKmsKeyId(region)) : undefined,
       attachTime,
+      snapshotId: undefined,
     });
   }
   return devices;

@@ -79,7 +79,7 @@ export const ec2OptionsSchema = z.strictObject({
   polling: z
     .strictObject({ delay: durationSchema.optional(), max_attempts: z.number().int().positive().optional() })
     .optional()
-    .describe('How waiters poll (Packer: aws_polling): delay between checks (default "2s") and how many checks (default 300).'),
+    .describe('How waiters poll (Packer: aws_polling): the longest pause between checks (default "2s"; the first check after 500 ms, pauses doubling) and how many checks (default 300).'),
   api_retry_deadline: durationSchema.optional().describe('How long one API call is retried on throttling, eventual consistency and 5xx answers. Default "2m".'),
 }).superRefine((opts, ctx) => {
   // Combinations that cannot work are refused at validation, before anything is launched.

@@ -24,8 +24,12 @@ export interface WaitFor<T> {
   code?: KilnErrorCode;
 }
 
+/** The pause before the first check; pauses double from here up to `delayMs`, so a quick transition is seen quickly. */
+const FIRST_DELAY_MS = 500;
+
 /**
- * Polls until `done`, sleeping `delayMs` between checks — never a busy loop — for at most `maxAttempts` checks (Packer's
+ * Polls until `done`: pauses 500 ms (what is awaited was just asked for: an immediate check would only see it pending), then
+ * twice as long before each further check up to `delayMs` — never a busy loop — for at most `maxAttempts` checks (Packer's
  * aws_polling). Progress goes to the log: at the start, then about every 30 s.
  */
 export async function waitFor<T>(wait: WaitFor<T>): Promise<T> {
@@ -33,6 +37,7 @@ export async function waitFor<T>(wait: WaitFor<T>): Promise<T> {
   let reported = started;
   wait.log?.info(`waiting for ${wait.what}`);
   for (let attempt = 1; ; attempt++) {
+    await pause(Math.min(wait.polling.delayMs, FIRST_DELAY_MS * 2 ** (attempt - 1)), wait.signal);
     const value = await wait.check();
     const outcome = wait.done(value);
     if (outcome === true) {
@@ -49,8 +54,11 @@ export async function waitFor<T>(wait: WaitFor<T>): Promise<T> {
       reported = Date.now();
       wait.log?.info(`still waiting for ${wait.what} (${formatDuration(reported - started)})`);
     }
-    await sleep(wait.polling.delayMs, undefined, wait.signal ? { signal: wait.signal } : {}).catch((error) => {
-      throw wait.signal?.reason instanceof Error ? wait.signal.reason : error;
-    });
   }
+}
+
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return sleep(ms, undefined, signal ? { signal } : {}).catch((error) => {
+    throw signal?.reason instanceof Error ? signal.reason : error;
+  });
 }

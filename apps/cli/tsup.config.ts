@@ -11,5 +11,7 @@ export default defineConfig(
     splitting: true,
     define: { __KILN_VERSION__: JSON.stringify(version) },
     dts: false,
+    // An optional plugin, imported only if installed: a devDependency here (for tests and the schema), never bundled.
+    external: ["@kiln/driver-ec2"],
   }),
 );

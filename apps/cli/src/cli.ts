@@ -8,7 +8,8 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0]
 } else {
   const { main } = await import("./main.js");
   const code = await main(args, __KILN_VERSION__);
-  // Exit now rather than when the event loop drains: a machine kept by --on-error=abort still holds its SSH connection open.
-  // (stdout and stderr writes are synchronous on Linux for files, pipes and terminals, so nothing printed is lost.)
+  // Exit once the output is flushed rather than when the event loop drains: a machine kept by --on-error=abort still holds its
+  // SSH connection open. (A pipe that is full takes writes asynchronously: an empty write's callback comes after them.)
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((flushed) => stream.write("", flushed))));
   process.exit(code);
 }

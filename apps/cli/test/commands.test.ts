@@ -70,12 +70,14 @@ describe("kiln commands", { timeout: 60_000 }, () => {
     expect((await kiln(["help", "nope"])).code).toBe(2);
   });
 
-  it("schema prints a JSON Schema that includes the docker driver's and shell provisioner's options", async () => {
+  it("schema prints a JSON Schema that includes the docker driver's and shell provisioner's options, and the EC2 driver's when installed", async () => {
     const schema = JSON.parse((await kiln(["schema"])).stdout);
     const text = JSON.stringify(schema);
     expect(schema.title).toBe("Kiln bake file");
     expect(text).toContain("privileged");
     expect(text).toContain("expect_disconnect");
+    const ec2 = schema.properties.images.additionalProperties.allOf.find((rule: { if: { properties: { driver: { const: string } } } }) => rule.if.properties.driver.const === "ec2");
+    expect(Object.keys(ec2.then.properties)).toEqual(expect.arrayContaining(["ami_name", "ami_regions", "encrypt_boot", "provision", "verify"]));
   });
 
   it("the shipped schema file matches the command's output", async () => {

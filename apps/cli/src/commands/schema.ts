@@ -1,15 +1,19 @@
 import { bakeFileJsonSchema } from "@kiln/core";
 
-/** Prints the bake file's JSON Schema, with the options of the first-party plugins this CLI ships. */
+/**
+ * Prints the bake file's JSON Schema, with the options of the first-party plugins this CLI ships, and of the EC2 driver when it
+ * is installed beside the CLI (it is an optional package: a user installs it to bake AMIs).
+ */
 export async function schema(): Promise<number> {
-  const [docker, shell, file] = await Promise.all([
+  const [docker, shell, file, ec2] = await Promise.all([
     import("@kiln/driver-docker"),
     import("@kiln/provisioner-shell"),
     import("@kiln/provisioner-file"),
+    import("@kiln/driver-ec2").catch(() => undefined),
   ]);
   const cwd = { cwd: process.cwd() };
   const json = bakeFileJsonSchema({
-    drivers: { docker: docker.default(cwd).schema },
+    drivers: { docker: docker.default(cwd).schema, ...(ec2 ? { ec2: ec2.default(cwd).schema } : {}) },
     provisioners: { shell: shell.default().schema, file: file.default().schema },
   });
   process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);

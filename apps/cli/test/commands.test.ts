@@ -7,6 +7,7 @@ import { kiln, project } from "./helpers.js";
 const version = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")).version as string;
 /** Records which CommonJS modules a process loaded (dockerode is CommonJS), printed on exit. */
 const PROBE = fileURLToPath(new URL("./fixtures/loaded-modules.cjs", import.meta.url));
+const ESM_PROBE = new URL("./fixtures/esm-probe.mjs", import.meta.url).href;
 
 describe("kiln commands", { timeout: 60_000 }, () => {
   it("--version prints the version without loading the Docker SDK", async () => {
@@ -23,6 +24,17 @@ describe("kiln commands", { timeout: 60_000 }, () => {
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain("is valid: 1 image (a)");
     expect(result.stderr).not.toMatch(/dockerode/);
+  });
+
+  it("validate of an EC2 image loads the driver's schema but not the AWS SDK", async () => {
+    const yaml = "images:\n  a: { driver: ec2, region: us-east-1, source: ami-0abc, instance_type: t3.micro, ssh_username: admin }\n";
+    await using dir = await project({ "kiln.yaml": yaml });
+    const probe = join(dir.dir, "resolved.txt");
+    const result = await kiln(["validate", "-C", dir.dir], { nodeArgs: ["--import", ESM_PROBE], env: { KILN_ESM_PROBE_FILE: probe } });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const resolved = await readFile(probe, "utf8");
+    expect(resolved).toMatch(/drivers\/ec2\/dist|driver-ec2/);
+    expect(resolved).not.toMatch(/@aws-sdk|node-ssh|ssh2/);
   });
 
   it("init writes a starter bake file that validates, and refuses to overwrite it", async () => {

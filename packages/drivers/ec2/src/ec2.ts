@@ -1,75 +1,25 @@
-import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
-import { defineDriver, KilnError, type BakeContext, type Machine } from "@kiln/core";
-import { type Access, prepareAccess, resourceName } from "./access.js";
-import { Ec2Api, Ec2Clients } from "./api.js";
-import { findAmis, removeArtifact, tagAmi } from "./artifacts.js";
-import { captureAmi, checkAmiName } from "./capture.js";
-import { launchInstance } from "./instance.js";
-import { connectInstance, Ec2Machine } from "./machine.js";
-import { amiName } from "./names.js";
+import { defineDriver } from "@kiln/core";
+import type { Ec2Operations } from "./bake.js";
 import { type Ec2Options, ec2OptionsSchema } from "./options.js";
-import { resolveSourceAmi } from "./source.js";
-import { runtimeUserData } from "./user-data.js";
 
 export const ec2 = defineDriver<Ec2Options>(() => {
-  const clients = new Ec2Clients();
-  const api = (opts: Ec2Options | undefined, ctx?: BakeContext) => {
-    if (!opts) throw new KilnError("E_INTERNAL", "driver ec2 needs the image's options (its region) to find artefacts");
-    return new Ec2Api(opts, clients, ctx?.log);
-  };
-
-  /** Key pair, security group and instance, then SSH: the same for a build and a verify machine. */
-  async function start(ctx: BakeContext, opts: Ec2Options, role: "build" | "verify", imageId: string, userData: string | undefined, ports: number[], name: string): Promise<Ec2Machine> {
-    const ec2Api = api(opts, ctx);
-    const instanceName = resourceName(ctx, role);
-    const access: Access = await prepareAccess(ec2Api, ctx, opts, instanceName, ports);
-    const instance = await launchInstance(ec2Api, ctx, opts, { imageId, name: instanceName, access, userData });
-    return connectInstance(ctx, opts, instance, access, name, userData !== undefined);
-  }
+  // The AWS SDK takes ~300 ms to load: only a command that calls EC2 pays for it.
+  let operations: Promise<Ec2Operations> | undefined;
+  const load = () => (operations ??= import("./bake.js").then((module) => module.ec2Operations()));
 
   return {
     name: "ec2",
     schema: ec2OptionsSchema,
     // Runtime inputs travel as user data, as in a deployment; no host ports: an instance has its own address.
     runtimeSupport: { bootScript: true, userData: true },
-
-    resolveSource: (ctx, opts) => resolveSourceAmi(api(opts, ctx), ctx, opts),
-
-    async launch(ctx, source, opts) {
-      const name = amiName(opts.ami_name, ctx);
-      // Before anything is created: a taken AMI name would otherwise only fail after provisioning.
-      await checkAmiName(api(opts, ctx), ctx, opts, name);
-      return start(ctx, opts, "build", source.id, await buildUserData(ctx, opts), [], name);
-    },
-
-    capture(ctx, machine, target, opts) {
-      return captureAmi(api(opts, ctx), ctx, ec2Machine(machine), target, opts);
-    },
-
-    launchArtifact(ctx, artifact, runtime, opts) {
-      return start(ctx, opts, "verify", artifact.id, runtimeUserData(runtime), runtime.ports ?? [], "");
-    },
-
-    findArtifacts: (query, opts) => findAmis(api(opts), query),
-    tag: (artifact, reference, opts) => tagAmi(api(opts), artifact, reference),
-    remove: (artifact, opts) => removeArtifact(api(opts), artifact),
+    resolveSource: async (ctx, opts) => (await load()).resolveSource(ctx, opts),
+    launch: async (ctx, source, opts) => (await load()).launch(ctx, source, opts),
+    capture: async (ctx, machine, target, opts) => (await load()).capture(ctx, machine, target, opts),
+    launchArtifact: async (ctx, artifact, runtime, opts) => (await load()).launchArtifact(ctx, artifact, runtime, opts),
+    findArtifacts: async (query, opts) => (await load()).findArtifacts(query, opts),
+    tag: async (artifact, reference, opts) => (await load()).tag(artifact, reference, opts),
+    remove: async (artifact, opts) => (await load()).remove(artifact, opts),
   };
 });
-
-async function buildUserData(ctx: BakeContext, opts: Ec2Options): Promise<string | undefined> {
-  if (opts.user_data_file === undefined) return opts.user_data;
-  const path = resolve(ctx.cwd, opts.user_data_file);
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    throw new KilnError("E_CONFIG", `cannot read user_data_file ${path}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function ec2Machine(machine: Machine): Ec2Machine {
-  if (machine instanceof Ec2Machine) return machine;
-  throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the ec2 driver`);
-}
 
 export default ec2;

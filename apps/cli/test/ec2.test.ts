@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { rmSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DescribeImagesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { type Emulator, resourcesTagged, startEmulator } from "@kiln/ec2-emulator";
@@ -32,6 +32,10 @@ describe("examples/ec2 through the EC2 emulator", () => {
     // Only the AMI and its snapshot outlive the bake: no instance, key pair or security group.
     const left = resourcesTagged(emulator.resources(), "dev.kiln.build", runId);
     expect(left.sort()).toEqual([amiId, image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId].sort());
+    // The credentials reach the SDK only: not the output, the manifest or any tag.
+    const manifest = readFileSync(join(example, "kiln-manifest.json"), "utf8");
+    rmSync(join(example, "kiln-manifest.json"));
+    for (const text of [run.stdout, run.stderr, manifest, JSON.stringify(image?.Tags)]) expect(text).not.toMatch(/AKIDKILNTEST|kiln-test-secret/);
   });
 
   it("the fleet works on AMIs: an unchanged rebuild is cached, kiln images lists it, promote and provenance find it", async () => {

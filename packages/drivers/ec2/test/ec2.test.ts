@@ -3,6 +3,7 @@ import {
   DeregisterImageCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
+  DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   EC2Client,
   type Image,
@@ -67,6 +68,44 @@ describe("source", () => {
       "public_ip needs a public address, but associate_public_ip is false",
       "only applies with force_deregister: true",
     ]);
+  });
+});
+
+describe("launch", () => {
+  it("launches with the instance options an amazon-ebs user sets, and the AMI keeps the volume's size and encryption", async () => {
+    const validated = driver.schema["~standard"].validate(
+      await emulator.options({
+        run_tags: { team: "platform" },
+        iam_instance_profile: "kiln-builder",
+        subnet_id: "subnet-0kilntest000000",
+        associate_public_ip: false,
+        launch_block_devices: [{ device_name: "/dev/xvda", volume_size: 12, volume_type: "gp3", encrypted: true }],
+      }),
+    ) as { value: Ec2Options };
+    const opts = validated.value;
+    await using test = createTestContext();
+    const machine = await driver.launch(test.ctx, await driver.resolveSource(test.ctx, opts), opts);
+    const { Reservations } = await (await client()).send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${LABELS.build}`, Values: [test.runId] }] }));
+    const instance = Reservations?.[0]?.Instances?.[0];
+    expect(tagsOf(instance?.Tags)).toMatchObject({ team: "platform", [LABELS.build]: test.runId, Name: expect.stringMatching(new RegExp(`^kiln-${test.runId}-conformance-build-`)) });
+    expect(instance?.IamInstanceProfile?.Arn).toMatch(/instance-profile\/kiln-builder$/);
+    expect(instance?.SubnetId).toBe("subnet-0kilntest000000");
+    // No public address: Kiln reached the instance on its private one (ssh_interface defaults to private_ip here).
+    expect(instance?.PublicIpAddress).toBeUndefined();
+    expect(machine.connection).toMatchObject({ kind: "ssh", host: instance?.PrivateIpAddress, user: "admin" });
+    expect((await machine.exec("id -un")).stdout).toBe("root\n");
+
+    const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts);
+    await machine[Symbol.asyncDispose]();
+    try {
+      const [image] = (await (await client()).send(new DescribeImagesCommand({ ImageIds: [artifact.id] }))).Images ?? [];
+      const [snapshot] = (await (await client()).send(new DescribeSnapshotsCommand({ SnapshotIds: [image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string] }))).Snapshots ?? [];
+      expect(snapshot).toMatchObject({ VolumeSize: 12, Encrypted: true });
+    } finally {
+      await driver.remove(artifact, opts);
+    }
+    await test.cleanup();
+    expect(await emulator.leftovers(test.runId)).toEqual([]);
   });
 });
 

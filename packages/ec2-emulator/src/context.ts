@@ -15,6 +15,11 @@ export interface EmulatorContext {
   background: Set<Promise<unknown>>;
   /** Tags of the Docker images CreateImage committed, which stop() removes (the base image is never among them). */
   committedImages: Set<string>;
+  /**
+   * Docker images built on first use, by reference: a boot from one of them awaits its build first (the instance stays pending
+   * meanwhile). The seeded cloud-init AMI's image is one, so emulators that never launch it never build it.
+   */
+  lazyImages: Map<string, () => Promise<unknown>>;
 }
 
 /**

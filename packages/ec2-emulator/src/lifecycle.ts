@@ -11,10 +11,15 @@ const LAST_HOST = 254;
 /** Listeners keeping stopped instances' addresses (see holdAddress); kept off the records, which hold only data. */
 const heldAddresses = new WeakMap<InstanceRecord, Server>();
 
-/** Boots an instance's container in the background: pending → running once it started and the `boot` delay passed. */
+/**
+ * Boots an instance's container in the background: pending → running once it started and the `boot` delay passed. An image
+ * built on first use (the cloud-init AMI's) is built first, while the instance is pending.
+ */
 export function bootInstance(ctx: EmulatorContext, instance: InstanceRecord, image: string, publicKey: string | undefined): void {
   inBackground(ctx, async () => {
     try {
+      await ctx.lazyImages.get(image)?.();
+      if (instance.state !== "pending") return;
       await startContainer(ctx, instance, image, publicKey);
       await delay(ctx.transitionDelays.boot);
       if (instance.state === "pending") instance.state = "running";
@@ -34,7 +39,7 @@ async function startContainer(ctx: EmulatorContext, instance: InstanceRecord, im
     const ipAddress = await freeAddress(ctx, tried);
     tried.add(ipAddress);
     try {
-      const container = await launchContainer(ctx.docker, { image, runId: ctx.runId, instanceId: instance.instanceId, ipAddress, publicKey, userData: instance.userData });
+      const container = await launchContainer(ctx.docker, { image, runId: ctx.runId, instanceId: instance.instanceId, ipAddress, publicKey, userData: instance.userData, rawUserData: instance.rawUserData });
       instance.containerId = container.id;
       instance.ipAddress = ipAddress;
     } catch (error) {

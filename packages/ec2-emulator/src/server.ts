@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import Docker from "dockerode";
 import { ACTIONS } from "./actions/registry.js";
-import { ensureBaseImage } from "./base-image.js";
+import { CLOUD_INIT_DOCKER_IMAGE, ensureBaseImage, ensureCloudInitImage } from "./base-image.js";
 import { removeRunContainers } from "./container.js";
 import { removeCommittedImages } from "./docker-images.js";
 import type { EmulatorContext, Transition } from "./context.js";
@@ -13,7 +13,7 @@ import { terminateInstance } from "./lifecycle.js";
 import { QueryParams } from "./query.js";
 import { requestRegion } from "./region.js";
 import { type EmulatorResources, listResources } from "./resources.js";
-import { seedBaseImage } from "./seed.js";
+import { seedImages } from "./seed.js";
 import { ACCOUNT_ID, Ec2State } from "./state.js";
 import { errorXml, responseXml } from "./xml.js";
 
@@ -34,6 +34,11 @@ export interface EmulatorOptions {
   eventualConsistencyMs?: number;
   /** Docker image behind the seeded base AMI. Default: kiln-ec2-emulator/debian12:bookworm, built on first use. */
   baseImage?: string;
+  /**
+   * Docker image behind the seeded cloud-init AMI. Default: kiln-ec2-emulator/debian12-cloud-init:bookworm, built (once per machine)
+   * when an instance of that AMI first boots, so emulators that never launch it never build it.
+   */
+  cloudInitImage?: string;
   /** Value of `dev.kiln.build` on the emulator's containers. Default: a fresh id. */
   runId?: string;
 }
@@ -62,7 +67,10 @@ export interface Emulator extends AsyncDisposable {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const docker = options.docker ?? new Docker();
   const state = new Ec2State();
-  seedBaseImage(state, options.baseImage ?? (await ensureBaseImage(docker)));
+  const cloudInitImage = options.cloudInitImage ?? CLOUD_INIT_DOCKER_IMAGE;
+  seedImages(state, { base: options.baseImage ?? (await ensureBaseImage(docker)), cloudInit: cloudInitImage });
+  const lazyImages = new Map<string, () => Promise<unknown>>();
+  if (options.cloudInitImage === undefined) lazyImages.set(CLOUD_INIT_DOCKER_IMAGE, () => ensureCloudInitImage(docker));
   const ctx: EmulatorContext = {
     state,
     docker,
@@ -71,6 +79,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     eventualConsistencyMs: options.eventualConsistencyMs ?? 0,
     background: new Set(),
     committedImages: new Set(),
+    lazyImages,
   };
   const faults = new FaultPlan();
   for (const { action, ...spec } of options.faults ?? []) faults.inject(action, spec);

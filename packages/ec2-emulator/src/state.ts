@@ -140,6 +140,9 @@ export interface InstanceRecord {
   iamInstanceProfile: { arn: string; id: string } | undefined;
   clientToken: string | undefined;
   blockDevices: InstanceBlockDevice[];
+  /** User data as given (decoded from base64; empty when none): what cloud-init's NoCloud seed gets. */
+  rawUserData: Buffer;
+  /** The same, split at RunInstances for the emulator's own runner (images without cloud-init). */
   userData: UserDataParts;
   state: InstanceStateName;
   stateReason: string | undefined;

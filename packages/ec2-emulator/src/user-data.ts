@@ -1,4 +1,7 @@
-/** What an instance does with its user data at first boot, worked out at RunInstances time. */
+/**
+ * What an instance of an image without cloud-init does with its user data at first boot, worked out at RunInstances time (an
+ * image with cloud-init gets the user data as given, in the NoCloud seed, and cloud-init splits it itself).
+ */
 export interface UserDataParts {
   /** Shell scripts to run once, in order, after sshd started (cloud-init's scripts-user stage). */
   scripts: string[];
@@ -11,7 +14,8 @@ const NOTE_PREFIX = "kiln-ec2-emulator:";
 /**
  * Splits decoded user data the way cloud-init does: a MIME message (`Content-Type: multipart/mixed; boundary=…`, parts nested
  * or not, base64 or quoted-printable parts decoded) or a single payload. `text/x-shellscript` parts (and untyped or text/plain
- * ones starting with `#!`) become scripts; cloud-config and every other kind only get a note, as the images have no cloud-init.
+ * ones starting with `#!`) become scripts; cloud-config and every other kind only get a note, as this runner only serves images
+ * without cloud-init.
  */
 export function parseUserData(userData: string | undefined): UserDataParts {
   const parts: UserDataParts = { scripts: [], notes: [] };

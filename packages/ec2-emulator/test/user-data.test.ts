@@ -45,6 +45,19 @@ describe("user data", () => {
     expect(log).toContain("user-data part-001 exited with 0");
     expect(log).toContain("user-data part-002 exited with 0");
     expect(await shell(emulator, instanceId, `ls ${BOOT_FINISHED}`)).toBe(BOOT_FINISHED);
+    expect(JSON.parse(await shell(emulator, instanceId, "cat /var/lib/cloud/data/result.json"))).toEqual({ v1: { datasource: "DataSourceNoCloud", errors: [] } });
+  });
+
+  it("lists a failed script in result.json, as cloud-init lists its errors, and still finishes the boot", async () => {
+    await using emulator = await testEmulator();
+    const client = ec2Client(emulator);
+    const userData = Buffer.from("#!/bin/sh\necho broken >&2\nexit 3\n").toString("base64");
+    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, UserData: userData }));
+    const instanceId = run.Instances?.[0]?.InstanceId ?? "";
+    await waitForState(client, instanceId, "running");
+    const result = await shell(emulator, instanceId, `${waitForFile(BOOT_FINISHED)}cat /var/lib/cloud/data/result.json`);
+    expect(JSON.parse(result)).toEqual({ v1: { datasource: "DataSourceNoCloud", errors: ["user-data part-001 exited with 3"] } });
+    expect(await shell(emulator, instanceId, "cat /var/log/cloud-init-output.log")).toContain("broken");
   });
 
   it("writes boot-finished at once when there is no user data", async () => {

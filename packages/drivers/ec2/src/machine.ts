@@ -7,7 +7,7 @@ import { KilnError, parseDuration, type BakeContext, type Connection, type ExecO
 import type { Access } from "./access.js";
 import type { RunningInstance } from "./instance.js";
 import type { Ec2Options } from "./options.js";
-import { waitForBootScript } from "./user-data.js";
+import { userDataErrors, waitForBootScript } from "./user-data.js";
 
 /** An EC2 instance reached over SSH. Disposing it closes the connection and terminates the instance (waiting until it is gone). */
 export class Ec2Machine implements Machine {
@@ -77,10 +77,12 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
   const machine = new Ec2Machine(ssh, instance, keyFile, opts.exec_user ?? "root", amiName);
   if (hasUserData) {
     const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });
-    if (waited.exitCode !== 0) {
+    const errors = waited.exitCode === 0 ? userDataErrors(waited.stdout) : [waited.stderr.trim() || `exit ${waited.exitCode}`];
+    if (errors.length > 0) {
+      const log = await ssh.exec("tail -n 20 /var/log/cloud-init-output.log", { user: "root" }).catch(() => undefined);
       await machine.disconnect();
-      throw new KilnError("E_LAUNCH", `instance ${instance.instanceId}: ${waited.stderr.trim() || "user data failed"}`, {
-        hint: "user data needs cloud-init (or an image that runs it at boot); see /var/log/cloud-init-output.log on the instance",
+      throw new KilnError("E_LAUNCH", `instance ${instance.instanceId}: user data failed: ${errors.join("; ")}${log?.stdout.trim() ? `\n${ctx.redact(log.stdout.trimEnd())}` : ""}`, {
+        hint: "the last lines of /var/log/cloud-init-output.log are above; user data needs cloud-init (or an image that runs it at boot)",
       });
     }
   }

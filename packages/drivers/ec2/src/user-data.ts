@@ -53,10 +53,28 @@ function multipart(parts: Array<{ type: string; content: string }>): string {
   return `Content-Type: multipart/mixed; boundary="${boundary}"\nMIME-Version: 1.0\n\n${body}--${boundary}--\n`;
 }
 
-/** Shell that waits for user data to finish (cloud-init's own wait when present), failing after `seconds`. */
+/** Where cloud-init (and the emulator's runner) lists what went wrong while user data ran. */
+export const RESULT_FILE = "/var/lib/cloud/data/result.json";
+
+/**
+ * Shell that waits for user data to finish (cloud-init's own wait when present, else boot-finished), failing after `seconds`,
+ * then prints cloud-init's result file, whose `v1.errors` say whether it went well.
+ */
 export function waitForBootScript(seconds: number): string {
   return [
-    "if command -v cloud-init >/dev/null 2>&1; then exec cloud-init status --wait >/dev/null; fi",
+    "if command -v cloud-init >/dev/null 2>&1; then timeout " + seconds + " cloud-init status --wait >/dev/null; fi",
     `i=0; while [ ! -e ${BOOT_FINISHED} ]; do i=$((i+1)); [ $i -gt ${seconds} ] && { echo "user data did not finish within ${seconds}s" >&2; exit 1; }; sleep 1; done`,
+    `cat ${RESULT_FILE} 2>/dev/null || true`,
   ].join("\n");
+}
+
+/** The errors cloud-init's result file lists (none when there is no file: an image without cloud-init that ran no user data). */
+export function userDataErrors(resultJson: string): string[] {
+  if (!resultJson.trim()) return [];
+  try {
+    const errors = (JSON.parse(resultJson) as { v1?: { errors?: unknown[] } }).v1?.errors ?? [];
+    return errors.map((error) => (typeof error === "string" ? error : JSON.stringify(error)));
+  } catch {
+    return [`unreadable ${RESULT_FILE}: ${resultJson.slice(0, 200)}`];
+  }
 }

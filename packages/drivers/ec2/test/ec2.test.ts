@@ -10,7 +10,8 @@ import {
   type Tag,
 } from "@aws-sdk/client-ec2";
 import { LABELS, type Artifact } from "@kiln/core";
-import { BASE_AMI_ID, BASE_AMI_NAME, DEBIAN_OWNER_ID } from "@kiln/ec2-emulator";
+import { BASE_AMI_ID, BASE_AMI_NAME, CLOUD_INIT_AMI_ID, DEBIAN_OWNER_ID, ensureCloudInitImage } from "@kiln/ec2-emulator";
+import Docker from "dockerode";
 import { bakeWith, createTestContext } from "@kiln/test-suite";
 import { describe, expect, it } from "vitest";
 import ec2, { type Ec2Options } from "../src/index.js";
@@ -183,6 +184,47 @@ describe("capture", () => {
       await driver.remove(fresh, opts as Ec2Options);
     }
   });
+});
+
+describe("verify", () => {
+  it("a boot script that fails fails the bake, naming the user data error and showing its output, and leaves nothing", async () => {
+    const result = await bakeWith({
+      driver: ec2,
+      options: await emulator.options(),
+      commands: ["true"],
+      verify: { runtime: { boot_script: "echo 'cannot reach the config service' >&2; exit 5" }, checks: [{ command: "true" }] },
+    });
+    expect(result.ok).toBe(false);
+    expect(result.records[0]?.error?.message).toMatch(/user data failed: user-data part-001 exited with 5\n[\s\S]*cannot reach the config service/);
+    expect(await emulator.leftovers(result.runId)).toEqual([]);
+  });
+
+  it("on an AMI with cloud-init, runtime env, files and the scenario's cloud-config all reach the verify instance", async () => {
+    await ensureCloudInitImage(new Docker());
+    const cloudConfig = ["#cloud-config", "write_files:", "  - path: /etc/app/from-cloud-config", "    content: written by cloud-init", "runcmd:", "  - echo ran > /tmp/runcmd"].join("\n");
+    const result = await bakeWith({
+      driver: ec2,
+      options: await emulator.options({ source: CLOUD_INIT_AMI_ID }),
+      commands: ["true"],
+      verify: {
+        runtime: { env: { STAGE: "staging" }, files: { "/etc/app/runtime.conf": "mode=staging" }, user_data: cloudConfig },
+        checks: [
+          { file: { path: "/etc/app/from-cloud-config", contains: "written by cloud-init" } },
+          { file: { path: "/tmp/runcmd", contains: "ran" } },
+          { file: { path: "/etc/app/runtime.conf", contains: "mode=staging" } },
+          { command: { run: "printenv STAGE", stdout_contains: "staging" } },
+          { command: { run: "cloud-init status", stdout_contains: "status: done" } },
+        ],
+      },
+    });
+    const artifact = result.records[0]?.artifact;
+    try {
+      expect(result.ok, JSON.stringify(result.records[0]?.error)).toBe(true);
+      expect(result.events.filter((event) => event.type === "verify.check" && event.ok)).toHaveLength(5);
+    } finally {
+      if (artifact) await driver.remove(artifact, (await emulator.options()) as Ec2Options);
+    }
+  }, 300_000);
 });
 
 describe("artefacts", () => {

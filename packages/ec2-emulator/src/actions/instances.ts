@@ -37,8 +37,10 @@ export const RunInstances: ActionHandler = (ctx, params) => {
   const volumeTags = params.tagSpecifications("volume");
   const devices = blockDevices(params, image, ctx.region);
   const encoded = params.get("UserData");
-  // MIME multipart is split here, once: the container only gets the scripts to run and the notes to log.
-  const userData = parseUserData(encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("utf8"));
+  const rawUserData = encoded === undefined ? Buffer.alloc(0) : Buffer.from(encoded, "base64");
+  // MIME multipart is split here, once: the container gets the scripts to run and the notes to log (for images without
+  // cloud-init), and the user data as given for cloud-init's NoCloud seed (for images with it).
+  const userData = parseUserData(encoded === undefined ? undefined : rawUserData.toString("utf8"));
   const reservationId = newId("r");
   const now = Date.now();
   const instances: InstanceRecord[] = [];
@@ -56,6 +58,7 @@ export const RunInstances: ActionHandler = (ctx, params) => {
       iamInstanceProfile: profile,
       clientToken,
       blockDevices: devices.map((device) => ({ ...device, volumeId: newId("vol"), tags: { ...volumeTags } })),
+      rawUserData,
       userData,
       state: "pending",
       stateReason: undefined,

@@ -6,7 +6,7 @@ const DEFAULT_NAME = "kiln-{image}-{date}";
 const AMI_NAME = /^[A-Za-z0-9()[\]./\-'@_ ]{3,128}$/;
 
 /** Renders ami_name once per bake, at launch: {image}, {timestamp} (Unix seconds), {date} (YYYYMMDD-hhmmss, UTC), {run_id}. */
-export function amiName(template: string | undefined, ctx: BakeContext, now = new Date()): string {
+export function amiName(template: string | undefined, ctx: Pick<BakeContext, "image" | "runId">, now = new Date()): string {
   const values: Record<string, string> = {
     image: ctx.image,
     timestamp: String(Math.floor(now.getTime() / 1000)),
@@ -22,4 +22,15 @@ export function amiName(template: string | undefined, ctx: BakeContext, now = ne
     throw new KilnError("E_CONFIG", `ami_name "${name}" is not a valid AMI name`, { hint: "3–128 characters: letters, digits, spaces and ( ) [ ] . / - ' @ _" });
   }
   return name;
+}
+
+/** Why an ami_name template can never render a valid name (checked at validation, with a typical image name and run id). */
+export function amiNameProblem(template: string): string | undefined {
+  try {
+    amiName(template, { image: "image", runId: "20261127-1200-abcdef" });
+    return undefined;
+  } catch (error) {
+    // Reported at the ami_name key already: the message need not name it again.
+    return error instanceof KilnError ? `${error.message.replace(/^ami_name:? /, "")} (${error.hint})` : String(error);
+  }
 }

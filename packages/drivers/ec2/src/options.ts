@@ -1,5 +1,6 @@
 import { durationSchema } from "@kiln/core";
 import { z } from "zod";
+import { amiNameProblem } from "./names.js";
 
 /** `source_ami_filter` of Packer: the newest (or the only) AMI matching every filter, from these owners. */
 const amiFilterSchema = z.strictObject({
@@ -89,6 +90,8 @@ export const ec2OptionsSchema = z.strictObject({
   if (opts.force_delete_snapshot && !opts.force_deregister) problem("force_delete_snapshot", "only applies with force_deregister: true");
   if (opts.kms_key_id !== undefined && !opts.encrypt_boot) problem("kms_key_id", "only applies with encrypt_boot: true");
   if (opts.security_group_ids && opts.ssh_allowed_cidrs) problem("ssh_allowed_cidrs", "only applies to the temporary security group, not to security_group_ids");
+  const nameProblem = opts.ami_name === undefined ? undefined : amiNameProblem(opts.ami_name);
+  if (nameProblem) problem("ami_name", nameProblem);
 });
 
 export type Ec2Options = z.infer<typeof ec2OptionsSchema>;

@@ -41,7 +41,7 @@ export async function waitFor<T>(wait: WaitFor<T>): Promise<T> {
     const value = await wait.check();
     const outcome = wait.done(value);
     if (outcome === true) {
-      wait.log?.debug(`${wait.what}: done after ${formatDuration(Date.now() - started)} (${attempt} checks)`);
+      wait.log?.debug(`${wait.what}: done after ${formatDuration(Date.now() - started)} (${attempt} ${attempt === 1 ? "check" : "checks"})`);
       return value;
     }
     if (typeof outcome === "string") throw new KilnError(wait.code ?? "E_LAUNCH", `gave up waiting for ${wait.what}: ${outcome}`);

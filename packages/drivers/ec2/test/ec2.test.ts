@@ -69,6 +69,10 @@ describe("source", () => {
       "public_ip needs a public address, but associate_public_ip is false",
       "only applies with force_deregister: true",
     ]);
+    const badName = await driver.schema["~standard"].validate({ ...opts, ami_name: "web-{version}" });
+    expect(badName.issues?.map((issue) => issue.message)).toEqual(["unknown placeholder {version} (use {image}, {timestamp}, {date} or {run_id})"]);
+    const badChars = await driver.schema["~standard"].validate({ ...opts, ami_name: "web:{date}" });
+    expect(badChars.issues?.[0]?.message).toMatch(/^"web:\d{8}-\d{6}" is not a valid AMI name/);
   });
 });
 

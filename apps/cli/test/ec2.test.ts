@@ -23,6 +23,8 @@ describe("examples/ec2 through the EC2 emulator", () => {
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const runId = runIdOf(run.stdout, run.stderr);
     expect(run.stdout).toMatch(/web-ami: ✓ http :8080/);
+    // Reached from this machine at the instance's own address, through the port its verify security group opened.
+    expect(run.stdout).toMatch(/web-ami: ✓ port 8080\n/);
     expect(run.stdout).toMatch(/web-ami: baked ami-\w+ as kiln-example\/web-ami:1\.0\.0/);
     const amiId = /baked (ami-\w+)/.exec(run.stdout)?.[1];
     const client = new EC2Client({ region: "us-east-1", endpoint: emulator.endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" } });

@@ -106,19 +106,22 @@ export interface LaunchContainerOptions {
   userData: UserDataParts;
   /** User data as given (empty when none): the NoCloud seed's user-data. */
   rawUserData: Buffer;
+  /** TCP ports besides 22 to publish on the instance's address: what its security groups open. */
+  ports: number[];
 }
 
 /** Creates and starts an instance's container; the caller picks the address. Removes the container if any step fails. */
 export async function launchContainer(docker: Docker, options: LaunchContainerOptions): Promise<Docker.Container> {
   const hostname = `ip-${options.ipAddress.replace(/\./g, "-")}`;
+  const published = [...new Set([22, ...options.ports])];
   const container = await docker.createContainer({
     Image: options.image,
     Entrypoint: ["/bin/sh", "/usr/local/sbin/kiln-ec2-boot"],
     Cmd: [options.instanceId],
     Hostname: hostname,
     Labels: { [LABEL_BUILD]: options.runId, [LABEL_EMULATOR]: "1", [LABEL_INSTANCE]: options.instanceId },
-    ExposedPorts: { "22/tcp": {} },
-    HostConfig: { PortBindings: { "22/tcp": [{ HostIp: options.ipAddress, HostPort: "22" }] } },
+    ExposedPorts: Object.fromEntries(published.map((port) => [`${port}/tcp`, {}])),
+    HostConfig: { PortBindings: Object.fromEntries(published.map((port) => [`${port}/tcp`, [{ HostIp: options.ipAddress, HostPort: String(port) }]])) },
   });
   try {
     const dir = instanceDir(options.instanceId);

@@ -39,7 +39,16 @@ async function startContainer(ctx: EmulatorContext, instance: InstanceRecord, im
     const ipAddress = await freeAddress(ctx, tried);
     tried.add(ipAddress);
     try {
-      const container = await launchContainer(ctx.docker, { image, runId: ctx.runId, instanceId: instance.instanceId, ipAddress, publicKey, userData: instance.userData, rawUserData: instance.rawUserData });
+      const container = await launchContainer(ctx.docker, {
+        image,
+        runId: ctx.runId,
+        instanceId: instance.instanceId,
+        ipAddress,
+        publicKey,
+        userData: instance.userData,
+        rawUserData: instance.rawUserData,
+        ports: openPorts(ctx, instance),
+      });
       instance.containerId = container.id;
       instance.ipAddress = ipAddress;
     } catch (error) {
@@ -51,6 +60,25 @@ async function startContainer(ctx: EmulatorContext, instance: InstanceRecord, im
     if (instance.state !== "pending") await removeContainer(ctx, instance);
     return;
   }
+}
+
+/** Widest port range of one rule that is published (Docker binds each port on its own). */
+const MAX_PUBLISHED_RANGE = 64;
+
+/**
+ * The TCP ports the instance's security groups open, as they are at launch: published on its address, so what a group opens
+ * is reachable from the host and nothing else is (besides 22, always published). Source CIDRs are not checked.
+ */
+function openPorts(ctx: EmulatorContext, instance: InstanceRecord): number[] {
+  const ports = new Set<number>();
+  for (const groupId of instance.groupIds) {
+    for (const rule of ctx.state.securityGroups.get(groupId)?.ingress ?? []) {
+      if (!["tcp", "6"].includes(rule.ipProtocol) || rule.fromPort === undefined || rule.toPort === undefined) continue;
+      if (rule.toPort - rule.fromPort >= MAX_PUBLISHED_RANGE) continue;
+      for (let port = rule.fromPort; port <= rule.toPort; port++) ports.add(port);
+    }
+  }
+  return [...ports];
 }
 
 async function freeAddress(ctx: EmulatorContext, tried: Set<string>): Promise<string> {

@@ -8,7 +8,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
 import { BASE_AMI_ID } from "../src/index.js";
-import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
+import { ec2Client, errorName, shell, testEmulator, waitForState } from "./helpers.js";
 
 describe("security groups", () => {
   it("creates, authorizes SSH, describes, refuses deletion while an instance uses it, then deletes", async () => {
@@ -31,5 +31,22 @@ describe("security groups", () => {
     await client.send(new DeleteSecurityGroupCommand({ GroupId }));
     expect(await errorName(client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ""] })))).toBe("InvalidGroup.NotFound");
     expect(emulator.resources().securityGroups).toEqual([]);
+  });
+
+  it("publishes the TCP ports its groups open at launch on the instance's address, and no others", async () => {
+    await using emulator = await testEmulator();
+    const client = ec2Client(emulator);
+    const { GroupId } = await client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-web", Description: "web" }));
+    await client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 8080, ToPort: 8080, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] }));
+    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId as string] }));
+    const instanceId = run.Instances?.[0]?.InstanceId ?? "";
+    const address = (await waitForState(client, instanceId, "running")).PublicIpAddress;
+    // setsid: the servers must outlive the exec session that starts them.
+    const serve = (port: number) => `setsid -f python3 -m http.server ${port} --directory /srv >/dev/null 2>&1`;
+    await shell(emulator, instanceId, `mkdir -p /srv && echo open > /srv/index.html && ${serve(8080)} && ${serve(8081)}`);
+    const get = (port: number) => fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) }).then((response) => response.text(), () => "unreachable");
+    await expect.poll(() => get(8080), { timeout: 20_000 }).toBe("open\n");
+    expect(await get(8081)).toBe("unreachable");
+    await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
   });
 });

@@ -28,7 +28,7 @@ export function ec2Operations(): Ec2Operations {
     const instanceName = resourceName(ctx, role);
     const access: Access = await prepareAccess(ec2Api, ctx, opts, instanceName, ports);
     const instance = await launchInstance(ec2Api, ctx, opts, { imageId, name: instanceName, access, userData });
-    return connectInstance(ctx, opts, instance, access, name, userData !== undefined);
+    return connectInstance(ctx, opts, instance, access, name, userData !== undefined, ports);
   }
 
   return {

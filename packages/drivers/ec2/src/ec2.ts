@@ -10,8 +10,8 @@ export const ec2 = defineDriver<Ec2Options>(() => {
   return {
     name: "ec2",
     schema: ec2OptionsSchema,
-    // Runtime inputs travel as user data, as in a deployment; no host ports: an instance has its own address.
-    runtimeSupport: { bootScript: true, userData: true },
+    // Runtime inputs travel as user data, as in a deployment; asked-for ports are opened to this host on the instance's address.
+    runtimeSupport: { bootScript: true, userData: true, hostPorts: true },
     resolveSource: async (ctx, opts) => (await load()).resolveSource(ctx, opts),
     launch: async (ctx, source, opts) => (await load()).launch(ctx, source, opts),
     capture: async (ctx, machine, target, opts) => (await load()).capture(ctx, machine, target, opts),

@@ -22,6 +22,8 @@ export class Ec2Machine implements Machine {
     private readonly execUser: string,
     /** AMI name rendered at launch (the uniqueness check ran then); capture uses it. */
     readonly amiName: string,
+    /** Ports the machine's security group opens to this host (a verify scenario's `ports`). */
+    private readonly ports: number[],
   ) {
     this.id = instance.instanceId;
     this.connection = ssh.connection;
@@ -38,6 +40,11 @@ export class Ec2Machine implements Machine {
 
   download(from: string, to: string): Promise<void> {
     return this.ssh.download(from, to);
+  }
+
+  /** An instance has its own address: a port its group opens is reached there, as a deployment's load balancer would. */
+  async hostAddress(port: number): Promise<{ host: string; port: number } | undefined> {
+    return this.ports.includes(port) ? { host: this.instance.address, port } : undefined;
   }
 
   attachCommand(): string {
@@ -61,7 +68,7 @@ export class Ec2Machine implements Machine {
  * one (a provisioner must not race cloud-init). The private key of a temporary key pair is saved (0600, removed at the end)
  * so `--on-error=abort` can print a working ssh command.
  */
-export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, amiName: string, hasUserData: boolean): Promise<Ec2Machine> {
+export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, amiName: string, hasUserData: boolean, ports: number[] = []): Promise<Ec2Machine> {
   const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : await saveKey(ctx, instance.instanceId, access.privateKey);
   const timeoutMs = parseDuration(opts.ssh_timeout ?? "5m");
   const ssh = await connectSsh({
@@ -74,7 +81,7 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
     transferAs: opts.exec_user ?? "root",
     onRetry: (attempt) => attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
   });
-  const machine = new Ec2Machine(ssh, instance, keyFile, opts.exec_user ?? "root", amiName);
+  const machine = new Ec2Machine(ssh, instance, keyFile, opts.exec_user ?? "root", amiName, ports);
   if (hasUserData) {
     const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });
     const errors = waited.exitCode === 0 ? userDataErrors(waited.stdout) : [waited.stderr.trim() || `exit ${waited.exitCode}`];

@@ -7,6 +7,7 @@ import { loadProject } from "./config/load.js";
 import { KilnError } from "./errors.js";
 import { loadDriverFactory, loadProvisionerFactory, packageCandidates } from "./plugins.js";
 import type { DriverFactory } from "./types.js";
+import { failure } from "../test/failure.js";
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-plugins-"));
@@ -38,15 +39,6 @@ export default (init) => ({
   findArtifacts: notUsed, tag: notUsed, remove: notUsed,
 });
 `;
-}
-
-async function failure(promise: Promise<unknown>): Promise<KilnError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  if (!(error instanceof KilnError)) throw new Error(`expected a KilnError, got ${String(error)}`);
-  return error;
 }
 
 describe("packageCandidates", () => {

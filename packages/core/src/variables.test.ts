@@ -3,23 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import type { VariableDefinition } from "./config/schema.js";
-import { KilnError } from "./errors.js";
 import type { VariableValue } from "./types.js";
 import { createRedactor, interpolate, parseVarFlag, redactDeep, resolveVariables, type VariableInputs } from "./variables.js";
+import { failure } from "../test/failure.js";
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-vars-"));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-async function failure(promise: Promise<unknown>): Promise<KilnError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  if (!(error instanceof KilnError)) throw new Error(`expected a KilnError, got ${String(error)}`);
-  return error;
 }
 
 const version: Record<string, VariableDefinition> = { version: { default: "1.0" } };

@@ -79,7 +79,7 @@ export class Ec2Clients {
 }
 
 /** The EC2 error code (`InvalidAMIID.NotFound`), or a network error's code. */
-export function errorCode(error: unknown): string {
+function errorCode(error: unknown): string {
   const err = error as { name?: string; code?: string; Code?: string; cause?: { code?: string } };
   if (err?.code && /^E[A-Z]+$/.test(err.code)) return err.code;
   if (err?.cause?.code) return err.cause.code;

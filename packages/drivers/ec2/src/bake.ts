@@ -7,7 +7,7 @@ import { findAmis, removeArtifact, tagAmi } from "./artifacts.js";
 import { captureAmi, checkAmiName } from "./capture.js";
 import { launchInstance } from "./instance.js";
 import { connectInstance, Ec2Machine } from "./machine.js";
-import { amiName } from "./names.js";
+import { amiName as renderAmiName } from "./names.js";
 import type { Ec2Options } from "./options.js";
 import { resolveSourceAmi } from "./source.js";
 import { runtimeUserData } from "./user-data.js";
@@ -23,19 +23,19 @@ export function ec2Operations(): Ec2Operations {
   };
 
   /** Key pair, security group and instance, then SSH: the same for a build and a verify machine. */
-  async function start(ctx: BakeContext, opts: Ec2Options, role: "build" | "verify", imageId: string, userData: string | undefined, ports: number[], name: string): Promise<Ec2Machine> {
+  async function start(ctx: BakeContext, opts: Ec2Options, role: "build" | "verify", imageId: string, userData: string | undefined, ports: number[], amiName: string): Promise<Ec2Machine> {
     const ec2Api = api(opts, ctx);
     const instanceName = resourceName(ctx, role);
     const access: Access = await prepareAccess(ec2Api, ctx, opts, instanceName, ports);
     const instance = await launchInstance(ec2Api, ctx, opts, { imageId, name: instanceName, access, userData });
-    return connectInstance(ctx, opts, instance, access, name, userData !== undefined, ports);
+    return connectInstance(ctx, opts, instance, access, { amiName, hasUserData: userData !== undefined, ports });
   }
 
   return {
     resolveSource: (ctx, opts) => resolveSourceAmi(api(opts, ctx), ctx, opts),
 
     async launch(ctx, source, opts) {
-      const name = amiName(opts.ami_name, ctx);
+      const name = renderAmiName(opts.ami_name, ctx);
       // Before anything is created: a taken AMI name would otherwise only fail after provisioning.
       await checkAmiName(api(opts, ctx), ctx, opts, name);
       return start(ctx, opts, "build", source.id, await buildUserData(ctx, opts), [], name);

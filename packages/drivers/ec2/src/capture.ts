@@ -9,6 +9,7 @@ import {
   EnableImageDeprecationCommand,
   type Image,
   ModifyImageAttributeCommand,
+  type TagSpecification,
 } from "@aws-sdk/client-ec2";
 import { KilnError, type Artifact, type BakeContext, type CaptureTarget } from "@kiln/core";
 import { type Ec2Api, isNotFound } from "./api.js";
@@ -22,6 +23,11 @@ import { pollingOf, waitFor } from "./wait.js";
 interface Ami {
   region: string;
   imageId: string;
+}
+
+interface AmiMeta {
+  description: string;
+  tags: TagSpecification[];
 }
 
 /**
@@ -40,22 +46,25 @@ export async function captureAmi(api: Ec2Api, ctx: BakeContext, machine: Ec2Mach
     for (const region of allRegions(opts)) await deregisterNamed(api, ctx, region, name, opts.force_delete_snapshot ?? false);
   }
   const imageTags = { ...opts.ami_tags, ...target.labels };
-  const snapshotTags = { ...opts.snapshot_tags, ...target.labels };
-  const description = opts.ami_description ?? `Kiln bake of ${ctx.image} (run ${ctx.runId})`;
+  // What every AMI of this bake (the first, the encrypted copy, the region copies) is described and tagged with.
+  const meta: AmiMeta = {
+    description: opts.ami_description ?? `Kiln bake of ${ctx.image} (run ${ctx.runId})`,
+    tags: tagSpecs(["image", imageTags], ["snapshot", { ...opts.snapshot_tags, ...target.labels }]),
+  };
   // encrypt_boot: the unencrypted AMI only lives until its encrypted copy exists, under a name that frees the final one.
   const firstName = opts.encrypt_boot ? `${name.slice(0, 100)}-unencrypted-${randomBytes(3).toString("hex")}` : name;
   let primary = await created(api, ctx, opts, { region: api.region, name: firstName, action: "CreateImage" }, (client, http) =>
-    client.send(new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: description, TagSpecifications: tagSpecs(["image", imageTags], ["snapshot", snapshotTags]) }), http),
+    client.send(new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: meta.description, TagSpecifications: meta.tags }), http),
   );
   if (opts.encrypt_boot) {
     const unencrypted = primary;
-    primary = await copy(api, ctx, opts, unencrypted, api.region, name, description, imageTags, snapshotTags, opts.kms_key_id);
+    primary = await copy(api, ctx, opts, meta, unencrypted, { region: api.region, name, kmsKeyId: opts.kms_key_id });
     await removeAmi(api, unencrypted, true);
   }
   const copies = await Promise.all(
     allRegions(opts)
       .filter((region) => region !== api.region)
-      .map((region) => copy(api, ctx, opts, primary, region, name, description, imageTags, snapshotTags, opts.region_kms_key_ids?.[region])),
+      .map((region) => copy(api, ctx, opts, meta, primary, { region, name, kmsKeyId: opts.region_kms_key_ids?.[region] })),
   );
   const amis = [primary, ...copies];
   await Promise.all(amis.map((ami) => grantLaunch(api, ctx, opts, ami)));
@@ -112,7 +121,8 @@ async function created(
   return { region: where.region, imageId: id };
 }
 
-function copy(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, source: Ami, region: string, name: string, description: string, imageTags: Record<string, string>, snapshotTags: Record<string, string>, kmsKeyId: string | undefined): Promise<Ami> {
+function copy(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, meta: AmiMeta, source: Ami, to: { region: string; name: string; kmsKeyId: string | undefined }): Promise<Ami> {
+  const { region, name, kmsKeyId } = to;
   const encrypted = opts.encrypt_boot === true || kmsKeyId !== undefined;
   return created(api, ctx, opts, { region, name, action: "CopyImage" }, (client, http) =>
     client.send(
@@ -120,9 +130,9 @@ function copy(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, source: Ami, regi
         SourceImageId: source.imageId,
         SourceRegion: source.region,
         Name: name,
-        Description: description,
+        Description: meta.description,
         ...(encrypted ? { Encrypted: true, ...(kmsKeyId ? { KmsKeyId: kmsKeyId } : {}) } : {}),
-        TagSpecifications: tagSpecs(["image", imageTags], ["snapshot", snapshotTags]),
+        TagSpecifications: meta.tags,
       }),
       http,
     ),
@@ -153,7 +163,7 @@ async function deprecate(api: Ec2Api, ctx: BakeContext, ami: Ami, at: string): P
 }
 
 /** One AMI. A new AMI may not be visible at once (eventual consistency): NotFound is retried, unless `missingOk`. */
-export async function describeImage(api: Ec2Api, region: string, imageId: string, signal?: AbortSignal, missingOk = false): Promise<Image | undefined> {
+async function describeImage(api: Ec2Api, region: string, imageId: string, signal?: AbortSignal, missingOk = false): Promise<Image | undefined> {
   try {
     const result = await api.call("DescribeImages", (client, http) => client.send(new DescribeImagesCommand({ ImageIds: [imageId] }), http), {
       region,

@@ -121,7 +121,7 @@ function addressOf(instance: Instance, opts: Ec2Options): string {
  * DescribeInstances of one id. NotFound right after RunInstances is eventual consistency and retried; once the instance was
  * seen (`seen`), NotFound means it is gone and answers undefined.
  */
-export async function describeInstance(api: Ec2Api, instanceId: string, signal?: AbortSignal, seen = false): Promise<Instance | undefined> {
+async function describeInstance(api: Ec2Api, instanceId: string, signal?: AbortSignal, seen = false): Promise<Instance | undefined> {
   try {
     const result = await api.call("DescribeInstances", (client, http) => client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), http), {
       signal,
@@ -144,7 +144,7 @@ async function findByName(api: Ec2Api, name: string): Promise<string[]> {
 }
 
 /** Terminates and waits for `terminated`, so the security group can go next. An instance already gone is fine. */
-export async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polling, log: Logger | undefined): Promise<void> {
+async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polling, log: Logger | undefined): Promise<void> {
   try {
     await api.call("TerminateInstances", (client) => client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })), { code: "E_CLEANUP", notYet: ["InvalidInstanceID.NotFound"] });
   } catch (error) {

@@ -68,7 +68,16 @@ export class Ec2Machine implements Machine {
  * one (a provisioner must not race cloud-init). The private key of a temporary key pair is saved (0600, removed at the end)
  * so `--on-error=abort` can print a working ssh command.
  */
-export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, amiName: string, hasUserData: boolean, ports: number[] = []): Promise<Ec2Machine> {
+export interface ConnectOptions {
+  /** AMI name rendered at launch (empty for a verify machine, which is never captured). */
+  amiName: string;
+  /** The instance was given user data: wait for it to finish, and fail if it failed. */
+  hasUserData: boolean;
+  /** Ports its security group opens to this host. */
+  ports: number[];
+}
+
+export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, { amiName, hasUserData, ports }: ConnectOptions): Promise<Ec2Machine> {
   const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : await saveKey(ctx, instance.instanceId, access.privateKey);
   const timeoutMs = parseDuration(opts.ssh_timeout ?? "5m");
   const ssh = await connectSsh({

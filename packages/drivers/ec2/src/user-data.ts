@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { KilnError, type RuntimeInputs } from "@kiln/core";
 
 /** Written by cloud-init (and the emulator) once user data has run: a fresh instance is ready for checks after it. */
-export const BOOT_FINISHED = "/var/lib/cloud/instance/boot-finished";
+const BOOT_FINISHED = "/var/lib/cloud/instance/boot-finished";
 
 /** POSIX single quotes. */
 const quote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
@@ -54,7 +54,7 @@ function multipart(parts: Array<{ type: string; content: string }>): string {
 }
 
 /** Where cloud-init (and the emulator's runner) lists what went wrong while user data ran. */
-export const RESULT_FILE = "/var/lib/cloud/data/result.json";
+const RESULT_FILE = "/var/lib/cloud/data/result.json";
 
 /**
  * Shell that waits for user data to finish (cloud-init's own wait when present, else boot-finished), failing after `seconds`,

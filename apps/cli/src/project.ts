@@ -21,6 +21,12 @@ export async function openProject(flags: ProjectFlags, positional: string | unde
     },
     // Plugins resolve from the bake file's directory first (loadProject adds it), then from the CLI's own dependencies.
     plugins: { from: [dirname(fileURLToPath(import.meta.url))] },
+    // What plugins say outside a bake (a fleet command's retries, say) goes to stderr, so stdout stays the command's answer.
+    log: {
+      info: (message) => process.stderr.write(`kiln: ${message}\n`),
+      warn: (message) => process.stderr.write(`kiln: warning: ${message}\n`),
+      debug: () => {},
+    },
   });
 }
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { fingerprint, formatHostKey } from "./connect.js";
-import { quote, remoteCommand } from "./ssh.js";
+import { remoteCommand } from "./ssh.js";
 
 describe("remoteCommand", () => {
   it("quotes every argument, so nothing in a value reaches the shell", () => {
-    expect(quote(`it's $HOME`)).toBe(`'it'\\''s $HOME'`);
+    expect(remoteCommand(["echo", `it's $HOME`], {}, "root").line).toBe(`echo $$; exec 'echo' 'it'\\''s $HOME'`);
     expect(remoteCommand(["printf", "%s", "a b"], {}, "root")).toEqual({ line: "echo $$; exec 'printf' '%s' 'a b'", sudo: false });
   });
 

@@ -3,7 +3,8 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import type { NodeSSH } from "node-ssh";
 import type { ClientChannel } from "ssh2";
-import { KilnError, type Connection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
+import { KilnError, type ExecOptions, type ExecResult, type Machine, type SshConnection } from "@kiln/core";
+import { shellQuote as quote } from "@kiln/core/kit";
 import { abortReason, raceAbort, waitForSsh, type SshTarget } from "./connect.js";
 import { downloadPath, uploadPath } from "./transfer.js";
 
@@ -49,7 +50,6 @@ export async function connectSsh(options: SshOptions): Promise<SshMachine> {
 /** A machine reached over SSH. Disposing it closes the connection; the machine itself is left to its driver. */
 export class SshMachine implements Machine {
   readonly id: string;
-  readonly connection: Connection;
   private readonly target: SshTarget;
   private pinnedKey: string | undefined;
   private session: NodeSSH | undefined;
@@ -60,12 +60,21 @@ export class SshMachine implements Machine {
     this.target = { host: options.host, port, user: options.user, privateKey: options.privateKey };
     this.pinnedKey = options.hostKey;
     this.id = `${options.user}@${options.host}:${port}`;
-    this.connection = { kind: "ssh", ...this.target };
   }
 
   /** The server's host key (`ssh-ed25519 AAAA…`), pinned since the first connect. */
   get hostKey(): string | undefined {
     return this.pinnedKey;
+  }
+
+  /**
+   * How a tool outside Kiln logs in as Kiln does: the key, the pinned host key (for a known_hosts file), and `sudo -n` to
+   * become root when the login user is not root — the way `exec` runs commands as root.
+   */
+  get connection(): SshConnection {
+    const { host, port, user, privateKey } = this.target;
+    const become = isRoot(user) ? {} : { become: { method: "sudo" as const, user: "root" } };
+    return { kind: "ssh", host, port, user, privateKey, hostKey: this.pinnedKey ?? "", ...become };
   }
 
   attachCommand(): string {
@@ -200,14 +209,12 @@ export function remoteCommand(cmd: string | string[], options: ExecOptions, logi
 
 function sudoPrefix(user: string | undefined, loginUser: string): string[] {
   if (user === undefined || user === loginUser) return [];
-  const isRoot = (name: string) => name === "root" || name === "0";
   if (isRoot(user)) return isRoot(loginUser) ? [] : ["sudo", "-n", "--"];
   return ["sudo", "-n", "-u", user, "--"];
 }
 
-/** POSIX single quotes: nothing inside is special except the quote itself. */
-export function quote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
+function isRoot(name: string): boolean {
+  return name === "root" || name === "0";
 }
 
 /**

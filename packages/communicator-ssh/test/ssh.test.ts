@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError } from "@kiln/core";
 import { listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";
 import { connectSsh, type SshOptions } from "../src/index.js";
-import { ensureSshdImage, generateKeyPair, startSshd, type KeyPair } from "./sshd.js";
+import { ensureSshdImage, generateKeyPair, startSshd, type KeyPair } from "../src/testing.js";
 
 const runId = `test-ssh-${randomBytes(4).toString("hex")}`;
 let keys: KeyPair;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bakeKey, canonicalJson, sha256, type BakeKeyInput } from "./bake-key.js";
+import { bakeKey, canonicalJson, describeChanges, inputSummary, sha256, type BakeKeyInput } from "./bake-key.js";
 import type { VariableValue } from "./types.js";
 
 function input(overrides: Partial<BakeKeyInput> = {}): BakeKeyInput {
@@ -12,6 +12,7 @@ function input(overrides: Partial<BakeKeyInput> = {}): BakeKeyInput {
       { name: "file", options: { source: "./site/", destination: "/var/www/" }, fingerprint: "fp-file" },
     ],
     verify: [{ name: "default", checks: [{ command: "nginx -t" }] }],
+    plugins: ["@kiln/driver-docker@0.1.0", "@kiln/provisioner-file@0.1.0", "@kiln/provisioner-shell@0.1.0"],
     ...overrides,
   };
 }
@@ -93,6 +94,11 @@ describe("bakeKey", () => {
     expect(bakeKey(changed, noVariables)).not.toBe(bakeKey(input(), noVariables));
   });
 
+  it("changes when a plugin package's version changes (a fixed driver rebakes what it baked)", () => {
+    const upgraded = input({ plugins: ["@kiln/driver-docker@0.2.0", "@kiln/provisioner-file@0.1.0", "@kiln/provisioner-shell@0.1.0"] });
+    expect(bakeKey(upgraded, noVariables)).not.toBe(bakeKey(input(), noVariables));
+  });
+
   it("does not change because of non-sensitive variables", () => {
     const withVariables = { version: { value: "1.4.2", sensitive: false } };
     expect(bakeKey(input(), withVariables)).toBe(bakeKey(input(), noVariables));
@@ -144,5 +150,19 @@ describe("canonicalJson", () => {
 
   it("gives equal text for equal values written in another order", () => {
     expect(canonicalJson({ x: [1, { q: true, p: null }], w: "s" })).toBe(canonicalJson({ w: "s", x: [1, { p: null, q: true }] }));
+  });
+});
+
+describe("describeChanges", () => {
+  const names = { steps: ["shell", "file"] };
+  it("names a plugin whose version changed, and one added", () => {
+    const before = inputSummary(input(), noVariables);
+    const after = inputSummary(input({ plugins: ["@kiln/driver-docker@0.2.0", "@kiln/provisioner-file@0.1.0", "@kiln/provisioner-shell@0.1.0", "kiln-provisioner-x@1.0.0"] }), noVariables);
+    expect(describeChanges(before, after, names)).toEqual(["plugin changed (@kiln/driver-docker 0.1.0 → 0.2.0, kiln-provisioner-x 1.0.0 added)"]);
+  });
+
+  it("says nothing of plugins for an artefact baked before versions were recorded", () => {
+    const { plugins: _plugins, ...before } = inputSummary(input(), noVariables);
+    expect(describeChanges(before, inputSummary(input(), noVariables), names)).toEqual([]);
   });
 });

@@ -8,6 +8,8 @@ export interface BakeKeyInput {
   source: SourceRef;
   provision: { name: string; options: unknown; fingerprint: string }[];
   verify: VerifyScenario[];
+  /** `name@version` of the plugin packages: a fixed driver or provisioner invalidates what its older version baked. */
+  plugins: string[];
 }
 
 export function sha256(text: string): string {
@@ -16,7 +18,7 @@ export function sha256(text: string): string {
 
 /**
  * sha256 over everything that decides the image's content: driver and options, the resolved source (a parent's artefact id
- * for `from:`), each provisioner with options and content fingerprint, and the verify block. Sensitive values enter only as
+ * for `from:`), each provisioner with options and content fingerprint, the verify block, and the plugins' package versions. Sensitive values enter only as
  * their hash, so the key changes when a secret changes without revealing it.
  */
 export function bakeKey(input: BakeKeyInput, variables: Record<string, VariableValue>): string {
@@ -27,6 +29,7 @@ export function bakeKey(input: BakeKeyInput, variables: Record<string, VariableV
       source: { id: input.source.id, digest: input.source.digest ?? null },
       provision: input.provision,
       verify: input.verify.length > 0 ? input.verify : null,
+      plugins: input.plugins,
     },
     variables,
   );
@@ -50,6 +53,8 @@ export interface InputSummary {
   source: string;
   provision: string[];
   verify: string;
+  /** `name@version` of each plugin package; absent on artefacts baked before versions were recorded. */
+  plugins?: string[];
 }
 
 export function inputSummary(input: BakeKeyInput, variables: Record<string, VariableValue>): InputSummary {
@@ -59,6 +64,7 @@ export function inputSummary(input: BakeKeyInput, variables: Record<string, Vari
     source: input.source.id,
     provision: input.provision.map((step) => short(step)),
     verify: short(input.verify),
+    plugins: input.plugins,
   };
 }
 
@@ -78,7 +84,29 @@ export function describeChanges(previous: InputSummary, current: InputSummary, n
     else reasons.push(`provision[${index}] ${names.steps[index]} changed`);
   }
   if (previous.verify !== current.verify) reasons.push("verify changed");
+  if (previous.plugins && current.plugins) {
+    const changed = pluginChanges(previous.plugins, current.plugins);
+    if (changed.length > 0) reasons.push(`plugin changed (${changed.join(", ")})`);
+  }
   return reasons;
+}
+
+/** `@kiln/driver-docker 0.1.0 → 0.2.0`, `kiln-driver-foo added`… for every package whose version differs. */
+function pluginChanges(previous: string[], current: string[]): string[] {
+  const split = (id: string) => {
+    const at = id.lastIndexOf("@");
+    return at > 0 ? ([id.slice(0, at), id.slice(at + 1)] as const) : ([id, ""] as const);
+  };
+  const before = new Map(previous.map(split));
+  const after = new Map(current.map(split));
+  const names = [...new Set([...before.keys(), ...after.keys()])].sort();
+  return names.flatMap((name) => {
+    const [was, now] = [before.get(name), after.get(name)];
+    if (was === now) return [];
+    if (was === undefined) return [`${name} ${now} added`];
+    if (now === undefined) return [`${name} ${was} removed`];
+    return [`${name} ${was} → ${now}`];
+  });
 }
 
 export function parseInputSummary(label: string | undefined): InputSummary | undefined {

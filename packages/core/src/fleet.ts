@@ -1,16 +1,16 @@
 import type { ImageSpec, Project } from "./config/load.js";
 import { parseDuration } from "./duration.js";
 import { KilnError } from "./errors.js";
-import { findLatest, newest } from "./image-inputs.js";
+import { fleetCall, findLatest, newest } from "./image-inputs.js";
 import { planBuild } from "./plan.js";
 import { LABELS } from "./provenance.js";
-import type { Artifact } from "./types.js";
+import type { Artifact, FleetCall } from "./types.js";
 
 /** Every artefact of a project's images, per image name, newest first. */
-export async function projectArtifacts(project: Project): Promise<Map<string, Artifact[]>> {
+export async function projectArtifacts(project: Project, call: FleetCall = fleetCall(project)): Promise<Map<string, Artifact[]>> {
   const byImage = new Map<string, Artifact[]>();
   for (const image of project.images) {
-    const found = await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } }, image.driverOptions);
+    const found = await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } }, image.driverOptions, call);
     byImage.set(image.name, sortNewestFirst(found));
   }
   return byImage;
@@ -32,13 +32,14 @@ export interface OutdatedEntry {
  * Which images need a rebake: no artefact yet, the parent has a newer artefact, the source or another input changed
  * (its bake key no longer matches), or the newest artefact is older than `maxAge` (scheduled security rebakes).
  */
-export async function findOutdated(project: Project, options: { maxAge?: string | undefined } = {}): Promise<OutdatedEntry[]> {
+export async function findOutdated(project: Project, options: { maxAge?: string | undefined; call?: FleetCall } = {}): Promise<OutdatedEntry[]> {
   const maxAgeMs = options.maxAge === undefined ? undefined : parseDuration(ageToDuration(options.maxAge));
-  const plan = new Map((await planBuild({ project })).map((entry) => [entry.image, entry]));
+  const call = options.call ?? fleetCall(project);
+  const plan = new Map((await planBuild({ project, signal: call.signal })).map((entry) => [entry.image, entry]));
   const latest = new Map<string, Artifact | undefined>();
   const entries: OutdatedEntry[] = [];
   for (const image of project.images) {
-    const artifact = await findLatest(project.name, image);
+    const artifact = await findLatest(project.name, image, call);
     latest.set(image.name, artifact);
     const reasons: string[] = [];
     if (!artifact) reasons.push("no artefact");
@@ -118,10 +119,16 @@ export function channelsOf(project: Project, image: string, artifact: Artifact):
  * Points `channel` at an artefact (by default the image's newest) and records the promotion as `<channel>-<n>`. Refuses an
  * artefact that has no passed verify unless `force`.
  */
-export async function promote(project: Project, imageName: string, channel: string, options: { artifact?: string; force?: boolean } = {}): Promise<{ artifact: Artifact; previous?: Artifact }> {
+export async function promote(
+  project: Project,
+  imageName: string,
+  channel: string,
+  options: { artifact?: string; force?: boolean; call?: FleetCall } = {},
+): Promise<{ artifact: Artifact; previous?: Artifact }> {
   const image = requireImage(project, imageName);
-  const artifacts = (await projectArtifacts(project)).get(image.name) ?? [];
-  const target = options.artifact ? (await image.driver.findArtifacts({ ref: options.artifact }, image.driverOptions))[0] : newest(artifacts);
+  const call = options.call ?? fleetCall(project);
+  const artifacts = (await projectArtifacts(project, call)).get(image.name) ?? [];
+  const target = options.artifact ? (await image.driver.findArtifacts({ ref: options.artifact }, image.driverOptions, call))[0] : newest(artifacts);
   if (!target) throw new KilnError("E_CONFIG", `no artefact of image "${imageName}" to promote`, { hint: `bake it first: kiln build --only ${imageName}` });
   if (target.labels[LABELS.verify] !== "passed" && !options.force) {
     throw new KilnError("E_CONFIG", `artefact ${short(target.id)} of "${imageName}" has no passed verify`, {
@@ -131,15 +138,15 @@ export async function promote(project: Project, imageName: string, channel: stri
   const state = await channelState(project, image, channel, artifacts);
   const repo = channelRepository(project, image.name);
   const next = (state.history.at(-1)?.n ?? 0) + 1;
-  await image.driver.tag(target, `${repo}:${channel}-${next}`, image.driverOptions);
-  await image.driver.tag(target, `${repo}:${channel}`, image.driverOptions);
+  await image.driver.tag(target, `${repo}:${channel}-${next}`, image.driverOptions, call);
+  await image.driver.tag(target, `${repo}:${channel}`, image.driverOptions, call);
   return { artifact: target, ...(state.current ? { previous: state.current } : {}) };
 }
 
 /** Points `channel` back at the artefact promoted before the current one. */
-export async function rollback(project: Project, imageName: string, channel: string): Promise<{ artifact: Artifact; from: Artifact }> {
+export async function rollback(project: Project, imageName: string, channel: string, call: FleetCall = fleetCall(project)): Promise<{ artifact: Artifact; from: Artifact }> {
   const image = requireImage(project, imageName);
-  const artifacts = (await projectArtifacts(project)).get(image.name) ?? [];
+  const artifacts = (await projectArtifacts(project, call)).get(image.name) ?? [];
   const state = await channelState(project, image, channel, artifacts);
   if (!state.current) throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" points nowhere`, { hint: `promote first: kiln promote ${imageName} ${channel}` });
   // The current position is the latest promotion of the current artefact; the one before it (of another artefact) is the target.
@@ -147,9 +154,9 @@ export async function rollback(project: Project, imageName: string, channel: str
   const previous = state.history.slice(0, Math.max(position, 0)).reverse().find((entry) => entry.artifact.id !== state.current?.id);
   if (!previous) throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" has no earlier artefact to roll back to`);
   const repo = channelRepository(project, image.name);
-  await image.driver.tag(previous.artifact, `${repo}:${channel}`, image.driverOptions);
+  await image.driver.tag(previous.artifact, `${repo}:${channel}`, image.driverOptions, call);
   // Record the rollback as a promotion, so the history says what the channel pointed at, in order.
-  await image.driver.tag(previous.artifact, `${repo}:${channel}-${(state.history.at(-1)?.n ?? 0) + 1}`, image.driverOptions);
+  await image.driver.tag(previous.artifact, `${repo}:${channel}-${(state.history.at(-1)?.n ?? 0) + 1}`, image.driverOptions, call);
   return { artifact: previous.artifact, from: state.current };
 }
 
@@ -157,8 +164,9 @@ export async function rollback(project: Project, imageName: string, channel: str
  * Removes old untagged artefacts of each image beyond the newest `keep`. Never removes one that carries a tag (versions,
  * channels, channel history) or that another kept artefact is built on.
  */
-export async function prune(project: Project, keep: number, options: { dryRun?: boolean } = {}): Promise<{ removed: Artifact[]; kept: number }> {
-  const byImage = await projectArtifacts(project);
+export async function prune(project: Project, keep: number, options: { dryRun?: boolean; call?: FleetCall } = {}): Promise<{ removed: Artifact[]; kept: number }> {
+  const call = options.call ?? fleetCall(project);
+  const byImage = await projectArtifacts(project, call);
   const all = [...byImage.values()].flat();
   const parents = new Set(all.map((artifact) => artifact.labels[LABELS.parent]).filter(Boolean));
   const removed: Artifact[] = [];
@@ -166,7 +174,9 @@ export async function prune(project: Project, keep: number, options: { dryRun?: 
     const artifacts = byImage.get(image.name) ?? [];
     for (const artifact of artifacts.slice(keep)) {
       if (artifact.tags.length > 0 || parents.has(artifact.id)) continue;
-      if (!options.dryRun) await image.driver.remove(artifact, image.driverOptions);
+      // Between removals, not during one: Ctrl-C stops a long prune without leaving an artefact half removed.
+      if (call.signal.aborted) throw new KilnError("E_INTERRUPTED", `prune interrupted after removing ${removed.length} artefact(s)`);
+      if (!options.dryRun) await image.driver.remove(artifact, image.driverOptions, call);
       removed.push(artifact);
     }
   }

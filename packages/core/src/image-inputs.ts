@@ -1,7 +1,7 @@
 import { bakeKey, inputSummary, parseInputSummary, type InputSummary } from "./bake-key.js";
 import type { ImageSpec, Project } from "./config/load.js";
 import { LABELS } from "./provenance.js";
-import type { Artifact, BakeContext, SourceRef, VariableValue } from "./types.js";
+import type { Artifact, BakeContext, FleetCall, SourceRef, VariableValue } from "./types.js";
 
 export interface ImageInputs {
   source: SourceRef;
@@ -15,18 +15,18 @@ export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variable
   const provision = await Promise.all(
     image.provision.map(async (item) => ({ name: item.name, options: item.options, fingerprint: await item.provisioner.fingerprint(ctx, item.options) })),
   );
-  const input = { driver: image.driverName, driverOptions: image.driverOptions, source, provision, verify: image.verify };
+  const input = { driver: image.driverName, driverOptions: image.driverOptions, source, provision, verify: image.verify, plugins: image.plugins };
   return { source, key: bakeKey(input, variables), summary: inputSummary(input, variables) };
 }
 
 /** The newest artefact with this bake key, if any: baking again would produce the same image. */
-export async function findCached(image: ImageSpec, key: string): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }, image.driverOptions));
+export async function findCached(image: ImageSpec, key: string, call: FleetCall): Promise<Artifact | undefined> {
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }, image.driverOptions, call));
 }
 
 /** The newest artefact baked for this image of this project. */
-export async function findLatest(project: string, image: ImageSpec): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }, image.driverOptions));
+export async function findLatest(project: string, image: ImageSpec, call: FleetCall): Promise<Artifact | undefined> {
+  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }, image.driverOptions, call));
 }
 
 export function newest(artifacts: Artifact[]): Artifact | undefined {
@@ -42,14 +42,19 @@ export function previousSummary(artifact: Artifact | undefined): InputSummary | 
  * The artefact with this id or tag, asked of every driver the project uses — once per distinct set of driver options, since
  * options say where artefacts live (an EC2 region).
  */
-export async function findByRef(project: Project, ref: string): Promise<Artifact | undefined> {
+export async function findByRef(project: Project, ref: string, call: FleetCall = fleetCall(project)): Promise<Artifact | undefined> {
   const asked = new Set<string>();
   for (const image of project.images) {
     const where = `${image.driverName} ${JSON.stringify(image.driverOptions)}`;
     if (asked.has(where)) continue;
     asked.add(where);
-    const [artifact] = await image.driver.findArtifacts({ ref }, image.driverOptions);
+    const [artifact] = await image.driver.findArtifacts({ ref }, image.driverOptions, call);
     if (artifact) return artifact;
   }
   return undefined;
+}
+
+/** A fleet call for commands outside a bake: the project's logger, and a signal that never aborts unless one is given. */
+export function fleetCall(project: Pick<Project, "log">, signal: AbortSignal = new AbortController().signal): FleetCall {
+  return { signal, log: project.log };
 }

@@ -3,7 +3,7 @@ import { CleanupStack } from "./cleanup.js";
 import type { ImageSpec, Project } from "./config/load.js";
 import { createBakeContext } from "./context.js";
 import { KilnError } from "./errors.js";
-import { findCached, findLatest, previousSummary, resolveInputs } from "./image-inputs.js";
+import { fleetCall, findCached, findLatest, previousSummary, resolveInputs } from "./image-inputs.js";
 import { newRunId, selectImages } from "./runner.js";
 import type { Artifact } from "./types.js";
 
@@ -67,9 +67,10 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
     throw error;
   }
   const forced = options.force === true || (Array.isArray(options.force) && options.force.includes(image.name));
-  const cached = forced ? undefined : await findCached(image, inputs.key);
+  const call = fleetCall(project, ctx.signal);
+  const cached = forced ? undefined : await findCached(image, inputs.key, call);
   if (cached) return { image: image.name, action: "cached", reasons: [], bakeKey: inputs.key, artifact: cached };
-  const latest = await findLatest(project.name, image);
+  const latest = await findLatest(project.name, image, call);
   const previous = previousSummary(latest);
   const names = { ...(image.from ? { parent: image.from } : {}), steps: image.provision.map((step) => step.name) };
   const changes = previous ? describeChanges(previous, inputs.summary, names) : [];

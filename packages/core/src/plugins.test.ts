@@ -5,9 +5,11 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { loadProject } from "./config/load.js";
 import { KilnError } from "./errors.js";
-import { loadDriverFactory, loadProvisionerFactory, packageCandidates } from "./plugins.js";
-import type { DriverFactory } from "./types.js";
+import { loadDriverFactory, loadProvisionerFactory, packageCandidates, pluginInit } from "./plugins.js";
+import { defineDriver, PLUGIN_API_VERSION, type DriverFactory } from "./types.js";
 import { failure } from "../test/failure.js";
+
+const init = (cwd: string) => pluginInit("driver", "fake", cwd, { info() {}, warn() {}, debug() {} });
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-plugins-"));
@@ -16,10 +18,10 @@ async function tempDir(): Promise<string> {
 }
 
 /** Installs a package into `<root>/node_modules/<name>` with the given ESM index.js. */
-async function installPackage(root: string, name: string, indexJs: string): Promise<void> {
+async function installPackage(root: string, name: string, indexJs: string, version = "1.0.0"): Promise<void> {
   const dir = join(root, "node_modules", ...name.split("/"));
   await mkdir(dir, { recursive: true });
-  const manifest = { name, version: "1.0.0", type: "module", exports: { ".": "./index.js" } };
+  const manifest = { name, version, type: "module", exports: { ".": "./index.js" } };
   await writeFile(join(dir, "package.json"), JSON.stringify(manifest));
   await writeFile(join(dir, "index.js"), indexJs);
 }
@@ -59,52 +61,52 @@ describe("loadDriverFactory", () => {
   it("loads kiln-driver-<name> installed in the given directory", async () => {
     const dir = await tempDir();
     await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
-    const factory = await loadDriverFactory("fake", { from: [dir] });
-    expect(factory({ cwd: "/work" })).toMatchObject({ name: "fake", origin: "kiln-driver-fake", cwd: "/work" });
+    const { factory } = await loadDriverFactory("fake", { from: [dir] });
+    expect(factory(init("/work"))).toMatchObject({ name: "fake", origin: "kiln-driver-fake", cwd: "/work" });
   });
 
   it("prefers @kiln/driver-<name> over kiln-driver-<name>", async () => {
     const dir = await tempDir();
     await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
     await installPackage(dir, "@kiln/driver-fake", driverPackage("@kiln/driver-fake"));
-    const factory = await loadDriverFactory("fake", { from: [dir] });
-    expect(factory({ cwd: dir })).toMatchObject({ origin: "@kiln/driver-fake" });
+    const { factory } = await loadDriverFactory("fake", { from: [dir] });
+    expect(factory(init(dir))).toMatchObject({ origin: "@kiln/driver-fake" });
   });
 
   it("falls back to a package named exactly as the driver", async () => {
     const dir = await tempDir();
     await installPackage(dir, "acme-qemu-driver", driverPackage("acme-qemu-driver"));
-    const factory = await loadDriverFactory("acme-qemu-driver", { from: [dir] });
-    expect(factory({ cwd: dir })).toMatchObject({ origin: "acme-qemu-driver" });
+    const { factory } = await loadDriverFactory("acme-qemu-driver", { from: [dir] });
+    expect(factory(init(dir))).toMatchObject({ origin: "acme-qemu-driver" });
   });
 
   it("loads a scoped package named in full", async () => {
     const dir = await tempDir();
     await installPackage(dir, "@acme/kiln-driver-qemu", driverPackage("@acme/kiln-driver-qemu"));
-    const factory = await loadDriverFactory("@acme/kiln-driver-qemu", { from: [dir] });
-    expect(factory({ cwd: dir })).toMatchObject({ origin: "@acme/kiln-driver-qemu" });
+    const { factory } = await loadDriverFactory("@acme/kiln-driver-qemu", { from: [dir] });
+    expect(factory(init(dir))).toMatchObject({ origin: "@acme/kiln-driver-qemu" });
   });
 
   it("searches the directories in order: the first that has the package wins", async () => {
     const [bakeFileDir, cliDir] = [await tempDir(), await tempDir()];
     await installPackage(bakeFileDir, "kiln-driver-fake", driverPackage("next to the bake file"));
     await installPackage(cliDir, "kiln-driver-fake", driverPackage("next to the CLI"));
-    const factory = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
-    expect(factory({ cwd: bakeFileDir })).toMatchObject({ origin: "next to the bake file" });
+    const { factory } = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
+    expect(factory(init(bakeFileDir))).toMatchObject({ origin: "next to the bake file" });
   });
 
   it("looks in the later directories when the first has no such package", async () => {
     const [bakeFileDir, cliDir] = [await tempDir(), await tempDir()];
     await installPackage(cliDir, "kiln-driver-fake", driverPackage("next to the CLI"));
-    const factory = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
-    expect(factory({ cwd: bakeFileDir })).toMatchObject({ origin: "next to the CLI" });
+    const { factory } = await loadDriverFactory("fake", { from: [bakeFileDir, cliDir] });
+    expect(factory(init(bakeFileDir))).toMatchObject({ origin: "next to the CLI" });
   });
 
   it("accepts a file URL as a directory to search", async () => {
     const dir = await tempDir();
     await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"));
-    const factory = await loadDriverFactory("fake", { from: [pathToFileURL(`${dir}/`).href] });
-    expect(factory({ cwd: dir })).toMatchObject({ origin: "kiln-driver-fake" });
+    const { factory } = await loadDriverFactory("fake", { from: [pathToFileURL(`${dir}/`).href] });
+    expect(factory(init(dir))).toMatchObject({ origin: "kiln-driver-fake" });
   });
 
   it("uses a registered factory over an installed package of the same name", async () => {
@@ -113,8 +115,32 @@ describe("loadDriverFactory", () => {
     const registered: DriverFactory = () => {
       throw new Error("registered factory");
     };
-    const factory = await loadDriverFactory("fake", { from: [dir], registry: { drivers: { fake: registered } } });
+    const { factory } = await loadDriverFactory("fake", { from: [dir], registry: { drivers: { fake: registered } } });
     expect(factory).toBe(registered);
+  });
+
+  it("says which package and version a driver came from", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-fake", driverPackage("kiln-driver-fake"), "2.3.4");
+    expect((await loadDriverFactory("fake", { from: [dir] })).package).toEqual({ name: "kiln-driver-fake", version: "2.3.4" });
+  });
+
+  it.each([
+    [PLUGIN_API_VERSION + 1, /upgrade Kiln/],
+    [1, /upgrade the plugin to a version built for @kiln\/core with plugin API/],
+  ])("refuses a driver built for plugin API %s, saying what to upgrade", async (version, hint) => {
+    const dir = await tempDir();
+    const stamped = driverPackage("kiln-driver-fake").replace("export default (init) =>", "const factory = (init) =>");
+    await installPackage(dir, "kiln-driver-fake", `${stamped}\nfactory.kilnPluginApi = ${version};\nexport default factory;\n`);
+    const error = await failure(loadDriverFactory("fake", { from: [dir] }));
+    expect(error.code).toBe("E_PLUGIN_SHAPE");
+    expect(error.message).toBe(`driver "fake" from package kiln-driver-fake was built for Kiln plugin API ${version}; this Kiln speaks version ${PLUGIN_API_VERSION}`);
+    expect(error.hint).toMatch(hint);
+  });
+
+  it("accepts a driver stamped by this core's defineDriver", async () => {
+    const factory = defineDriver(() => ({}) as never);
+    expect((await loadDriverFactory("fake", { from: [], registry: { drivers: { fake: factory } } })).factory).toBe(factory);
   });
 
   it("says how to install a driver that is not found", async () => {
@@ -143,10 +169,10 @@ describe("loadDriverFactory", () => {
   it("refuses a driver that lacks methods or a schema, naming what is missing", async () => {
     const dir = await tempDir();
     await installPackage(dir, "kiln-driver-fake", `export default () => ({ name: "fake", launch() {}, capture() {} });\n`);
-    const factory = await loadDriverFactory("fake", { from: [dir] });
+    const { factory } = await loadDriverFactory("fake", { from: [dir] });
     let error: unknown;
     try {
-      factory({ cwd: dir });
+      factory(init(dir));
     } catch (thrown) {
       error = thrown;
     }
@@ -164,8 +190,8 @@ describe("loadProvisionerFactory", () => {
       "kiln-provisioner-fake",
       `export default () => ({ name: "fake", schema: ${passThroughSchema}, fingerprint: async () => "", run: async () => {} });\n`,
     );
-    const factory = await loadProvisionerFactory("fake", { from: [dir] });
-    expect(factory()).toMatchObject({ name: "fake" });
+    const { factory } = await loadProvisionerFactory("fake", { from: [dir] });
+    expect(factory(init(dir))).toMatchObject({ name: "fake" });
   });
 
   it("says how to install a provisioner that is not found", async () => {
@@ -182,8 +208,8 @@ describe("loadProvisionerFactory", () => {
       "kiln-provisioner-fake",
       `export default () => ({ name: "fake", schema: ${passThroughSchema}, fingerprint: async () => "" });\n`,
     );
-    const factory = await loadProvisionerFactory("fake", { from: [dir] });
-    expect(() => factory()).toThrow(expect.objectContaining({ code: "E_PLUGIN_SHAPE", hint: expect.stringMatching(/missing: run$/) }));
+    const { factory } = await loadProvisionerFactory("fake", { from: [dir] });
+    expect(() => factory(init(dir))).toThrow(expect.objectContaining({ code: "E_PLUGIN_SHAPE", hint: expect.stringMatching(/missing: run$/) }));
   });
 });
 

@@ -26,6 +26,8 @@ export const LABELS = {
   verify: "dev.kiln.verify",
   /** Short hashes of each input (see InputSummary), so a later plan can say what changed. */
   inputs: "dev.kiln.inputs",
+  /** `name@version` of the driver's and provisioners' packages, space-separated. */
+  plugins: "dev.kiln.plugins",
 } as const;
 
 const run = promisify(execFile);
@@ -52,6 +54,8 @@ export interface ProvenanceInput {
   version: string;
   /** Whether the image declares verify checks (an artefact that failed them is removed, so its existence means they passed). */
   verified: boolean;
+  /** `name@version` of the plugin packages that baked it. */
+  plugins: string[];
 }
 
 /** The `dev.kiln.*` labels of an artefact. */
@@ -67,5 +71,6 @@ export function provenanceLabels(input: ProvenanceInput): Record<string, string>
     [LABELS.git]: input.git,
     [LABELS.version]: input.version,
     [LABELS.verify]: input.verified ? "passed" : "none",
+    [LABELS.plugins]: input.plugins.join(" "),
   };
 }

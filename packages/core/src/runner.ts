@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import pLimit from "p-limit";
-import { CleanupStack, type CleanupFailure } from "./cleanup.js";
+import { CleanupStack, DEFAULT_CLEANUP_TIMEOUT_MS, type CleanupFailure } from "./cleanup.js";
 import type { ImageSpec, ProvisionStep, Project } from "./config/load.js";
 import { createBakeContext, withSignal, type RunnerContext } from "./context.js";
 import { formatDuration } from "./duration.js";
@@ -10,10 +10,10 @@ import { KilnError, toKilnError } from "./errors.js";
 import type { KilnEvent, KilnEventInput, StepName, StepTiming } from "./events.js";
 import { findCached, resolveInputs } from "./image-inputs.js";
 import { gitDescription, LABELS, provenanceLabels } from "./provenance.js";
-import { untilAborted } from "./abort.js";
+import { PendingWork, untilAborted } from "./abort.js";
 import { selectImages } from "./selection.js";
 import { retry } from "./retry.js";
-import type { Artifact, Machine, SourceRef } from "./types.js";
+import type { Artifact, FleetCall, Machine, SourceRef } from "./types.js";
 import { redactDeep } from "./variables.js";
 import { verifyArtifact } from "./verify/artifact.js";
 import { checkRuntimeOnly } from "./verify/runtime-only.js";
@@ -36,7 +36,24 @@ export interface BuildOptions {
   force?: boolean | string[];
   /** How many images bake at once (independent images only; a child always waits for its parent). */
   parallel?: number;
+  /** How long one cleanup may take, retries included, unless the driver says otherwise. Default 2 minutes. */
+  cleanupTimeoutMs?: number;
+  /**
+   * After Ctrl-C or a timeout, how long to wait for the abandoned step to return before unwinding, so that what it was
+   * creating is registered and removed. Default 30 s.
+   */
+  graceMs?: number;
 }
+
+/** What one image's bake carries through its steps. */
+interface Bake {
+  ctx: RunnerContext;
+  record: BuildRecord;
+  /** Steps given up on (Ctrl-C, timeout) that have not returned yet. */
+  pending: PendingWork;
+}
+
+export const DEFAULT_GRACE_MS = 30_000;
 
 /** One bake per core, at most 4: a bake mostly waits on the engine, but commits and image writes load the disk. */
 export function defaultParallelism(): number {
@@ -140,23 +157,25 @@ export class BuildRun {
     const started = Date.now();
     const record: BuildRecord = { image: image.name, driver: image.driverName, status: "failed", startedAt: new Date(started).toISOString(), durationMs: 0, steps: [] };
     if (parent) record.parent = parent.id;
-    const cleanup = new CleanupStack();
+    const cleanup = new CleanupStack({ timeoutMs: this.options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS });
     this.stacks.add(cleanup);
     const signals = [this.options.signal, image.timeoutMs === undefined ? undefined : AbortSignal.timeout(image.timeoutMs)];
     const signal = AbortSignal.any(signals.filter((item): item is AbortSignal => item !== undefined));
     const ctx = createBakeContext({ runId: this.runId, image: image.name, cwd: project.dir, variables: project.variables, parent, signal, cleanup, emit: this.emitEvent, redact: project.redact });
-    const step = <T>(name: StepName, detail: string | undefined, work: () => Promise<T>) => this.step(ctx, record, name, detail, work);
+    const bake: Bake = { ctx, record, pending: new PendingWork() };
+    const step = <T>(name: StepName, detail: string | undefined, work: () => Promise<T>) => this.step(bake, name, detail, work);
     const { driver, driverOptions: opts } = image;
+    const call: FleetCall = { signal, log: ctx.log };
     let buildMachine: Machine | undefined;
     let failures: CleanupFailure[] = [];
     try {
       const { source, key, summary } = await step("resolve", undefined, () => resolveInputs(ctx, image, project.variables));
       record.source = source;
       record.bakeKey = key;
-      const cached = this.forced(image) ? undefined : await findCached(image, key);
+      const cached = this.forced(image) ? undefined : await findCached(image, key, call);
       if (cached) {
         await step("tag", image.tags.join(", ") || undefined, async () => {
-          for (const tag of image.tags) await driver.tag(cached, tag, opts);
+          for (const tag of image.tags) await driver.tag(cached, tag, opts, call);
         });
         record.artifact = { ...cached, tags: [...new Set([...cached.tags, ...image.tags])] };
         record.status = "cached";
@@ -169,7 +188,7 @@ export class BuildRun {
       const machine = await step("launch", source.description, () => driver.launch(ctx, source, opts));
       buildMachine = machine;
       cleanup.defer(() => machine[Symbol.asyncDispose](), { resource: `build machine ${machine.id}` });
-      for (const item of image.provision) await this.provisionStep(ctx, record, item, machine);
+      for (const item of image.provision) await this.provisionStep(bake, item, machine);
       const runtimeOnly = image.runtimeOnly;
       if (runtimeOnly) {
         await step("runtime-only", undefined, async () => {
@@ -184,7 +203,7 @@ export class BuildRun {
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels({ runId: this.runId, project: project.name, image: image.name, key, parent, source, git: await git(), version: this.options.kilnVersion, verified: image.verify.length > 0 }), [LABELS.inputs]: JSON.stringify(summary) };
+      const labels = { ...image.labels, ...provenanceLabels({ runId: this.runId, project: project.name, image: image.name, key, parent, source, git: await git(), version: this.options.kilnVersion, verified: image.verify.length > 0, plugins: image.plugins }), [LABELS.inputs]: JSON.stringify(summary) };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
@@ -198,7 +217,7 @@ export class BuildRun {
         await step("verify", detail, () => verifyArtifact(ctx, image, artifact));
       }
       await step("tag", image.tags.join(", ") || undefined, async () => {
-        for (const tag of image.tags) await driver.tag(artifact, tag, opts);
+        for (const tag of image.tags) await driver.tag(artifact, tag, opts, call);
       });
       record.artifact = { ...artifact, tags: [...new Set([...artifact.tags, ...image.tags])] };
       record.status = "baked";
@@ -206,12 +225,15 @@ export class BuildRun {
     } catch (thrown) {
       const error = this.describeFailure(thrown, image, signal);
       record.error = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+      await this.awaitAbandoned(bake);
       if (this.options.onError === "abort" && buildMachine && !this.options.signal?.aborted) {
         this.emitEvent({ type: "abort.kept", image: image.name, machine: buildMachine.id, attachCommand: buildMachine.attachCommand() });
       } else {
         failures = await cleanup.unwind("failure");
       }
     } finally {
+      // Cleanups registered by a step that returned while (or after) the stack unwound ran at once: wait for them too.
+      failures.push(...(await cleanup.settled()));
       this.stacks.delete(cleanup);
       record.durationMs = Date.now() - started;
       this.report(record, failures);
@@ -230,11 +252,24 @@ export class BuildRun {
     }
   }
 
-  private async step<T>(ctx: RunnerContext, record: BuildRecord, name: StepName, detail: string | undefined, work: () => Promise<T>): Promise<T> {
+  /**
+   * A step abandoned on Ctrl-C or a timeout may still be creating something (a container whose create call is in flight):
+   * wait for it to return, up to the grace deadline, so its cleanup is registered before the stack unwinds.
+   */
+  private async awaitAbandoned({ ctx, pending }: Bake): Promise<void> {
+    if (pending.size === 0) return;
+    const graceMs = this.options.graceMs ?? DEFAULT_GRACE_MS;
+    ctx.log.info(`waiting up to ${formatDuration(graceMs)} for the interrupted step to return`);
+    if (!(await pending.settle(graceMs))) {
+      ctx.log.warn(`the interrupted step did not return within ${formatDuration(graceMs)}; what it creates later is removed as soon as it registers it`);
+    }
+  }
+
+  private async step<T>({ ctx, record, pending }: Bake, name: StepName, detail: string | undefined, work: () => Promise<T>): Promise<T> {
     const started = Date.now();
     this.emitEvent({ type: "step.start", image: ctx.image, step: name, ...(detail ? { detail } : {}) });
     try {
-      return await untilAborted(work(), ctx.signal);
+      return await untilAborted(pending.track(work()), ctx.signal);
     } finally {
       ctx.flushOutput();
       const durationMs = Date.now() - started;
@@ -243,16 +278,17 @@ export class BuildRun {
     }
   }
 
-  private async provisionStep(ctx: RunnerContext, record: BuildRecord, item: ProvisionStep, machine: Machine): Promise<void> {
+  private async provisionStep(bake: Bake, item: ProvisionStep, machine: Machine): Promise<void> {
+    const { ctx, pending } = bake;
     const label = `provision[${item.index}] ${item.name}${item.via ? ` (from ${item.via})` : ""}`;
-    await this.step(ctx, record, "provision", label, async () => {
+    await this.step(bake, "provision", label, async () => {
       if (item.pauseBeforeMs) await sleep(item.pauseBeforeMs, undefined, { signal: ctx.signal });
       await retry(
         async () => {
           const timeout = item.timeoutMs === undefined ? undefined : AbortSignal.timeout(item.timeoutMs);
           const signal = timeout ? AbortSignal.any([ctx.signal, timeout]) : ctx.signal;
           try {
-            await untilAborted(item.provisioner.run(withSignal(ctx, signal), machine, item.options), signal);
+            await untilAborted(pending.track(item.provisioner.run(withSignal(ctx, signal), machine, item.options)), signal);
           } catch (error) {
             if (timeout?.aborted && !ctx.signal.aborted) {
               throw new KilnError("E_TIMEOUT", `${label} timed out after ${formatDuration(item.timeoutMs ?? 0)}`, { hint: "raise its `timeout:` or make the step faster" });

@@ -28,6 +28,20 @@ export interface Artifact {
   labels: Record<string, string>;
   /** ISO time the artefact was created. */
   created?: string;
+  /** Files that make up the artefact, for platforms whose images are files (LXC rootfs tarballs, Vagrant boxes). */
+  files?: ArtifactFile[];
+}
+
+/** One file of a file-based artefact. */
+export interface ArtifactFile {
+  /** Absolute path on this machine. */
+  path: string;
+  /** What the file is: `tar`, `tar.gz`, `qcow2`, `box`, … */
+  format: string;
+  /** Bytes. */
+  size: number;
+  /** Hex sha256 of the content. */
+  sha256: string;
 }
 
 export interface ExecOptions {
@@ -47,12 +61,66 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** How to reach a machine from outside Kiln: used by provisioners such as Ansible, and to tell users how to attach. */
-export type Connection =
-  | { kind: "docker"; container: string; host?: string }
-  | { kind: "ssh"; host: string; port: number; user: string; privateKey: string }
-  | { kind: "lxc"; name: string }
-  | { kind: "local" };
+/**
+ * How to act as root when the connection's user is not root. Every connection kind states how root is reached: `docker`
+ * (`docker exec -u root`), `lxc` (`lxc-attach` runs as root) and `chroot` (the host's root) reach it directly; `ssh` logs in
+ * as `user` and becomes root through `become`, unless `user` is root.
+ */
+export interface Become {
+  /** `sudo`: `sudo -n` (passwordless), as cloud images and Vagrant boxes set up their login user. */
+  method: "sudo";
+  /** The user to become: `root`. */
+  user: string;
+}
+
+/** A container of a Docker engine. */
+export interface DockerConnection {
+  kind: "docker";
+  /** Container id. */
+  container: string;
+  /** The engine, as `DOCKER_HOST` spells it: `unix:///var/run/docker.sock`, `tcp://10.0.0.5:2376`, `ssh://user@host`. */
+  host: string;
+  /** TLS material for the engine (`DOCKER_CERT_PATH` with ca.pem, cert.pem, key.pem; `DOCKER_TLS_VERIFY`). */
+  tls?: { certPath: string; verify: boolean };
+  /** User that commands run as unless one is named (`exec_user`, else the image's `USER`, else root). Root: `docker exec -u root`. */
+  user: string;
+}
+
+/** A machine reached over SSH. */
+export interface SshConnection {
+  kind: "ssh";
+  host: string;
+  port: number;
+  /** Login user. */
+  user: string;
+  /** Private key text (OpenSSH or PEM). Secret: never print it; write it to a 0600 file for tools that need a path. */
+  privateKey: string;
+  /** The host key the machine presented, pinned (`ssh-ed25519 AAAA…`): put it in a known_hosts file, never disable checking. */
+  hostKey: string;
+  /** How the login user becomes root; absent when `user` is root. */
+  become?: Become;
+}
+
+/** An LXC container: `lxc-attach -P <lxcpath> -n <name>` (as root). */
+export interface LxcConnection {
+  kind: "lxc";
+  name: string;
+  /** The container's lxcpath, e.g. `/var/lib/lxc`. */
+  lxcpath: string;
+}
+
+/** A directory tree entered with `chroot <path>` (as root on the host). */
+export interface ChrootConnection {
+  kind: "chroot";
+  path: string;
+}
+
+/**
+ * How to reach a machine from outside Kiln, exactly as Kiln does: tools such as Ansible build their inventory from it, and a
+ * person attaches with it. The conformance suite proves it by running a command as root through the platform's own CLI.
+ */
+export type Connection = DockerConnection | SshConnection | LxcConnection | ChrootConnection;
+export type ConnectionKind = Connection["kind"];
 
 /** A running build or verify machine. Disposing it destroys it; disposing twice is harmless. */
 export interface Machine extends AsyncDisposable {
@@ -122,7 +190,18 @@ export interface DeferOptions {
   resource?: string;
   /** A command a person can run to remove the resource by hand. */
   manualCommand?: string;
+  /**
+   * How long the cleanup may take, all retries included, in ms; then it is reported as failed (with `resource` and
+   * `manualCommand`) and the bake ends. Default: the run's cleanup timeout (2 minutes). The cleanup's signal aborts then.
+   */
+  timeoutMs?: number;
 }
+
+/**
+ * Removes something a bake created. The signal aborts when the cleanup's time is up: stop waiting then (the failure is
+ * reported with the resource and the command to remove it by hand).
+ */
+export type Cleanup = (signal: AbortSignal) => PromiseLike<void> | void;
 
 export interface VariableValue {
   value: string;
@@ -150,15 +229,56 @@ export interface BakeContext {
   emit(event: KilnEventInput): void;
   /** Streams command output to the user, line by line (and redacted). Pass it as `onOutput` to `Machine.exec`. */
   output(stream: "stdout" | "stderr", chunk: string): void;
-  /** Registers a cleanup; registered cleanups run in reverse order when the bake ends. Register before returning the resource. */
-  defer(cleanup: () => PromiseLike<void> | void, options?: DeferOptions): void;
+  /**
+   * Registers a cleanup; registered cleanups run in reverse order when the bake ends. Register it as soon as the resource may
+   * exist (before the call that creates it, when it can be found by a unique name): a cleanup registered after the bake has
+   * unwound (a step that returned after Ctrl-C) runs at once.
+   */
+  defer(cleanup: Cleanup, options?: DeferOptions): void;
   /** Replaces every sensitive value in `text` with `<sensitive>`. */
   redact(text: string): string;
 }
 
-export interface DriverInit {
+/** What Kiln gives a plugin factory. */
+export interface PluginInit {
   /** Directory the bake file lives in. */
   cwd: string;
+  /**
+   * This plugin's own directory for state that must survive runs (e.g. a local artefact store): `$KILN_STATE_DIR/<plugin>`, else
+   * `$XDG_STATE_HOME/kiln/<plugin>`, else `~/.local/state/kiln/<plugin>`. Not created until the plugin writes to it.
+   */
+  stateDir: string;
+  /** This plugin's directory for caches that can be rebuilt (base root file systems, downloads): `$XDG_CACHE_HOME/kiln/<plugin>`. */
+  cacheDir: string;
+  /** Log lines outside a bake (loading, fleet commands); inside a bake use `ctx.log`. */
+  log: Logger;
+}
+
+export type DriverInit = PluginInit;
+
+/** What a fleet call (`findArtifacts`, `tag`, `remove`) gets besides its arguments: `kiln prune` may remove fifty images. */
+export interface FleetCall {
+  /** Aborted on Ctrl-C: stop between platform calls. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** A problem `preflight` found, reported by `kiln validate` at the plugin's options (or at `path` inside them). */
+export interface PreflightProblem {
+  /** e.g. `lxc-create not found`. */
+  message: string;
+  /** How to fix it, e.g. `install it: apt-get install -y lxc`. */
+  hint?: string;
+  /** Where inside the plugin's options the problem is, e.g. `["source"]`. Default: the plugin's name. */
+  path?: (string | number)[];
+}
+
+/** The driver a provisioner step would run on, for `Provisioner.preflight`. */
+export interface PreflightTarget {
+  /** Driver name as written in the bake file. */
+  driver: string;
+  /** The connection kinds the driver's machines have; undefined when the driver does not say. */
+  connectionKinds: readonly ConnectionKind[] | undefined;
 }
 
 /** A driver turns a source into a running Machine and a Machine into an Artifact. */
@@ -168,6 +288,13 @@ export interface Driver<Opts = unknown> {
   readonly schema: StandardSchemaV1<unknown, Opts>;
   /** Runtime inputs beyond env and files that `launchArtifact` can inject. */
   readonly runtimeSupport?: RuntimeSupport;
+  /** The `Machine.connection` kinds this driver's machines have, so a provisioner can refuse a driver it cannot reach. */
+  readonly connectionKinds?: readonly ConnectionKind[];
+  /**
+   * Checks the host without changing anything (run by `kiln validate`, plan and build before anything starts): a missing tool,
+   * missing privileges. Must not contact services or run code from the bake file.
+   */
+  preflight?(opts: Opts): Promise<PreflightProblem[]> | PreflightProblem[];
   /** Resolves `opts.source` (or `ctx.parent` for `from:`) to an immutable id. Registers cleanups for anything it creates. */
   resolveSource(ctx: BakeContext, opts: Opts): Promise<SourceRef>;
   launch(ctx: BakeContext, source: SourceRef, opts: Opts): Promise<Machine>;
@@ -178,10 +305,11 @@ export interface Driver<Opts = unknown> {
    * Artefacts matching the query. `opts` are the options of an image that uses this driver (where artefacts live: a region, an
    * endpoint); Kiln passes them whenever it knows the image.
    */
-  findArtifacts(query: ArtifactQuery, opts?: Opts): Promise<Artifact[]>;
-  /** Points a tag (a moving reference such as `acme/web:prod`) at the artefact. */
-  tag(artifact: Artifact, tag: string, opts?: Opts): Promise<void>;
-  remove(artifact: Artifact, opts?: Opts): Promise<void>;
+  findArtifacts(query: ArtifactQuery, opts?: Opts, call?: FleetCall): Promise<Artifact[]>;
+  /** Points a tag (a moving reference such as `acme/web:prod`) at the artefact, moving it from any other. */
+  tag(artifact: Artifact, tag: string, opts?: Opts, call?: FleetCall): Promise<void>;
+  /** Removes the artefact; removing one that is already gone is not an error. */
+  remove(artifact: Artifact, opts?: Opts, call?: FleetCall): Promise<void>;
 }
 
 export type DriverFactory<Opts = unknown> = (init: DriverInit) => Driver<Opts>;
@@ -192,17 +320,27 @@ export interface Provisioner<Opts = unknown> {
   /** Content that feeds the bake key: script text, file contents, playbooks. */
   fingerprint(ctx: BakeContext, opts: Opts): Promise<string>;
   run(ctx: BakeContext, machine: Machine, opts: Opts): Promise<void>;
+  /** Like `Driver.preflight`, and told which driver the step would run on (to refuse a pairing it cannot work with). */
+  preflight?(opts: Opts, target: PreflightTarget): Promise<PreflightProblem[]> | PreflightProblem[];
 }
 
-export type ProvisionerFactory<Opts = unknown> = () => Provisioner<Opts>;
+export type ProvisionerFactory<Opts = unknown> = (init: PluginInit) => Provisioner<Opts>;
 
-/** Identity helpers that give plugin authors type inference. */
+/**
+ * The plugin contract's version. `defineDriver`/`defineProvisioner` stamp it on the factory, so Kiln can refuse, with a clear
+ * message, a plugin built against a core that speaks another version of the contract.
+ */
+export const PLUGIN_API_VERSION = 2;
+/** Where the stamp lives on a factory. */
+export const PLUGIN_API_KEY = "kilnPluginApi";
+
+/** Identity helpers that give plugin authors type inference, and stamp the plugin API version on the factory. */
 export function defineDriver<Opts>(factory: DriverFactory<Opts>): DriverFactory<Opts> {
-  return factory;
+  return Object.assign(factory, { [PLUGIN_API_KEY]: PLUGIN_API_VERSION });
 }
 
 export function defineProvisioner<Opts>(factory: ProvisionerFactory<Opts>): ProvisionerFactory<Opts> {
-  return factory;
+  return Object.assign(factory, { [PLUGIN_API_KEY]: PLUGIN_API_VERSION });
 }
 
 export type { KilnEvent };

@@ -1,5 +1,19 @@
 import { onTestFinished } from "vitest";
-import { CleanupStack, createBakeContext, newRunId, type Artifact, type BakeContext, type KilnEventInput, type Machine, type VariableValue } from "@kiln/core";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CleanupStack,
+  createBakeContext,
+  newRunId,
+  pluginInit,
+  type Artifact,
+  type BakeContext,
+  type KilnEventInput,
+  type Machine,
+  type PluginInit,
+  type VariableValue,
+} from "@kiln/core";
 
 export interface TestContextOptions {
   cwd?: string;
@@ -8,6 +22,8 @@ export interface TestContextOptions {
   variables?: Record<string, VariableValue>;
   parent?: Artifact;
   signal?: AbortSignal;
+  /** `kiln plan`: the plugin must create nothing. */
+  planning?: boolean;
 }
 
 /** A BakeContext for driver and provisioner tests. Disposing it runs every registered cleanup (as a failed bake would). */
@@ -32,13 +48,14 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     cwd: options.cwd ?? process.cwd(),
     variables,
     parent: options.parent,
+    ...(options.planning ? { planning: true } : {}),
     signal: options.signal ?? new AbortController().signal,
     cleanup: stack,
     emit: (event) => events.push(event),
     redact: (text) => text,
   });
   const cleanup = async (outcome: "success" | "failure" = "failure") => {
-    const failures = await stack.unwind(outcome);
+    const failures = [...(await stack.unwind(outcome)), ...(await stack.settled())];
     if (failures.length > 0) throw new Error(`cleanup failed: ${failures.map((f) => `${f.resource}: ${f.error}`).join("; ")}`);
   };
   let disposed = false;
@@ -68,4 +85,13 @@ export async function execOk(machine: Machine, command: string): Promise<string>
   const result = await machine.exec(command, { user: "root" });
   if (result.exitCode !== 0) throw new Error(`\`${command}\` exited with ${result.exitCode}: ${result.stderr}`);
   return result.stdout;
+}
+
+/**
+ * What Kiln gives a plugin factory, for tests: the real cache directory (base images are shared, as in a bake), and a
+ * state directory of its own (not created until the plugin writes to it), so a driver's artefact store starts empty.
+ */
+export function testPluginInit(kind: "driver" | "provisioner", name: string, where: { cwd?: string; stateDir?: string } = {}): PluginInit {
+  const real = pluginInit(kind, name, where.cwd ?? process.cwd(), { info() {}, warn() {}, debug() {} });
+  return { ...real, stateDir: where.stateDir ?? join(tmpdir(), `kiln-test-state-${randomBytes(6).toString("hex")}`, `${kind}-${name}`) };
 }

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LABELS, type Artifact, type Driver, type DriverFactory } from "@kiln/core";
+import { KilnError, LABELS, type Artifact, type Driver, type DriverFactory, type Machine } from "@kiln/core";
 import { bakeWith } from "./bake.js";
-import { createTestContext } from "./context.js";
+import { createTestContext, testPluginInit } from "./context.js";
+import { runOutside } from "./outside.js";
 
 export interface DriverFixture {
   /** The driver factory under test, as its package default-exports it. */
@@ -32,8 +33,8 @@ export function testDriver(name: string, fixture: DriverFixture): void {
 
     beforeAll(async () => {
       options = typeof fixture.options === "function" ? await fixture.options() : fixture.options;
-      driver = fixture.factory({ cwd: process.cwd() });
       local = await mkdtemp(join(tmpdir(), "kiln-driver-test-"));
+      driver = fixture.factory(testPluginInit("driver", name, { stateDir: join(local, "state") }));
     }, 600_000);
     afterAll(() => rm(local, { recursive: true, force: true }));
 
@@ -42,10 +43,14 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       return driver.launch(test.ctx, source, opts().value);
     }
 
-    /** Captures the plain source as an artefact, hands it to `work`, and removes it afterwards. */
-    async function withArtifact(work: (test: ReturnType<typeof createTestContext>, artifact: Artifact) => Promise<void>): Promise<void> {
+    /** Captures the source (after `prepare`) as an artefact, hands it to `work`, and removes it afterwards. */
+    async function withArtifact(
+      work: (test: ReturnType<typeof createTestContext>, artifact: Artifact) => Promise<void>,
+      prepare: (machine: Machine) => Promise<unknown> = async () => {},
+    ): Promise<void> {
       await using test = createTestContext();
       const machine = await launched(test);
+      await prepare(machine);
       const artifact = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
       await machine[Symbol.asyncDispose]();
       try {
@@ -54,6 +59,10 @@ export function testDriver(name: string, fixture: DriverFixture): void {
         await driver.remove(artifact, opts().value);
       }
     }
+
+    /** Processes of the machine whose command line starts with `prefix`, from /proc (no ps needed). */
+    const running = async (machine: Machine, prefix: string) =>
+      (await machine.exec(["/bin/sh", "-c", 'for p in /proc/[0-9]*; do tr "\\0" " " < "$p/cmdline" 2>/dev/null; echo; done | grep -c "^$1" || true', "sh", prefix], { user: "root" })).stdout.trim();
 
     it("has a name and validates its options", async () => {
       expect(driver.name).toBeTruthy();
@@ -75,6 +84,66 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       expect((await machine.exec("pwd", { cwd: "/tmp" })).stdout).toBe("/tmp\n");
       expect((await machine.exec("cat", { stdin: "from stdin" })).stdout).toBe("from stdin");
       expect((await machine.exec("id -u", { user: "root" })).stdout).toBe("0\n");
+    });
+
+    it("runs a command as a non-root user, who can read the system and work in /tmp", async () => {
+      await using test = createTestContext();
+      await using machine = await launched(test);
+      const result = await machine.exec("id -un; test -r /etc/passwd && echo readable; ls / >/dev/null && echo listable; touch /tmp/mine && echo writable", { user: "nobody", cwd: "/tmp" });
+      expect(result).toMatchObject({ exitCode: 0, stdout: "nobody\nreadable\nlistable\nwritable\n" });
+      expect((await machine.exec("stat -c %U /tmp/mine", { user: "root" })).stdout).toBe("nobody\n");
+    });
+
+    it("stops a command at its timeout and when its signal aborts, and the command no longer runs", async () => {
+      await using test = createTestContext();
+      await using machine = await launched(test);
+      const timedOut = await machine.exec("sleep 611", { timeout: 1000 }).then(() => undefined, (error: unknown) => error);
+      expect(timedOut).toBeInstanceOf(KilnError);
+      expect((timedOut as KilnError).code).toBe("E_TIMEOUT");
+      await expect.poll(() => running(machine, "sleep 611"), { timeout: 15_000 }).toBe("0");
+
+      const controller = new AbortController();
+      const aborted = machine.exec("sleep 622", { signal: controller.signal }).then(() => undefined, (error: unknown) => error);
+      await expect.poll(() => running(machine, "sleep 622"), { timeout: 15_000 }).toBe("1");
+      controller.abort(new KilnError("E_INTERRUPTED", "stopped by the test"));
+      expect(await aborted).toMatchObject({ code: "E_INTERRUPTED" });
+      await expect.poll(() => running(machine, "sleep 622"), { timeout: 15_000 }).toBe("0");
+    });
+
+    it("describes its machine's connection so the platform's own CLI reaches it from outside, as root", async () => {
+      await using test = createTestContext();
+      await using machine = await launched(test);
+      const connection = machine.connection;
+      if (driver.connectionKinds) expect(driver.connectionKinds).toContain(connection.kind);
+      await machine.exec("echo made-by-kiln > /tmp/kiln-outside.txt", { user: "root" });
+      const outside = await runOutside(connection, ["/bin/sh", "-c", "id -u; cat /tmp/kiln-outside.txt"]);
+      expect(outside, `${outside.argv.join(" ")}: ${outside.stderr}`).toMatchObject({ exitCode: 0, stdout: "0\nmade-by-kiln\n" });
+    });
+
+    it("creates nothing while planning (kiln plan)", async () => {
+      await using test = createTestContext({ planning: true });
+      const resolved = await driver.resolveSource(test.ctx, opts().value).then(
+        (source) => source,
+        (error: unknown) => {
+          // Planning may say the source is not available yet; it must not build or pull it.
+          if (error instanceof KilnError && error.code === "E_SOURCE") return undefined;
+          throw error;
+        },
+      );
+      if (resolved) expect(resolved.id).toBeTruthy();
+      expect(await fixture.listResources(test.runId)).toEqual([]);
+    });
+
+    it("resolves a source from a parent artefact (from:) and launches on it", async () => {
+      await withArtifact(
+        async (_test, parent) => {
+          await using child = createTestContext({ parent });
+          const source = await driver.resolveSource(child.ctx, opts().value);
+          await using machine = await driver.launch(child.ctx, source, opts().value);
+          expect((await machine.exec("cat /etc/kiln-parent")).stdout).toBe("from the parent\n");
+        },
+        (machine) => machine.exec("echo 'from the parent' > /etc/kiln-parent", { user: "root" }),
+      );
     });
 
     it("labels every resource with the run id while it lives", async () => {
@@ -145,10 +214,31 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       await withArtifact(async (test, artifact) => {
         await using fresh = await driver.launchArtifact(test.ctx, artifact, { ports: [8765] }, opts().value);
         await fresh.exec("mkdir -p /srv/web && echo served > /srv/web/index.html && (nohup python3 -m http.server 8765 --directory /srv/web >/dev/null 2>&1 &)");
+        // Any address this host reaches: loopback for published container ports, an instance's or a VM's own address.
         const address = await fresh.hostAddress?.(8765);
-        expect(address?.host).toMatch(/^127\./);
+        expect(address?.host).toBeTruthy();
         const get = () => fetch(`http://${address?.host}:${address?.port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => "");
         await expect.poll(get, { timeout: 20_000 }).toBe("served\n");
+      });
+    });
+
+    it("moves a tag from one artefact to another, and removing an artefact twice is harmless", async () => {
+      await withArtifact(async (test, first) => {
+        const machine = await launched(test);
+        const second = await driver.capture(test.ctx, machine, { labels: { [LABELS.build]: test.runId }, tags: [] }, opts().value);
+        await machine[Symbol.asyncDispose]();
+        try {
+          const tag = `kiln-conformance/${test.runId.toLowerCase()}:moving`;
+          await driver.tag(first, tag, opts().value);
+          await driver.tag(second, tag, opts().value);
+          expect((await driver.findArtifacts({ ref: tag }, opts().value)).map((item) => item.id)).toEqual([second.id]);
+          const all = await driver.findArtifacts({ labels: { [LABELS.build]: test.runId } }, opts().value);
+          expect(all.find((item) => item.id === first.id)?.tags ?? []).not.toContain(tag);
+        } finally {
+          await driver.remove(second, opts().value);
+          await driver.remove(second, opts().value);
+        }
+        expect((await driver.findArtifacts({ ref: second.id }, opts().value)).map((item) => item.id)).toEqual([]);
       });
     });
 
@@ -179,6 +269,30 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       });
       expect(result.interrupted).toBe(true);
       expect(result.records[0]?.error?.code).toBe("E_INTERRUPTED");
+      expect(await fixture.listResources(result.runId)).toEqual([]);
+    });
+
+    // "as it begins": aborted before the driver's call starts; "during": once the call is under way. Either way the call is
+    // abandoned mid-flight and returns later: what it creates must still be removed.
+    it.each([
+      ["as launch begins", "launch", false],
+      ["during launch", "launch", true],
+      ["as capture begins", "capture", false],
+      ["during capture", "capture", true],
+    ] as const)("a bake interrupted (Ctrl-C) %s leaves nothing behind", async (_when, step, later) => {
+      const result = await bakeWith({
+        driver: fixture.factory,
+        options,
+        commands: ["echo provisioned > /provisioned.txt"],
+        onEvent: (event, _run, abort) => {
+          if (event.type !== "step.start" || event.step !== step) return;
+          if (later) setImmediate(abort);
+          else abort();
+        },
+      });
+      expect(result.interrupted).toBe(true);
+      expect(result.records[0]?.error?.code).toBe("E_INTERRUPTED");
+      expect(result.events.filter((event) => event.type === "cleanup.failed")).toEqual([]);
       expect(await fixture.listResources(result.runId)).toEqual([]);
     });
 

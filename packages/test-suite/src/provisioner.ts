@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Driver, type DriverFactory, type Machine, type Provisioner, type ProvisionerFactory } from "@kiln/core";
-import { createTestContext } from "./context.js";
+import { createTestContext, testPluginInit } from "./context.js";
 
 export interface ProvisionerCase {
   name: string;
@@ -14,10 +14,19 @@ export interface ProvisionerCase {
   check: (machine: Machine, dir: string) => Promise<void>;
 }
 
+/** A real driver to run the provisioner on, and options that launch a small Linux machine. */
+export interface ProvisionerMachine {
+  factory: DriverFactory<unknown>;
+  options: Record<string, unknown> | (() => Promise<Record<string, unknown>>);
+}
+
 export interface ProvisionerFixture {
   factory: ProvisionerFactory<unknown>;
-  /** A real driver to run the provisioner on, and options that launch a small Linux machine. */
-  machine: { factory: DriverFactory<unknown>; options: Record<string, unknown> | (() => Promise<Record<string, unknown>>) };
+  /**
+   * The machines every case runs on, by a name for the test titles: at least a container and a machine reached over SSH as
+   * a non-root login with sudo (as on EC2 and Vagrant), where files and commands behave differently.
+   */
+  machines: Record<string, ProvisionerMachine>;
   /** Each case runs on a fresh machine. */
   cases: ProvisionerCase[];
   /** Options whose step must fail with a KilnError (e.g. a command exiting non-zero), and text the message must contain. */
@@ -33,16 +42,11 @@ export interface ProvisionerFixture {
 export function testProvisioner(name: string, fixture: ProvisionerFixture): void {
   describe(`provisioner conformance: ${name}`, { timeout: fixture.timeout ?? 120_000 }, () => {
     let provisioner: Provisioner<unknown>;
-    let driver: Driver<unknown>;
-    let driverOptions: unknown;
     let dir: string;
 
     beforeAll(async () => {
-      provisioner = fixture.factory();
-      driver = fixture.machine.factory({ cwd: process.cwd() });
-      const raw = typeof fixture.machine.options === "function" ? await fixture.machine.options() : fixture.machine.options;
-      driverOptions = ((await driver.schema["~standard"].validate(raw)) as { value: unknown }).value;
       dir = await mkdtemp(join(tmpdir(), "kiln-provisioner-test-"));
+      provisioner = fixture.factory(testPluginInit("provisioner", name, { cwd: dir, stateDir: join(dir, ".state") }));
     }, 600_000);
     afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -80,25 +84,39 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
       }
     });
 
-    for (const testCase of fixture.cases) {
-      it(`runs on a real machine: ${testCase.name}`, async () => {
-        await writeFiles(testCase.files);
-        await using test = createTestContext({ cwd: dir });
-        const source = await driver.resolveSource(test.ctx, driverOptions);
-        await using machine = await driver.launch(test.ctx, source, driverOptions);
-        await provisioner.run(test.ctx, machine, await validated(testCase.options));
-        await testCase.check(machine, dir);
+    for (const [machineName, machine] of Object.entries(fixture.machines)) {
+      describe(`on ${machineName}`, () => {
+        let driver: Driver<unknown>;
+        let driverOptions: unknown;
+
+        beforeAll(async () => {
+          driver = machine.factory(testPluginInit("driver", machineName, { cwd: dir, stateDir: join(dir, ".state", "driver") }));
+          const raw = typeof machine.options === "function" ? await machine.options() : machine.options;
+          driverOptions = ((await driver.schema["~standard"].validate(raw)) as { value: unknown }).value;
+        }, 600_000);
+
+        const launch = async (test: ReturnType<typeof createTestContext>): Promise<Machine> =>
+          driver.launch(test.ctx, await driver.resolveSource(test.ctx, driverOptions), driverOptions);
+
+        for (const testCase of fixture.cases) {
+          it(`runs: ${testCase.name}`, async () => {
+            await writeFiles(testCase.files);
+            await using test = createTestContext({ cwd: dir });
+            await using target = await launch(test);
+            await provisioner.run(test.ctx, target, await validated(testCase.options));
+            await testCase.check(target, dir);
+          });
+        }
+
+        it("fails the step with a clear KilnError", async () => {
+          await writeFiles(fixture.failing.files);
+          await using test = createTestContext({ cwd: dir });
+          await using target = await launch(test);
+          const error = await provisioner.run(test.ctx, target, await validated(fixture.failing.options)).then(() => undefined, (thrown: unknown) => thrown);
+          expect(error).toBeInstanceOf(KilnError);
+          expect((error as KilnError).message).toMatch(fixture.failing.message);
+        });
       });
     }
-
-    it("fails the step with a clear KilnError", async () => {
-      await writeFiles(fixture.failing.files);
-      await using test = createTestContext({ cwd: dir });
-      const source = await driver.resolveSource(test.ctx, driverOptions);
-      await using machine = await driver.launch(test.ctx, source, driverOptions);
-      const error = await provisioner.run(test.ctx, machine, await validated(fixture.failing.options)).then(() => undefined, (thrown: unknown) => thrown);
-      expect(error).toBeInstanceOf(KilnError);
-      expect((error as KilnError).message).toMatch(fixture.failing.message);
-    });
   });
 }

@@ -85,6 +85,7 @@ export async function provenance(argv: string[]): Promise<number> {
       `  bake key ${l[LABELS.key] ?? "?"}, verify ${l[LABELS.verify] ?? "?"}`,
       `  source ${l[LABELS.source] ?? "?"}`,
     ];
+    if (l[LABELS.plugins]) lines.push(`  plugins ${l[LABELS.plugins]}`);
     if (artifact.tags.length) lines.push(`  tags ${artifact.tags.join(", ")}`);
     process.stdout.write(`${lines.join("\n")}\n`);
   });

@@ -1,4 +1,4 @@
-import { bakeFileJsonSchema } from "@kiln/core";
+import { bakeFileJsonSchema, pluginInit, type Logger } from "@kiln/core";
 
 /**
  * Prints the bake file's JSON Schema, with the options of the first-party plugins this CLI ships, and of the EC2 driver when it
@@ -11,10 +11,11 @@ export async function schema(): Promise<number> {
     import("@kiln/provisioner-file"),
     import("@kiln/driver-ec2").catch(() => undefined),
   ]);
-  const cwd = { cwd: process.cwd() };
+  const silent: Logger = { info() {}, warn() {}, debug() {} };
+  const init = (kind: "driver" | "provisioner", name: string) => pluginInit(kind, name, process.cwd(), silent);
   const json = bakeFileJsonSchema({
-    drivers: { docker: docker.default(cwd).schema, ...(ec2 ? { ec2: ec2.default(cwd).schema } : {}) },
-    provisioners: { shell: shell.default().schema, file: file.default().schema },
+    drivers: { docker: docker.default(init("driver", "docker")).schema, ...(ec2 ? { ec2: ec2.default(init("driver", "ec2")).schema } : {}) },
+    provisioners: { shell: shell.default(init("provisioner", "shell")).schema, file: file.default(init("provisioner", "file")).schema },
   });
   process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   return 0;

@@ -1,8 +1,8 @@
 import { basename, dirname, relative, resolve } from "node:path";
 import { parseDuration } from "../duration.js";
-import { loadDriverFactory, loadProvisionerFactory, type PluginSearch } from "../plugins.js";
+import { loadDriverFactory, loadProvisionerFactory, pluginInit, type PluginPackage, type PluginSearch } from "../plugins.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
-import type { Driver, Provisioner, VariableValue } from "../types.js";
+import type { Driver, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
 import { readBakeFile } from "./read.js";
 import { checkReferences, dependencyOrder } from "./references.js";
@@ -11,6 +11,7 @@ import { normalizeRuntimeOnly, type RuntimeOnly } from "../verify/runtime-only.j
 import { verifyScenarios } from "../verify/run.js";
 import { bakeFileSchema, IMAGE_KEYS, type BakeFile } from "./schema.js";
 import type { VerifyScenario } from "./verify-schema.js";
+import type { PathSegment } from "./positions.js";
 
 export interface ProvisionStep {
   /** Position in the image's provision list, after `use:` lists are inserted. */
@@ -40,6 +41,8 @@ export interface ImageSpec {
   tags: string[];
   labels: Record<string, string>;
   timeoutMs?: number;
+  /** `name@version` of the driver's and provisioners' packages (plugins given directly are not listed): part of the bake key. */
+  plugins: string[];
 }
 
 export interface Project {
@@ -53,13 +56,19 @@ export interface Project {
   /** Images in dependency order: every parent before its children. */
   images: ImageSpec[];
   redact: (text: string) => string;
+  /** Where plugins log outside a bake (fleet commands), redacted. */
+  log: Logger;
 }
 
 export interface LoadOptions {
   variables?: VariableInputs;
   /** Where plugins resolve from besides the bake file's directory. */
   plugins?: Partial<PluginSearch>;
+  /** Receives plugins' log lines outside a bake (redacted). Default: dropped. */
+  log?: Logger;
 }
+
+const SILENT: Logger = { info: () => {}, warn: () => {}, debug: () => {} };
 
 /** Reads, validates and resolves a bake file. Throws a KilnError (exit code 2) listing every problem at once. */
 export async function loadProject(file: string, options: LoadOptions = {}): Promise<Project> {
@@ -84,28 +93,35 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     else diagnostics.addGeneral(problem.message, "declare it under variables:, or check its spelling");
   }
   const search: PluginSearch = { from: [dir, ...(options.plugins?.from ?? [])], ...pluginRegistry(options) };
+  const redact = createRedactor(variables);
+  const log = redactedLogger(options.log ?? SILENT, redact);
   const images: ImageSpec[] = [];
   for (const name of order) {
-    const image = await resolveImage(name, bakeFile, variables, search, dir, diagnostics);
+    const image = await resolveImage(name, bakeFile, variables, { search, dir, log, diagnostics });
     if (image) images.push(image);
   }
   diagnostics.throwIfAny();
   const name = bakeFile.project ?? (basename(dir).replace(/[^A-Za-z0-9_.-]/g, "-") || "kiln");
-  return { name, file: path, dir, variables, images, redact: createRedactor(variables) };
+  return { name, file: path, dir, variables, images, redact, log };
+}
+
+function redactedLogger(log: Logger, redact: (text: string) => string): Logger {
+  return { info: (text) => log.info(redact(text)), warn: (text) => log.warn(redact(text)), debug: (text) => log.debug(redact(text)) };
+}
+
+interface Resolution {
+  search: PluginSearch;
+  dir: string;
+  log: Logger;
+  diagnostics: Diagnostics;
 }
 
 function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
   return options.plugins?.registry ? { registry: options.plugins.registry } : {};
 }
 
-async function resolveImage(
-  name: string,
-  bakeFile: BakeFile,
-  variables: Record<string, VariableValue>,
-  search: PluginSearch,
-  dir: string,
-  diagnostics: Diagnostics,
-): Promise<ImageSpec | undefined> {
+async function resolveImage(name: string, bakeFile: BakeFile, variables: Record<string, VariableValue>, resolution: Resolution): Promise<ImageSpec | undefined> {
+  const { search, dir, log, diagnostics } = resolution;
   const image = interpolate(bakeFile.images[name], variables);
   if (!image) return undefined;
   const at = ["images", name];
@@ -119,17 +135,26 @@ async function resolveImage(
   }
 
   const driver = await loadPlugin(() => loadDriverFactory(image.driver, search), [...at, "driver"], diagnostics);
-  const instance = driver?.({ cwd: dir });
+  const instance = driver?.factory(pluginInit("driver", image.driver, dir, log));
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
+  const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
+  if (instance?.preflight && driverOptions !== INVALID) {
+    await preflight(() => instance.preflight?.(driverOptions) ?? [], at, [...at, "driver"], diagnostics);
+  }
 
   const provision: ProvisionStep[] = [];
   for (const { step, path, via } of expandSteps(image.provision, [...at, "provision"], interpolate(bakeFile.steps, variables), diagnostics)) {
     const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
     const stepPath = [...path, stepName];
-    const factory = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
-    const provisioner = factory?.();
+    const loaded = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
+    const provisioner = loaded?.factory(pluginInit("provisioner", stepName, dir, log));
+    if (loaded?.package) plugins.add(packageId(loaded.package));
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
     const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
+    if (provisioner?.preflight && options !== INVALID) {
+      const target = { driver: image.driver, connectionKinds: instance?.connectionKinds };
+      await preflight(() => provisioner.preflight?.(options, target) ?? [], stepPath, stepPath, diagnostics);
+    }
     if (provisioner && options !== INVALID) {
       provision.push({ index: provision.length, name: stepName, provisioner, options, ...(via ? { via } : {}), ...common });
     }
@@ -164,7 +189,34 @@ async function resolveImage(
     tags: image.tags,
     labels: image.labels,
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
+    plugins: [...plugins].sort(),
   };
+}
+
+function packageId(found: PluginPackage): string {
+  return `${found.name}@${found.version}`;
+}
+
+/**
+ * Runs a plugin's host check and reports each problem at its place in the options (or at `fallback`, the plugin's name). A
+ * preflight that throws is reported the same way: validation must not crash on a plugin's bug.
+ */
+async function preflight(
+  check: () => Promise<PreflightProblem[]> | PreflightProblem[],
+  at: PathSegment[],
+  fallback: PathSegment[],
+  diagnostics: Diagnostics,
+): Promise<void> {
+  let problems: PreflightProblem[];
+  try {
+    problems = await check();
+  } catch (error) {
+    problems = [{ message: `host check failed: ${(error as Error).message}`, ...((error as { hint?: string }).hint ? { hint: (error as { hint: string }).hint } : {}) }];
+  }
+  for (const problem of problems) {
+    const path = problem.path?.length ? [...at, ...problem.path] : fallback;
+    diagnostics.add(path, problem.message, { atKey: !problem.path?.length, ...(problem.hint ? { hint: problem.hint } : {}) });
+  }
 }
 
 export { BAKE_FILE_NAMES, findBakeFile } from "./read.js";

@@ -6,7 +6,7 @@ import { runtimeSchema, type RuntimeDefinition } from "../config/verify-schema.j
 import { createBakeContext } from "../context.js";
 import { KilnError, toKilnError } from "../errors.js";
 import type { KilnEvent } from "../events.js";
-import { findByRef, findLatest } from "../image-inputs.js";
+import { fleetCall, findByRef, findLatest } from "../image-inputs.js";
 import { LABELS } from "../provenance.js";
 import { newRunId } from "../runner.js";
 import type { Artifact } from "../types.js";
@@ -35,7 +35,7 @@ export interface VerifyExistingResult {
 /** `kiln verify`: runs an image's verify block against an artefact that already exists, without baking. */
 export async function verifyExisting(options: VerifyExistingOptions): Promise<VerifyExistingResult> {
   const { project } = options;
-  const { image, artifact } = await findTarget(project, options.target);
+  const { image, artifact } = await findTarget(project, options.target, options.signal);
   if (image.verify.length === 0) {
     throw new KilnError("E_CONFIG", `image "${image.name}" has no verify block`, { hint: "add verify: { checks: [...] } to it in the bake file" });
   }
@@ -61,19 +61,21 @@ export async function verifyExisting(options: VerifyExistingOptions): Promise<Ve
   } catch (thrown) {
     error = toKilnError(thrown, "E_VERIFY");
   } finally {
-    for (const failure of await cleanup.unwind("failure")) emit({ type: "cleanup.failed", image: image.name, ...failure });
+    const failures = [...(await cleanup.unwind("failure")), ...(await cleanup.settled())];
+    for (const failure of failures) emit({ type: "cleanup.failed", image: image.name, ...failure });
   }
   return { runId, image: image.name, artifact, results, ...(error ? { error } : {}) };
 }
 
-async function findTarget(project: Project, target: string): Promise<{ image: ImageSpec; artifact: Artifact }> {
+async function findTarget(project: Project, target: string, signal: AbortSignal | undefined): Promise<{ image: ImageSpec; artifact: Artifact }> {
+  const call = fleetCall(project, signal);
   const named = project.images.find((image) => image.name === target);
   if (named) {
-    const newest = await findLatest(project.name, named);
+    const newest = await findLatest(project.name, named, call);
     if (!newest) throw new KilnError("E_CONFIG", `no artefact of image "${target}" exists`, { hint: `bake it first: kiln build --only ${target}` });
     return { image: named, artifact: newest };
   }
-  const artifact = await findByRef(project, target);
+  const artifact = await findByRef(project, target, call);
   if (artifact) {
     const imageName = artifact.labels[LABELS.image];
     const image = project.images.find((candidate) => candidate.name === imageName);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import tarStream from "tar-stream";
 import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type SourceRef } from "@kiln/core";
+import { describeRecipe } from "@kiln/debootstrap";
 import { debootstrapImage, findDebootstrapImage } from "./debootstrap.js";
 import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
@@ -21,6 +22,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     name: "docker",
     schema: dockerOptionsSchema,
     runtimeSupport: { bootScript: true, hostPorts: true },
+    connectionKinds: ["docker"],
 
     async resolveSource(ctx, opts) {
       try {
@@ -33,6 +35,8 @@ export const docker = defineDriver<DockerOptions>(() => {
     async launch(ctx, source, opts) {
       const api = await engine();
       const name = containerName(ctx, "build");
+      // Registered before the create call, by the unique name: a Ctrl-C while the engine creates it must not leave it behind.
+      ctx.defer(() => removeContainer(api, name), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
         _body: {
@@ -42,9 +46,8 @@ export const docker = defineDriver<DockerOptions>(() => {
           HostConfig: { Privileged: opts.privileged ?? false, Binds: Object.entries(opts.volumes ?? {}).map(([host, inside]) => `${host}:${inside}`), Init: false },
         },
       } as Docker.ContainerCreateOptions);
-      ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       await startContainer(container, "build");
-      return new DockerMachine(api, container.id, opts.exec_user, source.id);
+      return DockerMachine.of(api, container.id, opts.exec_user, source.id);
     },
 
     async capture(ctx, machine, target, opts) {
@@ -83,6 +86,7 @@ export const docker = defineDriver<DockerOptions>(() => {
       const command = own.length > 0 ? own : KEEP_ALIVE;
       const start = runtime.bootScript ? ["/bin/sh", "-c", 'sh "$0" && exec "$@"', BOOT_SCRIPT, ...command] : command;
       const ports = Object.fromEntries((runtime.ports ?? []).map((port) => [`${port}/tcp`, [{ HostIp: "127.0.0.1", HostPort: "" }]]));
+      ctx.defer(() => removeContainer(api, name), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
         _body: {
@@ -95,11 +99,10 @@ export const docker = defineDriver<DockerOptions>(() => {
           HostConfig: { PortBindings: ports },
         },
       } as Docker.ContainerCreateOptions);
-      ctx.defer(() => removeContainer(api, container.id), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
       const files = { ...runtime.files, ...(runtime.bootScript ? { [BOOT_SCRIPT]: { content: runtime.bootScript, mode: 0o700 } } : {}) };
       if (Object.keys(files).length > 0) await container.putArchive(filesArchive(files) as unknown as NodeJS.ReadableStream, { path: "/" });
       await startContainer(container, "verify");
-      return new DockerMachine(api, container.id, opts.exec_user);
+      return DockerMachine.of(api, container.id, opts.exec_user);
     },
 
     async findArtifacts(query) {
@@ -137,12 +140,7 @@ async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions): Prom
       throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} base is not built yet`);
     }
     const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
-    return {
-      id: built.id,
-      digest: built.id,
-      description: `debootstrap ${recipe.suite}/${recipe.variant ?? "minbase"}`,
-      details: { mirror: built.mirror, built: built.created, tag: built.tag },
-    };
+    return { id: built.id, digest: built.id, description: describeRecipe(recipe), details: { mirror: built.mirror, built: built.created, tag: built.tag } };
   }
   return resolveImageRef(api, ctx, source, opts.pull ?? "missing");
 }

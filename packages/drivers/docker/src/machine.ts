@@ -6,21 +6,30 @@ import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tarFs from "tar-fs";
 import tarStream from "tar-stream";
-import { KilnError, type Connection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
+import { KilnError, type DockerConnection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
+import { engineEndpoint } from "./engine.js";
 
 /** A running container driven through the Docker API: exec, and file copies as tar streams. */
 export class DockerMachine implements Machine {
-  readonly connection: Connection;
+  readonly connection: DockerConnection;
   private disposed: Promise<void> | undefined;
 
   constructor(
     private readonly docker: Docker,
     readonly id: string,
-    private readonly defaultUser?: string,
+    /** `exec_user` when set; otherwise commands run as the container's configured user (`imageUser`). */
+    private readonly defaultUser: string | undefined,
+    connection: Omit<DockerConnection, "kind" | "container">,
     /** Image the container was started from; its config is the base of the committed image's config. */
     readonly sourceImage?: string,
   ) {
-    this.connection = { kind: "docker", container: id };
+    this.connection = { kind: "docker", container: id, ...connection };
+  }
+
+  /** Wraps a started container, reading the user its commands default to (`exec_user`, else the image's `USER`, else root). */
+  static async of(docker: Docker, id: string, defaultUser: string | undefined, sourceImage?: string): Promise<DockerMachine> {
+    const [{ Config }, engine] = await Promise.all([docker.getContainer(id).inspect(), engineEndpoint(docker)]);
+    return new DockerMachine(docker, id, defaultUser, { ...engine, user: defaultUser || Config.User || "root" }, sourceImage);
   }
 
   private get container(): Docker.Container {
@@ -28,7 +37,8 @@ export class DockerMachine implements Machine {
   }
 
   attachCommand(): string {
-    return `docker exec -it ${this.id} /bin/sh`;
+    const host = this.connection.host === "unix:///var/run/docker.sock" ? "" : `-H ${this.connection.host} `;
+    return `docker ${host}exec -it ${this.id} /bin/sh`;
   }
 
   /** Ports asked for at launch are published on 127.0.0.1 at a port the engine picks. */
@@ -215,11 +225,20 @@ function writeStdin(stream: NodeJS.ReadWriteStream, stdin: string | Buffer | Rea
   else stdin.pipe(stream);
 }
 
-/** Docker has no API to stop an exec; its process is on this host when the engine is local, so signal it directly. */
+/**
+ * Docker has no API to stop an exec; its process is on this host when the engine is local, so signal it directly. The exec'd
+ * process leads its own process group: kill the group, or `sh -c "sleep 600"` would leave its child running in the container.
+ */
 async function killExec(exec: Docker.Exec): Promise<void> {
   try {
     const { Pid } = await exec.inspect();
-    if (Pid > 0) process.kill(Pid, "SIGKILL");
+    if (Pid > 0) {
+      try {
+        process.kill(-Pid, "SIGKILL");
+      } catch {
+        process.kill(Pid, "SIGKILL");
+      }
+    }
   } catch {
     // Remote engine or already finished: the container's removal ends it.
   }

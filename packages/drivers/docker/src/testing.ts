@@ -1,4 +1,4 @@
-import { KilnError, LABELS, type BakeContext, type Machine } from "@kiln/core";
+import { KilnError, LABELS, pluginInit, type BakeContext, type Machine } from "@kiln/core";
 import { docker } from "./docker.js";
 import { debootstrapImage } from "./debootstrap.js";
 
@@ -65,7 +65,7 @@ export async function fixtureOptions(): Promise<{ source: string }> {
  * disposing it with `await using`).
  */
 export async function launchFixture(ctx: BakeContext): Promise<Machine> {
-  const driver = docker({ cwd: process.cwd() });
+  const driver = docker(pluginInit("driver", "docker", process.cwd(), ctx.log));
   const options = await fixtureOptions();
   return driver.launch(ctx, await driver.resolveSource(ctx, options), options);
 }

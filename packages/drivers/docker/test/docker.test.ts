@@ -4,9 +4,9 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Artifact, type Driver } from "@kiln/core";
-import { createTestContext } from "@kiln/test-suite";
+import { createTestContext, testPluginInit } from "@kiln/test-suite";
 import docker, { type DockerOptions } from "../src/index.js";
-import { pickDebianMirror, readAptSources } from "../src/apt-sources.js";
+import { pickDebianMirror, readAptSources } from "@kiln/debootstrap";
 import { ensureFixtureImage, FIXTURE_IMAGE, listDockerResources } from "../src/testing.js";
 
 const api = new Docker();
@@ -14,7 +14,7 @@ let driver: Driver<DockerOptions>;
 
 beforeAll(async () => {
   await ensureFixtureImage();
-  driver = docker({ cwd: process.cwd() });
+  driver = docker(testPluginInit("driver", "docker"));
 }, 600_000);
 
 type Launched = Awaited<ReturnType<Driver<DockerOptions>["launch"]>>;
@@ -76,7 +76,7 @@ describe("docker driver: sources", () => {
     process.env.DOCKER_HOST = "unix:///nonexistent/docker.sock";
     try {
       await using test = createTestContext();
-      const error = await docker({ cwd: "." }).resolveSource(test.ctx, { source: FIXTURE_IMAGE }).catch((thrown: unknown) => thrown);
+      const error = await docker(testPluginInit("driver", "docker")).resolveSource(test.ctx, { source: FIXTURE_IMAGE }).catch((thrown: unknown) => thrown);
       expect((error as KilnError).code).toBe("E_MISSING_TOOL");
       expect((error as KilnError).hint).toMatch(/apt-get install -y docker.io/);
     } finally {

@@ -27,6 +27,8 @@ export class Ec2Api {
     private readonly options: Pick<Ec2Options, "region" | "endpoint" | "api_retry_deadline">,
     private readonly clients: Ec2Clients,
     private readonly log: Logger | undefined,
+    /** Aborts every call that names no signal of its own: a fleet command's Ctrl-C. */
+    private readonly signal?: AbortSignal,
   ) {
     this.deadlineMs = parseDuration(options.api_retry_deadline ?? "2m");
   }
@@ -43,6 +45,7 @@ export class Ec2Api {
   async call<T>(action: string, send: (client: EC2Client, http: { abortSignal?: AbortSignal }) => Promise<T>, options: CallOptions & { region?: string } = {}): Promise<T> {
     const client = this.client(options.region);
     const notYet = new Set(options.notYet ?? []);
+    options = { ...options, signal: options.signal ?? this.signal };
     try {
       const http = options.signal ? { abortSignal: options.signal } : {};
       return await retry(() => send(client, http), {

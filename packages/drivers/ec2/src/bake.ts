@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { KilnError, type BakeContext, type Driver, type Machine } from "@kiln/core";
+import { KilnError, type BakeContext, type FleetCall, type Machine } from "@kiln/core";
+import type { DriverOperations } from "@kiln/core/kit";
 import { type Access, prepareAccess, resourceName } from "./access.js";
 import { Ec2Api, Ec2Clients } from "./api.js";
 import { findAmis, removeArtifact, tagAmi } from "./artifacts.js";
@@ -13,13 +14,14 @@ import { resolveSourceAmi } from "./source.js";
 import { runtimeUserData } from "./user-data.js";
 
 /** What the driver does, with the AWS SDK: loaded on the first call, so `kiln validate` and `kiln --help` never load the SDK. */
-export type Ec2Operations = Omit<Driver<Ec2Options>, "name" | "schema" | "runtimeSupport">;
+export type Ec2Operations = DriverOperations<Ec2Options>;
 
 export function ec2Operations(): Ec2Operations {
   const clients = new Ec2Clients();
-  const api = (opts: Ec2Options | undefined, ctx?: BakeContext) => {
+  const api = (opts: Ec2Options | undefined, ctx?: BakeContext | FleetCall) => {
     if (!opts) throw new KilnError("E_INTERNAL", "driver ec2 needs the image's options (its region) to find artefacts");
-    return new Ec2Api(opts, clients, ctx?.log);
+    // A bake's own calls pass their signal one by one; a fleet call's signal stops every call it makes.
+    return new Ec2Api(opts, clients, ctx?.log, ctx && !("runId" in ctx) ? ctx.signal : undefined);
   };
 
   /** Key pair, security group and instance, then SSH: the same for a build and a verify machine. */
@@ -49,9 +51,9 @@ export function ec2Operations(): Ec2Operations {
       return start(ctx, opts, "verify", artifact.id, runtimeUserData(runtime), runtime.ports ?? [], "");
     },
 
-    findArtifacts: (query, opts) => findAmis(api(opts), query),
-    tag: (artifact, reference, opts) => tagAmi(api(opts), artifact, reference),
-    remove: (artifact, opts) => removeArtifact(api(opts), artifact),
+    findArtifacts: (query, opts, call) => findAmis(api(opts, call), query),
+    tag: (artifact, reference, opts, call) => tagAmi(api(opts, call), artifact, reference),
+    remove: (artifact, opts, call) => removeArtifact(api(opts, call), artifact),
   };
 }
 

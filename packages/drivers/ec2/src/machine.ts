@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { connectSsh, type SshExecResult, type SshMachine } from "@kiln/communicator-ssh";
-import { KilnError, parseDuration, type BakeContext, type Connection, type ExecOptions, type Machine } from "@kiln/core";
+import { KilnError, parseDuration, type BakeContext, type ExecOptions, type Machine, type SshConnection } from "@kiln/core";
 import type { Access } from "./access.js";
 import type { RunningInstance } from "./instance.js";
 import type { Ec2Options } from "./options.js";
@@ -12,7 +12,6 @@ import { userDataErrors, waitForBootScript } from "./user-data.js";
 /** An EC2 instance reached over SSH. Disposing it closes the connection and terminates the instance (waiting until it is gone). */
 export class Ec2Machine implements Machine {
   readonly id: string;
-  readonly connection: Connection;
   private disposed: Promise<void> | undefined;
 
   constructor(
@@ -26,7 +25,11 @@ export class Ec2Machine implements Machine {
     private readonly ports: number[],
   ) {
     this.id = instance.instanceId;
-    this.connection = ssh.connection;
+  }
+
+  /** The login user (`ssh_username`), the pinned host key, and sudo to root, as Kiln itself reaches the instance. */
+  get connection(): SshConnection {
+    return this.ssh.connection;
   }
 
   exec(cmd: string | string[], options: ExecOptions = {}): Promise<SshExecResult> {
@@ -48,7 +51,7 @@ export class Ec2Machine implements Machine {
   }
 
   attachCommand(): string {
-    const { host, port, user } = this.ssh.connection as Extract<Connection, { kind: "ssh" }>;
+    const { host, port, user } = this.ssh.connection;
     return `ssh -i ${this.keyFile} -p ${port} ${user}@${host}`;
   }
 

@@ -12,13 +12,13 @@ import {
 import { LABELS, type Artifact } from "@kiln/core";
 import { BASE_AMI_ID, BASE_AMI_NAME, CLOUD_INIT_AMI_ID, DEBIAN_OWNER_ID, ensureCloudInitImage } from "@kiln/ec2-emulator";
 import Docker from "dockerode";
-import { bakeWith, createTestContext } from "@kiln/test-suite";
+import { bakeWith, createTestContext, testPluginInit } from "@kiln/test-suite";
 import { describe, expect, it } from "vitest";
 import ec2, { type Ec2Options } from "../src/index.js";
 import { fileEmulator } from "./emulator.js";
 
 const emulator = fileEmulator();
-const driver = ec2({ cwd: process.cwd() });
+const driver = ec2(testPluginInit("driver", "ec2"));
 
 async function client(region = "us-east-1"): Promise<EC2Client> {
   return new EC2Client({ region, endpoint: (await emulator.current()).endpoint });

@@ -1,5 +1,5 @@
 import { LABELS } from "@kiln/core";
-import { bakeWith } from "@kiln/test-suite";
+import { bakeWith, testPluginInit } from "@kiln/test-suite";
 import { afterEach, describe, expect, it } from "vitest";
 import ec2 from "../src/index.js";
 import { fileEmulator } from "./emulator.js";
@@ -130,7 +130,7 @@ describe("EC2 retries", () => {
       expect((after.RunInstances ?? 0) - (before.RunInstances ?? 0)).toBe(2);
       expect(artifact?.labels[LABELS.build]).toBe(result.runId);
     } finally {
-      if (artifact) await ec2({ cwd: process.cwd() }).remove(artifact, (await emulator.options()) as never);
+      if (artifact) await ec2(testPluginInit("driver", "ec2")).remove(artifact, (await emulator.options()) as never);
     }
     expect(await emulator.leftovers(result.runId)).toEqual([]);
   });

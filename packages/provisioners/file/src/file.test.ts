@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { basename, join, posix } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KilnError } from "@kiln/core";
-import { createTestContext } from "@kiln/test-suite";
+import { createTestContext, testPluginInit } from "@kiln/test-suite";
 import { file, parseMode, targetPath, type FileOptions } from "./file.js";
 
-const provisioner = file();
+const provisioner = file(testPluginInit("provisioner", "file"));
 const validate = async (input: unknown) => provisioner.schema["~standard"].validate(input);
 const messages = async (input: unknown) => ((await validate(input)).issues ?? []).map((issue) => issue.message).join("; ");
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, loadProject } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
+import { testPluginInit } from "@kiln/test-suite";
 import file from "../src/index.js";
 import { fixtureOptions } from "@kiln/driver-docker/testing";
 
@@ -44,7 +45,7 @@ describe("file in a bake file", () => {
       expect(result.ok).toBe(true);
       expect(await readFile(join(dir, "out/version"), "utf8")).toBe("version=1.4.2\n");
     } finally {
-      if (artifact) await docker({ cwd: dir }).remove(artifact);
+      if (artifact) await docker(testPluginInit("driver", "docker", { cwd: dir })).remove(artifact);
     }
     expect(await listDockerResources(result.runId)).toEqual([]);
   });

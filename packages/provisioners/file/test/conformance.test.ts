@@ -1,13 +1,17 @@
 import docker from "@kiln/driver-docker";
 import { testProvisioner } from "@kiln/test-suite";
 import file from "../src/index.js";
+import { sshDocker, sshDockerOptions } from "@kiln/communicator-ssh/testing";
 import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 const read = async (machine: { exec(cmd: string): Promise<{ stdout: string }> }, path: string) => (await machine.exec(`cat ${path}`)).stdout;
 
 testProvisioner("file", {
   factory: file,
-  machine: { factory: docker, options: fixtureOptions },
+  machines: {
+    "a Docker container": { factory: docker, options: fixtureOptions },
+    "SSH as a non-root login with sudo": { factory: sshDocker, options: () => sshDockerOptions("kiln") },
+  },
   cases: [
     {
       name: "a directory's contents (trailing slash) into a directory",

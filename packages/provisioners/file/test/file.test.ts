@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Machine } from "@kiln/core";
-import { createTestContext, execOk } from "@kiln/test-suite";
+import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
 import file, { type FileOptions } from "../src/index.js";
 import { fixtureOptions, launchFixture } from "@kiln/driver-docker/testing";
 
-const provisioner = file();
+const provisioner = file(testPluginInit("provisioner", "file"));
 let dir: string;
 
 beforeAll(async () => {

@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KilnError } from "@kiln/core";
-import { createTestContext } from "@kiln/test-suite";
+import { createTestContext, testPluginInit } from "@kiln/test-suite";
 import { renderCommand, shell, type ShellOptions } from "./shell.js";
 
-const provisioner = shell();
+const provisioner = shell(testPluginInit("provisioner", "shell"));
 const validate = async (input: unknown) => provisioner.schema["~standard"].validate(input);
 const messages = async (input: unknown) => ((await validate(input)).issues ?? []).map((issue) => issue.message).join("; ");
 

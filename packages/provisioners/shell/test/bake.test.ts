@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
+import { testPluginInit } from "@kiln/test-suite";
 import shell from "../src/index.js";
 import { fixtureOptions } from "@kiln/driver-docker/testing";
 
@@ -26,7 +27,7 @@ async function bake(provision: unknown[], verify?: unknown) {
   const events: KilnEvent[] = [];
   const result = await new BuildRun({ project, kilnVersion: "test", onEvent: (event) => events.push(event) }).run();
   const artifact = result.records[0]?.artifact;
-  if (artifact) await docker({ cwd: dir }).remove(artifact);
+  if (artifact) await docker(testPluginInit("driver", "docker", { cwd: dir })).remove(artifact);
   expect(await listDockerResources(result.runId)).toEqual([]);
   return { result, events, text: JSON.stringify(events) };
 }

@@ -1,11 +1,15 @@
 import docker from "@kiln/driver-docker";
 import { testProvisioner } from "@kiln/test-suite";
 import shell from "../src/index.js";
+import { sshDocker, sshDockerOptions } from "@kiln/communicator-ssh/testing";
 import { fixtureOptions } from "@kiln/driver-docker/testing";
 
 testProvisioner("shell", {
   factory: shell,
-  machine: { factory: docker, options: fixtureOptions },
+  machines: {
+    "a Docker container": { factory: docker, options: fixtureOptions },
+    "SSH as a non-root login with sudo": { factory: sshDocker, options: () => sshDockerOptions("kiln") },
+  },
   cases: [
     {
       name: "a script from the bake directory and inline commands with env",

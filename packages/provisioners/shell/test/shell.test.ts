@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError } from "@kiln/core";
-import { createTestContext, execOk } from "@kiln/test-suite";
+import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
 import shell, { type ShellOptions } from "../src/index.js";
 import { fixtureOptions, launchFixture } from "@kiln/driver-docker/testing";
 
-const provisioner = shell();
+const provisioner = shell(testPluginInit("provisioner", "shell"));
 let dir: string;
 
 beforeAll(async () => {

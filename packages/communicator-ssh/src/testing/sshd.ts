@@ -82,6 +82,8 @@ export function generateKeyPair(): KeyPair {
 
 export interface SshdContainerOptions {
   runId: string;
+  /** Container name. Default: one the engine picks. */
+  name?: string;
   /** More labels for the container (a bake's resource labels). */
   labels?: Record<string, string>;
   publicKey: string;
@@ -103,6 +105,7 @@ export interface SshdContainer extends AsyncDisposable {
 /** Starts an sshd container with `publicKey` authorized for root and kiln, port 22 published on 127.0.0.1. Does not wait for sshd. */
 export async function startSshd(options: SshdContainerOptions): Promise<SshdContainer> {
   const container = await docker.createContainer({
+    ...(options.name ? { name: options.name } : {}),
     Image: options.image ?? (await ensureSshdImage()),
     Labels: { ...options.labels, [LABELS.build]: options.runId },
     Env: Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`),

@@ -1,6 +1,7 @@
+import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type Connection, type ExecOptions, type Machine, type StandardSchemaV1 } from "@kiln/core";
-import { connectSsh, type SshExecResult, type SshMachine } from "../src/index.js";
+import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type ExecOptions, type Machine, type SshConnection, type StandardSchemaV1 } from "@kiln/core";
+import { connectSsh, type SshExecResult, type SshMachine } from "../ssh.js";
 import { docker, ensureSshdImage, generateKeyPair, startSshd, type SshdContainer } from "./sshd.js";
 
 /**
@@ -10,6 +11,11 @@ import { docker, ensureSshdImage, generateKeyPair, startSshd, type SshdContainer
 export interface SshDockerOptions {
   /** Image with sshd (see `ensureSshdImage`). */
   source: string;
+  /**
+   * Login user: `root` (default), or `kiln`, a user with passwordless sudo — as on EC2 and Vagrant, where commands and file
+   * transfers reach root through `sudo -n`.
+   */
+  login?: "root" | "kiln";
 }
 
 const schema: StandardSchemaV1<unknown, SshDockerOptions> = {
@@ -19,9 +25,10 @@ const schema: StandardSchemaV1<unknown, SshDockerOptions> = {
     validate(value) {
       const input = value as Record<string, unknown> | null;
       if (typeof input !== "object" || input === null || typeof input.source !== "string") return { issues: [{ message: "source must be an image" }] };
-      const unknown = Object.keys(input).filter((key) => key !== "source");
+      const unknown = Object.keys(input).filter((key) => key !== "source" && key !== "login");
       if (unknown.length > 0) return { issues: unknown.map((key) => ({ message: `unknown option "${key}"`, path: [key] })) };
-      return { value: { source: input.source } };
+      if (input.login !== undefined && input.login !== "root" && input.login !== "kiln") return { issues: [{ message: 'login must be "root" or "kiln"', path: ["login"] }] };
+      return { value: { source: input.source, ...(input.login ? { login: input.login } : {}) } };
     },
   },
 };
@@ -30,6 +37,7 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
   name: "ssh-docker",
   schema,
   runtimeSupport: {},
+  connectionKinds: ["ssh"],
 
   async resolveSource(ctx, opts) {
     if (ctx.parent) return { id: ctx.parent.id, description: ctx.parent.image };
@@ -37,8 +45,8 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
     return { id: info.Id, description: opts.source };
   },
 
-  async launch(ctx, source) {
-    return launchMachine(ctx, source.id, {});
+  async launch(ctx, source, opts) {
+    return launchMachine(ctx, source.id, {}, opts.login ?? "root");
   },
 
   async capture(ctx, machine, target) {
@@ -52,10 +60,11 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
     return { id: result.Id, driver: "ssh-docker", image: ctx.image, tags: [], labels: target.labels, created: new Date().toISOString() };
   },
 
-  async launchArtifact(ctx, artifact, runtime) {
+  async launchArtifact(ctx, artifact, runtime, opts) {
     // Like a cloud image: runtime env reaches SSH sessions through sshd's SetEnv, files are written before boot.
     const setEnv = Object.entries(runtime.env ?? {}).map(([key, value]) => `SetEnv ${key}="${value}"\n`).join("");
-    return launchMachine(ctx, artifact.id, { ...runtime.files, "/etc/ssh/sshd_config.d/kiln-runtime.conf": { content: setEnv, mode: 0o644 } });
+    const files = { ...runtime.files, "/etc/ssh/sshd_config.d/kiln-runtime.conf": { content: setEnv, mode: 0o644 } };
+    return launchMachine(ctx, artifact.id, files, opts.login ?? "root");
   },
 
   async findArtifacts(query) {
@@ -80,23 +89,35 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
   },
 }));
 
-export async function sshDockerOptions(): Promise<SshDockerOptions> {
-  return { source: await ensureSshdImage() };
+export async function sshDockerOptions(login: SshDockerOptions["login"] = "root"): Promise<Record<string, unknown> & SshDockerOptions> {
+  return { source: await ensureSshdImage(), login };
 }
 
-async function launchMachine(ctx: BakeContext, image: string, files: Record<string, { content: string; mode?: number | undefined }>): Promise<Machine> {
+async function launchMachine(ctx: BakeContext, image: string, files: Record<string, { content: string; mode?: number | undefined }>, login: "root" | "kiln"): Promise<Machine> {
   const keys = generateKeyPair();
   const runId = ctx.resourceLabels[LABELS.build] ?? ctx.runId;
-  const server = await startSshd({ runId, labels: { ...ctx.resourceLabels }, image, publicKey: keys.publicKey, files });
-  ctx.defer(() => server.remove(), { resource: `container ${server.id}`, manualCommand: `docker rm -f ${server.id}` });
-  const ssh = await connectSsh({ host: server.host, port: server.port, user: "root", privateKey: keys.privateKey, deadlineMs: 60_000, signal: ctx.signal });
+  const name = `kiln-${runId}-${ctx.image.replace(/[^A-Za-z0-9_.-]/g, "-")}-${randomBytes(2).toString("hex")}`;
+  // By its unique name, before it exists: a launch abandoned on Ctrl-C still has its container removed.
+  ctx.defer(() => removeContainer(name), { resource: `container ${name}`, manualCommand: `docker rm -f ${name}` });
+  const server = await startSshd({ runId, name, labels: { ...ctx.resourceLabels }, image, publicKey: keys.publicKey, files });
+  const ssh = await connectSsh({
+    host: server.host,
+    port: server.port,
+    user: login,
+    privateKey: keys.privateKey,
+    deadlineMs: 60_000,
+    signal: ctx.signal,
+    ...(login === "root" ? {} : { transferAs: "root" }),
+  });
   return new SshContainerMachine(ssh, server);
 }
 
-/** The driver's machine: commands and files over SSH; disposing it also removes the container (the communicator never does). */
+/**
+ * The driver's machine: commands and files over SSH, as root (through sudo for a non-root login, like EC2's `exec_user`)
+ * unless a command names a user; disposing it also removes the container (the communicator never does).
+ */
 class SshContainerMachine implements Machine {
   readonly id: string;
-  readonly connection: Connection;
   private disposed: Promise<void> | undefined;
 
   constructor(
@@ -104,11 +125,14 @@ class SshContainerMachine implements Machine {
     readonly server: SshdContainer,
   ) {
     this.id = server.id;
-    this.connection = ssh.connection;
   }
 
-  exec(cmd: string | string[], options?: ExecOptions): Promise<SshExecResult> {
-    return this.ssh.exec(cmd, options);
+  get connection(): SshConnection {
+    return this.ssh.connection;
+  }
+
+  exec(cmd: string | string[], options: ExecOptions = {}): Promise<SshExecResult> {
+    return this.ssh.exec(cmd, { ...options, user: options.user ?? "root" });
   }
 
   upload(from: string | Readable, to: string, options?: { mode?: number }): Promise<void> {
@@ -132,6 +156,12 @@ class SshContainerMachine implements Machine {
 function containerOf(machine: Machine): string {
   if (machine instanceof SshContainerMachine) return machine.server.id;
   throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the ssh-docker driver`);
+}
+
+async function removeContainer(name: string): Promise<void> {
+  await docker.getContainer(name).remove({ force: true, v: true }).catch((error: { statusCode?: number }) => {
+    if (error.statusCode !== 404 && error.statusCode !== 409) throw error;
+  });
 }
 
 async function removeImage(id: string): Promise<void> {

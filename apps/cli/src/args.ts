@@ -23,6 +23,7 @@ export const COMMAND_OPTIONS = {
     "max-age": { type: "string" },
     "dry-run": { type: "boolean" },
     "on-error": { type: "string" },
+    "cleanup-timeout": { type: "string" },
     manifest: { type: "string" },
   },
   validate: COMMON,

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import Docker from "dockerode";
@@ -201,9 +202,10 @@ images:
     expect(result.code, result.stdout + result.stderr).toBe(1);
     const attach = /docker exec -it (\S+) \/bin\/sh/.exec(result.stdout);
     expect(attach?.[1]).toBeTruthy();
-    const container = docker.getContainer(attach?.[1] as string);
-    const check = await (await container.exec({ Cmd: ["test", "-e", "/debug-me"] })).start({}).then(() => container.inspect());
-    expect(check.State.Running).toBe(true);
+    // What the user would do next: get into the kept machine and find the state the failed step left.
+    const inside = spawnSync("docker", ["exec", attach?.[1] as string, "test", "-e", "/debug-me"]);
+    expect(inside.status, inside.stderr.toString()).toBe(0);
+    expect(spawnSync("docker", ["exec", attach?.[1] as string, "test", "-e", "/not-made"]).status).toBe(1);
     expect(await listDockerResources(runId)).toHaveLength(1);
   });
 

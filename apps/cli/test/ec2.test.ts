@@ -93,16 +93,35 @@ describe("examples/ec2 through the EC2 emulator", () => {
     await using dir = await project({ "kiln.yaml": yaml });
     const run = await kiln(["build", "--force", "-C", dir.dir, "--on-error=abort"], { env: credentials });
     expect(run.code).toBe(1);
-    const ssh = /attach with:\n\s+(ssh -i (\S+) -p 22 admin@(127\.0\.0\.\d+))/.exec(run.stdout);
+    const ssh = /attach with:\n\s+(ssh -i (\S+) -o UserKnownHostsFile=(\S+) -p 22 admin@(127\.0\.0\.\d+))/.exec(run.stdout);
     expect(ssh, run.stdout).not.toBeNull();
-    const [, , keyFile, host] = ssh as unknown as [string, string, string, string];
+    const [, , keyFile, knownHosts, host] = ssh as unknown as [string, string, string, string, string];
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    // The printed command works: OpenSSH logs in with the saved key and finds the failed step's state.
-    const state = execFileSync("ssh", ["-i", keyFile, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", `admin@${host}`, "cat /tmp/state"], { encoding: "utf8" });
+    // The printed command works as printed, checking the host key Kiln pinned: OpenSSH logs in and finds the failed step's state.
+    const state = execFileSync("ssh", ["-i", keyFile, "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `admin@${host}`, "cat /tmp/state"], {
+      encoding: "utf8",
+    });
     rmSync(dirname(keyFile), { recursive: true, force: true });
     expect(state).toBe("half-done\n");
     const kept = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr));
     expect(kept.some((id) => id.startsWith("i-"))).toBe(true);
+  });
+
+  it("a cleanup EC2 refuses for good ends the build within --cleanup-timeout, exit 1, naming what is left and how to remove it", async () => {
+    // As with an IAM policy that lacks ec2:TerminateInstances: every call is refused.
+    for (let nth = 1; nth <= 200; nth++) emulator.injectFault("TerminateInstances", { code: "UnauthorizedOperation", status: 403, nth });
+    try {
+      const run = await kiln(["build", "--force", "--cleanup-timeout", "5s", "--var", `endpoint=${emulator.endpoint}`], { cwd: example, env: credentials });
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      const left = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr)).filter((id) => id.startsWith("i-"));
+      expect(left.length).toBeGreaterThan(0);
+      for (const instance of left) {
+        expect(run.stdout).toMatch(new RegExp(`remove it by hand: aws ec2 terminate-instances --region us-east-1 --instance-ids ${instance}`));
+      }
+    } finally {
+      emulator.clearFaults();
+      rmSync(join(example, "kiln-manifest.json"), { force: true });
+    }
   });
 
   it("an unreachable endpoint fails fast with a hint to start the emulator", async () => {

@@ -19,6 +19,8 @@ export interface KilnOptions {
   env?: Record<string, string>;
   /** Called with the child and each stdout chunk, e.g. to send SIGINT once a line appears. */
   onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void;
+  /** Called with the child as soon as it is spawned, e.g. to send SIGINT after a delay. */
+  onStart?: (child: ReturnType<typeof spawn>) => void;
   nodeArgs?: string[];
 }
 
@@ -30,6 +32,7 @@ export function kiln(args: string[], options: KilnOptions = {}): Promise<KilnRun
       env: { ...process.env, CI: "1", ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    options.onStart?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => {

@@ -49,8 +49,8 @@ describe("connecting", () => {
     await using machine = await connecting;
     expect(retries.length).toBeGreaterThan(0);
     expect(machine.id).toBe(`root@127.0.0.1:${port}`);
-    expect(machine.connection).toEqual({ kind: "ssh", host: "127.0.0.1", port, user: "root", privateKey: keys.privateKey });
     expect(machine.hostKey).toMatch(/^ssh-ed25519 AAAA/);
+    expect(machine.connection).toEqual({ kind: "ssh", host: "127.0.0.1", port, user: "root", privateKey: keys.privateKey, hostKey: machine.hostKey });
     expect((await machine.exec("echo up")).stdout).toBe("up\n");
   });
 
@@ -104,6 +104,9 @@ describe("exec", () => {
     expect((await asKiln.exec("pwd", { cwd: "/no/such/dir" })).exitCode).not.toBe(0);
     await using asRoot = await login(server);
     expect((await asRoot.exec("id -un", { user: "kiln" })).stdout).toBe("kiln\n");
+    // The descriptor says how Kiln reaches root, for tools outside Kiln (Ansible's become).
+    expect(asKiln.connection.become).toEqual({ method: "sudo", user: "root" });
+    expect(asRoot.connection.become).toBeUndefined();
   });
 
   it("reports a command killed by a signal as 128 + its number, and says so", async () => {

@@ -53,10 +53,7 @@ export class CleanupStack {
 
   /** Resources registered and not yet cleaned up, for the "left behind" report of a forced exit. */
   pending(): Pick<CleanupFailure, "resource" | "manualCommand">[] {
-    return this.entries.map((entry) => ({
-      resource: entry.resource ?? "unnamed resource",
-      ...(entry.manualCommand ? { manualCommand: entry.manualCommand } : {}),
-    }));
+    return this.entries.map(describe);
   }
 
   async unwind(outcome: "success" | "failure"): Promise<CleanupFailure[]> {
@@ -103,13 +100,14 @@ export class CleanupStack {
       const text = deadline.signal.aborted
         ? `${message(deadline.signal.reason)}${lastError === undefined ? "" : ` (last error: ${message(lastError)})`}`
         : message(error);
-      return {
-        resource: entry.resource ?? "unnamed resource",
-        error: text,
-        ...(entry.manualCommand ? { manualCommand: entry.manualCommand } : {}),
-      };
+      return { ...describe(entry), error: text };
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+function describe(entry: Entry): Pick<CleanupFailure, "resource" | "manualCommand"> {
+  const manualCommand = typeof entry.manualCommand === "function" ? entry.manualCommand() : entry.manualCommand;
+  return { resource: entry.resource ?? "unnamed resource", ...(manualCommand ? { manualCommand } : {}) };
 }

@@ -78,6 +78,7 @@ export interface BuildRecord {
 
 export interface BuildResult {
   runId: string;
+  /** Every selected image has an artefact, nothing was interrupted and every cleanup succeeded. */
   ok: boolean;
   interrupted: boolean;
   records: BuildRecord[];
@@ -137,7 +138,9 @@ export class BuildRun {
     }
     const records = (await Promise.all(outcomes.values())).filter((record): record is BuildRecord => record !== undefined);
     const interrupted = this.options.signal?.aborted ?? false;
-    const ok = !interrupted && records.length === images.length && records.every((record) => record.artifact !== undefined);
+    // A bake that left something behind did not succeed, whatever it produced: someone has to remove it.
+    const allBaked = records.length === images.length && records.every((record) => record.artifact !== undefined);
+    const ok = !interrupted && allBaked && cleanupFailures.length === 0;
     this.emitEvent({ type: "run.end", runId: this.runId, ok, durationMs: Date.now() - started, interrupted });
     return { runId: this.runId, ok, interrupted, records, cleanupFailures };
   }
@@ -172,7 +175,7 @@ export class BuildRun {
       const { source, key, summary } = await step("resolve", undefined, () => resolveInputs(ctx, image, project.variables));
       record.source = source;
       record.bakeKey = key;
-      const cached = this.forced(image) ? undefined : await findCached(image, key, call);
+      const cached = this.forced(image) ? undefined : await untilAborted(bake.pending.track(findCached(image, key, call)), signal);
       if (cached) {
         await step("tag", image.tags.join(", ") || undefined, async () => {
           for (const tag of image.tags) await driver.tag(cached, tag, opts, call);
@@ -207,9 +210,17 @@ export class BuildRun {
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
-      const removal = Promise.resolve(machine[Symbol.asyncDispose]());
+      let removal: Promise<void> | undefined = Promise.resolve(machine[Symbol.asyncDispose]());
       removal.catch(() => {});
-      cleanup.defer(() => removal, { resource: `build machine ${machine.id}` });
+      cleanup.defer(
+        () => {
+          // The first attempt waits for the removal under way; a retry removes again rather than re-awaiting its failure.
+          const started = removal;
+          removal = undefined;
+          return started ?? machine[Symbol.asyncDispose]();
+        },
+        { resource: `build machine ${machine.id}` },
+      );
 
       if (image.verify.length > 0) {
         const checks = image.verify.reduce((count, scenario) => count + scenario.checks.length, 0);
@@ -269,6 +280,8 @@ export class BuildRun {
     const started = Date.now();
     this.emitEvent({ type: "step.start", image: ctx.image, step: name, ...(detail ? { detail } : {}) });
     try {
+      // Interrupted before the step began: do not start creating something only to remove it again.
+      ctx.signal.throwIfAborted();
       return await untilAborted(pending.track(work()), ctx.signal);
     } finally {
       ctx.flushOutput();
@@ -302,6 +315,8 @@ export class BuildRun {
           retries: item.maxRetries,
           minDelayMs: 1000,
           isRetryable: () => !ctx.signal.aborted,
+          // Ctrl-C during the pause between attempts ends it at once, with no further attempt.
+          signal: ctx.signal,
           onRetry: (error, attempt, delayMs) =>
             this.emitEvent({ type: "step.retry", image: ctx.image, step: "provision", attempt, error: (error as Error).message, delayMs }),
         },

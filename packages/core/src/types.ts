@@ -188,8 +188,11 @@ export interface DeferOptions {
   when?: "always" | "failure";
   /** Names the resource in messages if the cleanup fails, e.g. `container 3f2a…`. */
   resource?: string;
-  /** A command a person can run to remove the resource by hand. */
-  manualCommand?: string;
+  /**
+   * A command a person can run to remove the resource by hand. A function is asked when the command is shown, so it can name
+   * an id learnt after registration (the cleanup is registered before the call that creates the resource).
+   */
+  manualCommand?: string | (() => string);
   /**
    * How long the cleanup may take, all retries included, in ms; then it is reported as failed (with `resource` and
    * `manualCommand`) and the bake ends. Default: the run's cleanup timeout (2 minutes). The cleanup's signal aborts then.

@@ -2,7 +2,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { BuildRun, defineProvisioner, KilnError, loadProject, type BuildResult, type DriverFactory, type KilnEvent, type ProvisionerFactory } from "@kiln/core";
+import {
+  BuildRun,
+  defineProvisioner,
+  KilnError,
+  loadProject,
+  type BuildOptions,
+  type BuildResult,
+  type DriverFactory,
+  type KilnEvent,
+  type ProvisionerFactory,
+} from "@kiln/core";
 
 /** Runs a shell command on the machine and fails the step when it exits non-zero. Only for conformance bakes. */
 const run = defineProvisioner(() => ({
@@ -26,6 +36,8 @@ export interface BakeOptions {
   /** Called with each event: e.g. abort the run once a step starts. */
   onEvent?: (event: KilnEvent, run: BuildRun, abort: () => void) => void;
   provisioners?: Record<string, ProvisionerFactory<unknown>>;
+  /** Run settings: how long a cleanup may take, how long to wait for a step abandoned on Ctrl-C. */
+  run?: Pick<BuildOptions, "cleanupTimeoutMs" | "graceMs">;
 }
 
 /** Bakes one image through the real loader and lifecycle runner, as `kiln build` would. */
@@ -49,6 +61,7 @@ export async function bakeWith(options: BakeOptions): Promise<BuildResult & { ev
       project,
       kilnVersion: "conformance",
       signal: controller.signal,
+      ...options.run,
       onEvent: (event) => {
         events.push(event);
         options.onEvent?.(event, build, () => controller.abort(new KilnError("E_INTERRUPTED", "interrupted by the test")));

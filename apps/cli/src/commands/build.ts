@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { BuildRun, defaultParallelism, findOutdated, KilnError, rebakeWaves, type KilnEvent } from "@kiln/core";
+import { BuildRun, defaultParallelism, findOutdated, KilnError, parseDuration, rebakeWaves, type KilnEvent } from "@kiln/core";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
 import { openProject } from "../project.js";
@@ -41,6 +41,7 @@ export async function build(argv: string[], version: string): Promise<number> {
     ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
     onError,
     parallel: parallelOption(values.parallel),
+    ...(values["cleanup-timeout"] ? { cleanupTimeoutMs: durationOption("--cleanup-timeout", values["cleanup-timeout"]) } : {}),
     signal: controller.signal,
     kilnVersion: version,
     onEvent: (event) => renderer.onEvent(event),
@@ -89,6 +90,14 @@ export async function build(argv: string[], version: string): Promise<number> {
 export function forceOption(all: boolean | undefined, names: string[] | undefined): { force?: boolean | string[] } {
   if (all) return { force: true };
   return names?.length ? { force: names } : {};
+}
+
+function durationOption(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new KilnError("E_CONFIG", `${flag} must be a duration such as 90s or 5m, not "${value}"`);
+  }
 }
 
 function parallelOption(value: string | undefined): number {

@@ -36,6 +36,8 @@ options:
   --force, --force=a,b     rebake (all images, or these) even when an artefact with the same bake key exists
   --parallel <n>           bake up to n independent images at once (default: cores, at most 4)
   --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach
+  --cleanup-timeout <d>    how long removing one resource may take, retries included (default 2m); what is still there
+                           then is reported with the command to remove it, and the build exits 1
   --rebake-outdated        rebake exactly the outdated images (see kiln outdated) and their children, parents first
   --max-age <age>          with --rebake-outdated: also rebake images older than this (7d, 12h)
   --dry-run                print the plan (or, with --rebake-outdated, the waves) and bake nothing

@@ -24,7 +24,9 @@ export async function verifyArtifact(
       const onResult = (result: CheckResult) => ctx.emit(checkEvent(ctx.image, result));
       results.push(...(await runChecks({ machine, scenario: scenario.name, checks: scenario.checks, signal: ctx.signal, hostPorts, onResult })));
     } finally {
-      await machine[Symbol.asyncDispose]();
+      // Removed now so scenarios do not pile up; if that fails, the cleanup registered above tries again and reports it,
+      // and what the checks found stays the bake's outcome.
+      await Promise.resolve(machine[Symbol.asyncDispose]()).catch(() => {});
     }
   }
   if (results.some((result) => !result.ok)) throw verifyFailure(image.name, results);

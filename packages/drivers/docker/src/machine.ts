@@ -196,7 +196,11 @@ export class DockerMachine implements Machine {
 
   /** Removes the container and its anonymous volumes. Safe to call again. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.disposed ??= removeContainer(this.docker, this.id);
+    // Shared by concurrent callers; forgotten when it fails, so a retry asks the engine again.
+    this.disposed ??= removeContainer(this.docker, this.id).catch((error: unknown) => {
+      this.disposed = undefined;
+      throw error;
+    });
     return this.disposed;
   }
 }

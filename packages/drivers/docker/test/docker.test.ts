@@ -20,8 +20,13 @@ beforeAll(async () => {
 type Launched = Awaited<ReturnType<Driver<DockerOptions>["launch"]>>;
 
 /** Launches a build container, runs `work`, then cleans up as a successful bake would (a failed one removes captures too). */
-async function withMachine<T>(options: DockerOptions, work: (machine: Launched, test: ReturnType<typeof createTestContext>) => Promise<T>): Promise<T> {
+async function withMachine<T>(
+  options: DockerOptions,
+  work: (machine: Launched, test: ReturnType<typeof createTestContext>) => Promise<T>,
+  runIds: string[] = [],
+): Promise<T> {
   const test = createTestContext();
+  runIds.push(test.runId);
   try {
     const source = await driver.resolveSource(test.ctx, options);
     const result = await work(await driver.launch(test.ctx, source, options), test);
@@ -95,14 +100,16 @@ describe("docker driver: build container options", () => {
   afterAll(() => rm(hostDir, { recursive: true, force: true }));
 
   it("runs privileged only when asked (or reports that the engine refuses it)", async () => {
-    const caps = (options: DockerOptions) => withMachine(options, async (m) => (await m.exec("grep CapEff /proc/self/status")).stdout.trim());
+    const runs: string[] = [];
+    const caps = (options: DockerOptions) => withMachine(options, async (m) => (await m.exec("grep CapEff /proc/self/status")).stdout.trim(), runs);
     expect(await caps({ source: FIXTURE_IMAGE })).not.toMatch(/CapEff:\s+0000003f?f{8,}/);
-    await using test = createTestContext();
     const privileged = await caps({ source: FIXTURE_IMAGE, privileged: true }).catch((error: unknown) => error);
     // Sandboxed engines (like this project's CI) cannot grant every capability; the refusal must be a clear launch error.
     if (privileged instanceof KilnError) expect(privileged.message).toMatch(/cannot start the build container.*caps/s);
     else expect(privileged).toMatch(/CapEff:\s+0000003f?f{8,}/);
-    expect(await listDockerResources(test.runId)).toEqual([]);
+    // Both launches, the refused one too, left nothing behind.
+    expect(runs).toHaveLength(2);
+    for (const runId of runs) expect(await listDockerResources(runId)).toEqual([]);
   });
 
   it("mounts volumes", async () => {

@@ -42,7 +42,7 @@ export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Opti
     privateKey = await readPrivateKey(resolve(ctx.cwd, opts.key_pair.private_key_file));
   } else {
     // Registered before the call: a Ctrl-C while CreateKeyPair is in flight may leave a key pair whose answer never came.
-    ctx.defer(() => deleteKeyPair(api, name), { resource: `key pair ${name}`, manualCommand: `aws ec2 delete-key-pair --region ${api.region} --key-name ${name}` });
+    ctx.defer((signal) => deleteKeyPair(api.withSignal(signal), name), { resource: `key pair ${name}`, manualCommand: `aws ec2 delete-key-pair --region ${api.region} --key-name ${name}` });
     const created = await api.call(
       "CreateKeyPair",
       (client, http) => client.send(new CreateKeyPairCommand({ KeyName: name, KeyType: "ed25519", KeyFormat: "pem", TagSpecifications: tagSpecs(["key-pair", tags]) }), http),
@@ -56,7 +56,7 @@ export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Opti
   const cidrs = opts.ssh_allowed_cidrs ?? [await callerCidr(opts.endpoint)];
   let groupId: string | undefined;
   // Registered before the call, like the key pair's; without the id (the answer never came) the group is found by its name.
-  ctx.defer(() => deleteSecurityGroup(api, groupId, name), { resource: `security group ${name}`, manualCommand: `aws ec2 delete-security-group --region ${api.region} --group-name ${name}` });
+  ctx.defer((signal) => deleteSecurityGroup(api.withSignal(signal), groupId, name), { resource: `security group ${name}`, manualCommand: `aws ec2 delete-security-group --region ${api.region} --group-name ${name}` });
   const group = await api.call(
     "CreateSecurityGroup",
     (client, http) =>
@@ -101,7 +101,10 @@ async function deleteKeyPair(api: Ec2Api, keyName: string): Promise<void> {
   await api.call("DeleteKeyPair", (client) => client.send(new DeleteKeyPairCommand({ KeyName: keyName })), { code: "E_CLEANUP" });
 }
 
-/** A group stays "in use" until its instances have terminated: DependencyViolation is retried until the API deadline. */
+/**
+ * A group stays "in use" until its instances have terminated: DependencyViolation is retried until the API deadline, or
+ * until the cleanup's time is up (an instance that could not be terminated keeps it in use for good).
+ */
 async function deleteSecurityGroup(api: Ec2Api, knownId: string | undefined, name: string): Promise<void> {
   const groupId = knownId ?? (await findGroupId(api, name));
   if (!groupId) return;

@@ -37,6 +37,11 @@ export class Ec2Api {
     return this.options.region;
   }
 
+  /** The same API whose calls stop when `signal` aborts: a cleanup's, whose time is up. */
+  withSignal(signal: AbortSignal): Ec2Api {
+    return new Ec2Api(this.options, this.clients, this.log, signal);
+  }
+
   client(region = this.options.region): EC2Client {
     return this.clients.get(region, this.options.endpoint);
   }

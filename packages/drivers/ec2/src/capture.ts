@@ -97,12 +97,22 @@ async function created(
 ): Promise<Ami> {
   let imageId: string | undefined;
   const action = where.action;
+  const removal: AmiRemoval = {};
   ctx.defer(
-    async () => {
-      const id = imageId ?? (await findOwnByName(api, where.region, where.name))?.ImageId;
-      if (id) await removeAmi(api, { region: where.region, imageId: id }, true);
+    async (signal) => {
+      const cleanupApi = api.withSignal(signal);
+      const id = imageId ?? (await findOwnByName(cleanupApi, where.region, where.name))?.ImageId;
+      if (id) await removeAmi(cleanupApi, { region: where.region, imageId: id }, true, undefined, removal);
     },
-    { when: "failure", resource: `AMI ${where.name} in ${where.region}`, manualCommand: `aws ec2 deregister-image --region ${where.region} --image-id <id of AMI ${where.name}> (and delete its snapshots)` },
+    {
+      when: "failure",
+      resource: `AMI ${where.name} in ${where.region}`,
+      manualCommand: () => {
+        const deregister = `aws ec2 deregister-image --region ${where.region} --image-id ${imageId ?? `<id of AMI ${where.name}>`}`;
+        const snapshots = removal.snapshots?.map((id) => `aws ec2 delete-snapshot --region ${where.region} --snapshot-id ${id}`);
+        return snapshots ? [deregister, ...snapshots].join("; ") : `${deregister} (and delete its snapshots)`;
+      },
+    },
   );
   const answer = (await api.call(action, create, { region: where.region, signal: ctx.signal, code: "E_CAPTURE" })) as { ImageId?: string };
   imageId = answer.ImageId;
@@ -204,19 +214,36 @@ async function deregisterNamed(api: Ec2Api, ctx: BakeContext, region: string, na
   await removeAmi(api, { region, imageId: existing.ImageId }, deleteSnapshots, existing);
 }
 
-/** Deregisters an AMI and (optionally) deletes its snapshots; one already gone is fine. */
-export async function removeAmi(api: Ec2Api, ami: Ami, deleteSnapshots: boolean, known?: Image): Promise<void> {
+/** What a removal learnt before it deregistered the AMI, kept across attempts: a deregistered AMI no longer names its snapshots. */
+export interface AmiRemoval {
+  snapshots?: string[];
+}
+
+/**
+ * Deregisters an AMI and (optionally) deletes its snapshots; one already gone is fine. Pass the same `removal` to a retry,
+ * so snapshots left by a failed attempt are still deleted; a snapshot that cannot be deleted fails with the command to delete
+ * it by hand.
+ */
+export async function removeAmi(api: Ec2Api, ami: Ami, deleteSnapshots: boolean, known?: Image, removal: AmiRemoval = {}): Promise<void> {
   const image = known ?? (await describeImage(api, ami.region, ami.imageId, undefined, true));
-  if (!image) return;
-  await api
-    .call("DeregisterImage", (client) => client.send(new DeregisterImageCommand({ ImageId: ami.imageId })), { region: ami.region, code: "E_CLEANUP" })
-    .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
+  if (image) {
+    removal.snapshots ??= (image.BlockDeviceMappings ?? []).flatMap((mapping) => (mapping.Ebs?.SnapshotId ? [mapping.Ebs.SnapshotId] : []));
+    await api
+      .call("DeregisterImage", (client) => client.send(new DeregisterImageCommand({ ImageId: ami.imageId })), { region: ami.region, code: "E_CLEANUP" })
+      .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
+  }
   if (!deleteSnapshots) return;
-  const snapshots = (image.BlockDeviceMappings ?? []).flatMap((mapping) => (mapping.Ebs?.SnapshotId ? [mapping.Ebs.SnapshotId] : []));
-  for (const snapshotId of snapshots) {
+  for (const snapshotId of removal.snapshots ?? []) {
     await api
       // A just-deregistered AMI may still hold its snapshot for a moment.
       .call("DeleteSnapshot", (client) => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), { region: ami.region, code: "E_CLEANUP", notYet: ["InvalidSnapshot.InUse"] })
-      .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
+      .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(snapshotLeft(ami, snapshotId, error))));
   }
+}
+
+function snapshotLeft(ami: Ami, snapshotId: string, cause: unknown): KilnError {
+  return new KilnError("E_CLEANUP", `AMI ${ami.imageId} is deregistered, but its snapshot ${snapshotId} was not deleted: ${(cause as Error).message}`, {
+    hint: `delete it: aws ec2 delete-snapshot --region ${ami.region} --snapshot-id ${snapshotId}`,
+    cause,
+  });
 }

@@ -38,14 +38,23 @@ export async function launchInstance(api: Ec2Api, ctx: BakeContext, opts: Ec2Opt
   const polling = pollingOf(opts);
   let instanceId: string | undefined;
   let terminating: Promise<void> | undefined;
-  const terminate = () => {
+  // Shared by the machine's disposal and the cleanup, so the instance is terminated once; a failed attempt is forgotten, so
+  // the cleanup's retry calls EC2 again instead of repeating the old failure.
+  const terminate = (signal?: AbortSignal) => {
     terminating ??= (async () => {
-      const ids = instanceId ? [instanceId] : await findByName(api, request.name);
-      await Promise.all(ids.map((id) => terminateInstance(api, id, polling, ctx.log)));
-    })();
+      const calls = signal ? api.withSignal(signal) : api;
+      const ids = instanceId ? [instanceId] : await findByName(calls, request.name);
+      await Promise.all(ids.map((id) => terminateInstance(calls, id, polling, ctx.log, signal)));
+    })().catch((error: unknown) => {
+      terminating = undefined;
+      throw error;
+    });
     return terminating;
   };
-  ctx.defer(terminate, { resource: `instance ${request.name}`, manualCommand: `aws ec2 terminate-instances --region ${api.region} --instance-ids <id of the instance named ${request.name}>` });
+  ctx.defer(terminate, {
+    resource: `instance ${request.name}`,
+    manualCommand: () => `aws ec2 terminate-instances --region ${api.region} --instance-ids ${instanceId ?? `<id of the instance named ${request.name}>`}`,
+  });
 
   const reservation = await api.call("RunInstances", (client, http) => client.send(new RunInstancesCommand(runInput(ctx, opts, request)), http), {
     signal: ctx.signal,
@@ -144,7 +153,7 @@ async function findByName(api: Ec2Api, name: string): Promise<string[]> {
 }
 
 /** Terminates and waits for `terminated`, so the security group can go next. An instance already gone is fine. */
-async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polling, log: Logger | undefined): Promise<void> {
+async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polling, log: Logger | undefined, signal: AbortSignal | undefined): Promise<void> {
   try {
     await api.call("TerminateInstances", (client) => client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })), { code: "E_CLEANUP", notYet: ["InvalidInstanceID.NotFound"] });
   } catch (error) {
@@ -157,6 +166,7 @@ async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polli
     done: (state) => state === undefined || state === "terminated",
     polling,
     log,
+    signal,
     code: "E_CLEANUP",
   });
 }

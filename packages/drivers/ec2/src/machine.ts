@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { connectSsh, type SshExecResult, type SshMachine } from "@kiln/communicator-ssh";
 import { KilnError, parseDuration, type BakeContext, type ExecOptions, type Machine, type SshConnection } from "@kiln/core";
+import { knownHostsName } from "@kiln/core/kit";
 import type { Access } from "./access.js";
 import type { RunningInstance } from "./instance.js";
 import type { Ec2Options } from "./options.js";
@@ -17,7 +18,8 @@ export class Ec2Machine implements Machine {
   constructor(
     private readonly ssh: SshMachine,
     readonly instance: RunningInstance,
-    private readonly keyFile: string,
+    /** The private key and a known_hosts file with the pinned host key, for the attach command. */
+    private readonly files: { keyFile: string; knownHosts: string },
     private readonly execUser: string,
     /** AMI name rendered at launch (the uniqueness check ran then); capture uses it. */
     readonly amiName: string,
@@ -52,7 +54,7 @@ export class Ec2Machine implements Machine {
 
   attachCommand(): string {
     const { host, port, user } = this.ssh.connection;
-    return `ssh -i ${this.keyFile} -p ${port} ${user}@${host}`;
+    return `ssh -i ${this.files.keyFile} -o UserKnownHostsFile=${this.files.knownHosts} -p ${port} ${user}@${host}`;
   }
 
   /** Closes SSH (so stopping the instance cannot break a session mid-command) without terminating the instance. */
@@ -61,7 +63,13 @@ export class Ec2Machine implements Machine {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    this.disposed ??= this.disconnect().then(() => this.instance.terminate());
+    // Forgotten when it fails, so a retry calls EC2 again.
+    this.disposed ??= this.disconnect()
+      .then(() => this.instance.terminate())
+      .catch((error: unknown) => {
+        this.disposed = undefined;
+        throw error;
+      });
     return this.disposed;
   }
 }
@@ -81,7 +89,6 @@ export interface ConnectOptions {
 }
 
 export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, { amiName, hasUserData, ports }: ConnectOptions): Promise<Ec2Machine> {
-  const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : await saveKey(ctx, instance.instanceId, access.privateKey);
   const timeoutMs = parseDuration(opts.ssh_timeout ?? "5m");
   const ssh = await connectSsh({
     host: instance.address,
@@ -93,7 +100,9 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
     transferAs: opts.exec_user ?? "root",
     onRetry: (attempt) => attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
   });
-  const machine = new Ec2Machine(ssh, instance, keyFile, opts.exec_user ?? "root", amiName, ports);
+  const files = await saveAccessFiles(ctx, instance.instanceId, opts.key_pair ? undefined : access.privateKey, ssh.connection);
+  const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : files.keyFile;
+  const machine = new Ec2Machine(ssh, instance, { keyFile, knownHosts: files.knownHosts }, opts.exec_user ?? "root", amiName, ports);
   if (hasUserData) {
     const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });
     const errors = waited.exitCode === 0 ? userDataErrors(waited.stdout) : [waited.stderr.trim() || `exit ${waited.exitCode}`];
@@ -108,10 +117,16 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
   return machine;
 }
 
-async function saveKey(ctx: BakeContext, instanceId: string, privateKey: string): Promise<string> {
+/**
+ * Saves what `--on-error=abort`'s ssh command needs, in a private directory removed at the end: the temporary key pair's
+ * private key (0600) and a known_hosts file with the host key Kiln pinned, so the person attaching checks it too.
+ */
+async function saveAccessFiles(ctx: BakeContext, instanceId: string, privateKey: string | undefined, connection: SshConnection): Promise<{ keyFile: string; knownHosts: string }> {
   const dir = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-`));
-  const file = join(dir, `${instanceId}.pem`);
-  await writeFile(file, privateKey, { mode: 0o600 });
-  ctx.defer(() => rm(dir, { recursive: true, force: true }), { resource: `key file ${file}` });
-  return file;
+  ctx.defer(() => rm(dir, { recursive: true, force: true }), { resource: `key files in ${dir}` });
+  const keyFile = join(dir, `${instanceId}.pem`);
+  if (privateKey !== undefined) await writeFile(keyFile, privateKey, { mode: 0o600 });
+  const knownHosts = join(dir, "known_hosts");
+  await writeFile(knownHosts, `${knownHostsName(connection.host, connection.port)} ${connection.hostKey}\n`, { mode: 0o600 });
+  return { keyFile, knownHosts };
 }

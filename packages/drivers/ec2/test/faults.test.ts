@@ -75,19 +75,36 @@ describe("EC2 failures leave nothing behind", () => {
     },
   );
 
-  it("a cleanup that cannot finish names the resource and the command that removes it", async () => {
-    const current = await emulator.current();
-    // Kiln's cleanup retries a failed cleanup 3 times: refuse all 4 attempts.
-    for (let nth = 1; nth <= 4; nth++) current.injectFault("DeleteKeyPair", { code: "UnauthorizedOperation", status: 403, nth });
-    const result = await bakeWith({ driver: ec2, options: await emulator.options(), commands: ["exit 3"] });
-    const failed = result.events.filter((event) => event.type === "cleanup.failed");
-    expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ resource: expect.stringMatching(/^key pair kiln-/), manualCommand: expect.stringContaining("aws ec2 delete-key-pair") });
-    // Everything else went, in order: the instance and the group before the key pair.
-    const left = await emulator.leftovers(result.runId);
-    expect(left).toHaveLength(1);
-    expect(left[0]).toMatch(/^key-/);
-  });
+  // Every delete and terminate a failed bake calls, refused for good (a missing IAM permission): the bake must still end, within
+  // the cleanup timeout, saying what is left and how to remove it. DeregisterImage and DeleteSnapshot run when verify fails.
+  it.each(["TerminateInstances", "DeleteSecurityGroup", "DeleteKeyPair", "DeregisterImage", "DeleteSnapshot"])(
+    "%s refused for good: the bake ends, naming what is left and the command that removes it",
+    async (action) => {
+      const current = await emulator.current();
+      for (let nth = 1; nth <= 200; nth++) current.injectFault(action, { code: "UnauthorizedOperation", message: `not authorized to ${action}`, status: 403, nth });
+      const result = await bakeWith({
+        driver: ec2,
+        options: await emulator.options(),
+        // A bake of its own (another key): an AMI a refused DeregisterImage left must not be taken for this one's.
+        commands: [`echo ${action}`],
+        verify: { checks: [{ command: "test -e /nowhere" }] },
+        run: { cleanupTimeoutMs: 5_000 },
+      });
+      current.clearFaults();
+      expect(result.ok).toBe(false);
+      expect(errorOf(result)?.message).toMatch(/verify/);
+      const failed = result.events.flatMap((event) => (event.type === "cleanup.failed" ? [event] : []));
+      // The driver's own cleanups say how to remove their resource; Kiln's "build machine" entries repeat the instance.
+      const ownCleanups = failed.filter((failure) => !/^(build|verify) machine /.test(failure.resource));
+      expect(ownCleanups.length).toBeGreaterThan(0);
+      for (const failure of ownCleanups) expect(failure.manualCommand ?? "", failure.resource).toMatch(/^aws ec2 /);
+      // What is left is exactly what the report names: an instance by its id, a group or key pair by name, an AMI by id.
+      const left = await emulator.leftovers(result.runId);
+      expect(left.length).toBeGreaterThan(0);
+      const named = failed.map((failure) => `${failure.resource} ${failure.manualCommand}`).join("\n");
+      for (const resource of left.filter((id) => /^(i|ami|snap)-/.test(id))) expect(named).toContain(resource.split(" ")[0]);
+    },
+  );
 
   it("SSH that never answers fails the bake within ssh_timeout and removes the instance, group and key pair", async () => {
     const result = await bake({ ssh_port: 2222, ssh_timeout: "3s" });

@@ -93,13 +93,13 @@ describe("file fingerprint", () => {
     expect(await fingerprint(site)).toBe(before);
   });
 
-  it("changes when a file is added, renamed, or its mode or a link target changes", async () => {
+  it("changes when a file is added, made executable, or a link target changes", async () => {
     const before = await fingerprint(site);
     await writeFile(join(dir, "site/new.txt"), "");
     const added = await fingerprint(site);
     expect(added).not.toBe(before);
     await rm(join(dir, "site/new.txt"));
-    await chmod(join(dir, "site/index.html"), 0o600);
+    await chmod(join(dir, "site/index.html"), 0o755);
     expect(await fingerprint(site)).not.toBe(before);
     await chmod(join(dir, "site/index.html"), 0o644);
     await symlink("index.html", join(dir, "site/link"));
@@ -107,6 +107,13 @@ describe("file fingerprint", () => {
     await rm(join(dir, "site/link"));
     await symlink("css", join(dir, "site/link"));
     expect(await fingerprint(site)).not.toBe(linked);
+  });
+
+  it("is the same on a machine with another umask (group-writable files), as the upload is", async () => {
+    const before = await fingerprint(site);
+    await chmod(join(dir, "site/index.html"), 0o664);
+    await chmod(join(dir, "site/css"), 0o775);
+    expect(await fingerprint(site)).toBe(before);
   });
 
   it("covers every source and the options, not where the bake directory is", async () => {

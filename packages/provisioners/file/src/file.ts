@@ -1,10 +1,11 @@
-import { createHash, type Hash } from "node:crypto";
-import { createReadStream, type Stats } from "node:fs";
-import { lstat, mkdir, readdir, readlink, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import type { Stats } from "node:fs";
+import { lstat, mkdir, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { canonicalJson, defineProvisioner, KilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
+import { hashTree } from "@kiln/core/kit";
 
 /**
  * Options of the `file` provisioner. Set exactly one of `source`, `sources` or `content`. Slashes follow Packer: a directory
@@ -23,8 +24,10 @@ export interface FileOptions {
   /** `upload` (default): local → machine. `download`: machine → local. */
   direction?: "upload" | "download" | undefined;
   /**
-   * Permissions of the uploaded files (directories keep theirs), e.g. `"0644"`. Numbers must be real octal values
-   * (`0o644` in a TS config); YAML reads `0644` as the decimal 644, so write a string there. Default: the local file's mode, 0644 for `content`.
+   * Permissions of the uploaded files (directories stay 0755), e.g. `"0644"`. Numbers must be real octal values (`0o644` in a
+   * TS config); YAML reads `0644` as the decimal 644, so write a string there. Default: as git checks files out — 0755 for a
+   * file executable by its owner locally, 0644 otherwise, 0644 for `content` — so the image does not depend on the umask of
+   * the machine that baked it.
    */
   mode?: string | number | undefined;
 }
@@ -67,7 +70,11 @@ export const file = defineProvisioner<FileOptions>(() => ({
     const hash = createHash("sha256").update(canonicalJson(opts));
     // Downloads read the machine, whose content is not known before the bake; their options are their identity.
     if (opts.direction !== "download") {
-      for (const source of sourceList(opts)) await hashTree(hash, resolve(ctx.cwd, source), source);
+      const sources = sourceList(opts);
+      for (const source of sources) await localStat(resolve(ctx.cwd, source), source);
+      // Everything is uploaded (.git and node_modules too), so nothing is excluded; modes count as they are uploaded:
+      // content and the executable bit.
+      if (sources.length > 0) hash.update(await hashTree(sources, { cwd: ctx.cwd, exclude: [] }));
     }
     return hash.digest("hex");
   },
@@ -114,13 +121,25 @@ async function upload(ctx: BakeContext, machine: Machine, source: string, destin
   const fileMode = parseMode(mode);
   if (!info.isDirectory()) {
     await remoteRun(ctx, machine, ["mkdir", "-p", posix.dirname(target)]);
-    return machine.upload(local, target, fileMode === undefined ? {} : { mode: fileMode });
+    return machine.upload(local, target, { mode: fileMode ?? gitMode(info) });
   }
   await machine.upload(local, target);
-  if (fileMode === undefined) return;
-  // Machine.upload takes a mode for single files only; apply it to exactly the files we sent, not others already there.
-  const files = (await listTree(local)).filter((entry) => entry.info.isFile()).map((entry) => posix.join(target, ...entry.path.split(/[\\/]/)));
-  for (let at = 0; at < files.length; at += 200) await remoteRun(ctx, machine, ["chmod", fileMode.toString(8), ...files.slice(at, at + 200)]);
+  // Machine.upload keeps local modes in a tree: set the ones that differ from what the step asks for (usually none), on
+  // exactly the entries we sent, not on others already there.
+  const byMode = new Map<number, string[]>();
+  for (const entry of await listTree(local)) {
+    const wanted = entry.info.isDirectory() ? 0o755 : entry.info.isFile() ? (fileMode ?? gitMode(entry.info)) : undefined;
+    if (wanted === undefined || wanted === (entry.info.mode & 0o7777)) continue;
+    byMode.set(wanted, [...(byMode.get(wanted) ?? []), posix.join(target, ...entry.path.split(/[\\/]/))]);
+  }
+  for (const [wanted, paths] of byMode) {
+    for (let at = 0; at < paths.length; at += 200) await remoteRun(ctx, machine, ["chmod", wanted.toString(8), ...paths.slice(at, at + 200)]);
+  }
+}
+
+/** 0755 when the owner may execute the file, else 0644: the two modes git records. */
+function gitMode(info: Stats): number {
+  return info.mode & 0o100 ? 0o755 : 0o644;
 }
 
 async function download(ctx: BakeContext, machine: Machine, source: string, destination: string): Promise<void> {
@@ -154,22 +173,4 @@ async function localStat(path: string, shownAs: string): Promise<Stats> {
 async function listTree(root: string): Promise<{ path: string; info: Stats }[]> {
   const paths = (await readdir(root, { recursive: true })).sort();
   return Promise.all(paths.map(async (path) => ({ path, info: await lstat(join(root, path)) })));
-}
-
-/** Feeds a file or directory into `hash`: relative paths, modes, and contents (link targets for symlinks). */
-async function hashTree(hash: Hash, path: string, shownAs: string): Promise<void> {
-  const info = await localStat(path, shownAs);
-  hash.update(`\0${shownAs}\0${info.mode.toString(8)}\0`);
-  if (!info.isDirectory()) return hashFile(hash, path, info.size);
-  for (const entry of await listTree(path)) {
-    hash.update(`\0${entry.path}\0${entry.info.mode.toString(8)}\0`);
-    if (entry.info.isFile()) await hashFile(hash, join(path, entry.path), entry.info.size);
-    else if (entry.info.isSymbolicLink()) hash.update(await readlink(join(path, entry.path)));
-  }
-}
-
-/** The size goes first so one file's content can never be read as the next entry's header. */
-async function hashFile(hash: Hash, path: string, size: number): Promise<void> {
-  hash.update(`${size}\0`);
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }

@@ -74,13 +74,30 @@ describe("file provisioner uploads", () => {
     });
   });
 
-  it("keeps the local mode by default, and applies mode to every uploaded file but not to directories", async () => {
-    await provision([{ source: "run.sh", destination: "/opt/run.sh" }, { source: "app.conf", destination: "/opt/secret.conf", mode: 0o600 }, { source: "site", destination: "/opt/", mode: "0640" }], async (machine) => {
-      expect(await modeOf(machine, "/opt/run.sh")).toBe("750");
+  it("uploads modes as git checks files out (0755 if executable, else 0644; directories 0755), whatever the local umask", async () => {
+    await chmod(join(dir, "app.conf"), 0o660);
+    await chmod(join(dir, "site/index.html"), 0o664);
+    await chmod(join(dir, "site/css"), 0o770);
+    try {
+      await provision([{ source: "run.sh", destination: "/opt/run.sh" }, { source: "app.conf", destination: "/opt/app.conf" }, { source: "site", destination: "/srv/" }], async (machine) => {
+        expect(await modeOf(machine, "/opt/run.sh")).toBe("755");
+        expect(await modeOf(machine, "/opt/app.conf")).toBe("644");
+        expect(await modeOf(machine, "/srv/site/index.html")).toBe("644");
+        expect(await modeOf(machine, "/srv/site/css")).toBe("755");
+      });
+    } finally {
+      await chmod(join(dir, "app.conf"), 0o644);
+      await chmod(join(dir, "site/index.html"), 0o644);
+      await chmod(join(dir, "site/css"), 0o755);
+    }
+  });
+
+  it("applies mode to every uploaded file, directories staying 0755", async () => {
+    await provision([{ source: "app.conf", destination: "/opt/secret.conf", mode: 0o600 }, { source: "site", destination: "/opt/", mode: "0640" }], async (machine) => {
       expect(await modeOf(machine, "/opt/secret.conf")).toBe("600");
       expect(await modeOf(machine, "/opt/site/index.html")).toBe("640");
       expect(await modeOf(machine, "/opt/site/css/main.css")).toBe("640");
-      expect(await modeOf(machine, "/opt/site/css")).toBe((((await stat(join(dir, "site/css"))).mode & 0o777).toString(8)));
+      expect(await modeOf(machine, "/opt/site/css")).toBe("755");
     });
   });
 

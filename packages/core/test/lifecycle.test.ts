@@ -591,10 +591,10 @@ describe("cleanup", () => {
 
     // The first removal is the build machine's, started as soon as the artefact is captured.
     expect(refused.hits).toBe(1);
-    expect(result.ok).toBe(true);
-    expect(result.records[0]?.status).toBe("baked");
     expect(result.cleanupFailures).toEqual([]);
     expect(eventsOf(events, "cleanup.failed")).toEqual([]);
+    expect(result.ok).toBe(true);
+    expect(result.records[0]?.status).toBe("baked");
     expect(world.created().map((resource) => resource.role ?? resource.kind)).toEqual(["build", "artifact", "verify"]);
     expect(ids(world.live())).toEqual([result.records[0]?.artifact?.id]);
   });

@@ -21,10 +21,16 @@ export async function readAptSources(root = "/etc/apt"): Promise<AptSource[]> {
   return sources.filter((source) => /^(https?|file):/.test(source.uri));
 }
 
-/** The first Debian mirror that carries `suite` (else the first that looks like a Debian archive). */
+/**
+ * The Debian mirror to build `suite` from: a Debian archive (a URI ending in /debian) that carries the suite, else any Debian
+ * archive, else any source that carries the suite — so a third-party repository listed first (packages.microsoft.com for
+ * bookworm) is not taken for the distribution. Security archives are never picked.
+ */
 export function pickDebianMirror(sources: AptSource[], suite: string): string | undefined {
-  const debian = sources.filter((source) => !/security/.test(source.uri) && !source.suites.some((s) => s.includes("security")));
-  const match = debian.find((source) => source.suites.includes(suite)) ?? debian.find((source) => /\/debian\/?$/.test(source.uri));
+  const candidates = sources.filter((source) => !/security/.test(source.uri) && !source.suites.some((s) => s.includes("security")));
+  const isArchive = (source: AptSource) => /\/debian\/?$/.test(source.uri);
+  const carries = (source: AptSource) => source.suites.includes(suite);
+  const match = candidates.find((s) => isArchive(s) && carries(s)) ?? candidates.find(isArchive) ?? candidates.find(carries);
   return match?.uri.replace(/\/$/, "");
 }
 
@@ -40,9 +46,19 @@ function parseOneLineSources(text: string): AptSource[] {
 function parseDeb822Sources(text: string): AptSource[] {
   return text.split(/\n\s*\n/).flatMap((stanza) => {
     const fields = new Map<string, string>();
+    let last: string | undefined;
     for (const line of stanza.split("\n")) {
+      if (line.startsWith("#")) continue;
+      // A line starting with white space continues the field above it (deb822 folding).
+      if (/^\s/.test(line) && last !== undefined) {
+        fields.set(last, `${fields.get(last) ?? ""} ${line.trim()}`);
+        continue;
+      }
       const match = /^([A-Za-z-]+):\s*(.*)$/.exec(line.trim());
-      if (match?.[1] && match[2] !== undefined && !line.startsWith("#")) fields.set(match[1].toLowerCase(), match[2]);
+      if (match?.[1] && match[2] !== undefined) {
+        last = match[1].toLowerCase();
+        fields.set(last, match[2]);
+      }
     }
     if (!(fields.get("types") ?? "").split(/\s+/).includes("deb")) return [];
     if (fields.get("enabled") === "no") return [];

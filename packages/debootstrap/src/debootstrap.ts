@@ -60,7 +60,8 @@ export function defaultCacheDir(): string {
 
 /** Fills in the defaults and the mirror (from the host's apt sources), and computes the cache key. Builds nothing. */
 export async function resolveRecipe(recipe: DebootstrapRecipe): Promise<ResolvedRecipe> {
-  const mirror = recipe.mirror ?? pickDebianMirror(await readAptSources(), recipe.suite);
+  // Spelled one way, so equal recipes share a key: no trailing slash, each package once.
+  const mirror = (recipe.mirror ?? pickDebianMirror(await readAptSources(), recipe.suite))?.replace(/\/+$/, "");
   if (!mirror) {
     throw new KilnError("E_SOURCE", `no Debian mirror found in the host's apt sources for suite "${recipe.suite}"`, {
       hint: "set source.debootstrap.mirror to a Debian mirror URL",
@@ -69,7 +70,7 @@ export async function resolveRecipe(recipe: DebootstrapRecipe): Promise<Resolved
   const inputs = {
     suite: recipe.suite,
     variant: recipe.variant ?? "minbase",
-    include: [...(recipe.include ?? [])].sort(),
+    include: [...new Set(recipe.include ?? [])].sort(),
     components: recipe.components ?? ["main"],
     mirror,
     arch: process.arch,
@@ -95,7 +96,7 @@ export async function buildRootfs(recipe: DebootstrapRecipe | ResolvedRecipe, io
   const found = await findRootfs(resolved, cacheDir);
   if (found) return found;
   return withFileLock(
-    join(cacheDir, `${resolved.key}.lock`),
+    join(cacheDir, `${resolved.key}.build`),
     async () => {
       const built = await findRootfs(resolved, cacheDir);
       if (built) return built;

@@ -25,6 +25,9 @@ const run = defineProvisioner(() => ({
   },
 }));
 
+/** The name the driver under test has in conformance bakes; the suite's own instance uses it too, so both share one state dir. */
+export const CONFORMANCE_DRIVER = "under-test";
+
 export interface BakeOptions {
   driver: DriverFactory<unknown>;
   /** Driver options for the image (must include `source`). */
@@ -45,7 +48,7 @@ export async function bakeWith(options: BakeOptions): Promise<BuildResult & { ev
   const dir = await mkdtemp(join(tmpdir(), "kiln-conformance-"));
   try {
     const image = {
-      driver: "under-test",
+      driver: CONFORMANCE_DRIVER,
       ...options.options,
       provision: options.commands.map((command) => ({ run: { command } })),
       ...(options.tags ? { tags: options.tags } : {}),
@@ -53,7 +56,7 @@ export async function bakeWith(options: BakeOptions): Promise<BuildResult & { ev
     };
     await writeFile(join(dir, "kiln.yaml"), JSON.stringify({ images: { conformance: image } }, null, 2));
     const project = await loadProject(join(dir, "kiln.yaml"), {
-      plugins: { registry: { drivers: { "under-test": options.driver }, provisioners: { run, ...options.provisioners } } },
+      plugins: { registry: { drivers: { [CONFORMANCE_DRIVER]: options.driver }, provisioners: { run, ...options.provisioners } } },
     });
     const controller = new AbortController();
     const events: KilnEvent[] = [];

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KilnError, LABELS, type Artifact, type Driver, type DriverFactory, type Machine } from "@kiln/core";
-import { bakeWith } from "./bake.js";
-import { createTestContext, testPluginInit } from "./context.js";
+import { KilnError, LABELS, pluginInit, type Artifact, type Driver, type DriverFactory, type Machine } from "@kiln/core";
+import { bakeWith, CONFORMANCE_DRIVER } from "./bake.js";
+import { createTestContext } from "./context.js";
 import { runOutside } from "./outside.js";
 
 export interface DriverFixture {
@@ -31,12 +31,20 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     let local: string;
     const opts = () => driver.schema["~standard"].validate(options) as { value: unknown };
 
+    const savedStateDir = process.env.KILN_STATE_DIR;
     beforeAll(async () => {
       options = typeof fixture.options === "function" ? await fixture.options() : fixture.options;
       local = await mkdtemp(join(tmpdir(), "kiln-driver-test-"));
-      driver = fixture.factory(testPluginInit("driver", name, { stateDir: join(local, "state") }));
+      // A state root of the suite's own (a file-based driver's artefact store starts empty), shared by the suite's driver
+      // and the bakes it runs through the loader, which both know the driver by one name.
+      process.env.KILN_STATE_DIR ??= join(local, "state");
+      driver = fixture.factory(pluginInit("driver", CONFORMANCE_DRIVER, process.cwd(), { info() {}, warn() {}, debug() {} }));
     }, 600_000);
-    afterAll(() => rm(local, { recursive: true, force: true }));
+    afterAll(async () => {
+      if (savedStateDir === undefined) delete process.env.KILN_STATE_DIR;
+      else process.env.KILN_STATE_DIR = savedStateDir;
+      await rm(local, { recursive: true, force: true });
+    });
 
     async function launched(test: ReturnType<typeof createTestContext>) {
       const source = await driver.resolveSource(test.ctx, opts().value);

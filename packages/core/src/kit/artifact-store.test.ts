@@ -251,7 +251,8 @@ describe("artifactStore remove", () => {
     for (const file of kept.files ?? []) expect(await exists(file.path)).toBe(true);
     // Its bytes are gone from the store's directory altogether, not just out of sight.
     const left = await readdir(store.dir, { recursive: true, withFileTypes: true });
-    const contents = await Promise.all(left.filter((entry) => entry.isFile()).map((entry) => readFile(join(entry.parentPath, entry.name), "utf8")));
+    const files = left.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+    const contents = await Promise.all(files.map((file) => readFile(file, "utf8")));
     expect(contents).not.toContain("content of web-1.tar\n");
     expect(contents).toContain("content of web-2.tar\n");
 

@@ -98,14 +98,20 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
     async add(input) {
       const id = input.id ?? randomBytes(8).toString("hex");
       if (!isId(id)) throw new KilnError("E_INTERNAL", `artefact id "${id}" may only hold letters, digits, ".", "_" and "-"`);
+      const names = input.files.map((file) => file.name ?? basename(file.from));
+      const badName = names.find((name, index) => !isId(name) || names.indexOf(name) !== index);
+      if (badName !== undefined) throw new KilnError("E_INTERNAL", `artefact file name "${badName}" must be a plain, unique file name`);
+      if (await exists(join(dir, id))) throw new KilnError("E_CAPTURE", `an artefact with id ${id} already exists in ${dir}`);
       // Built under a hidden name and renamed into place: readers see the whole artefact or none of it.
       const staging = join(dir, `.adding-${id}-${randomBytes(4).toString("hex")}`);
       await mkdir(staging, { recursive: true });
+      const taken: { from: string; to: string }[] = [];
       try {
         const files: ArtifactRecord["files"] = [];
-        for (const file of input.files) {
-          const name = file.name ?? basename(file.from);
+        for (const [index, file] of input.files.entries()) {
+          const name = names[index] as string;
           await moveFile(file.from, join(staging, name));
+          taken.push({ from: file.from, to: join(staging, name) });
           files.push({ name, format: file.format, ...(await checksum(join(staging, name))) });
         }
         const record: ArtifactRecord = { version: 1, id, driver, image: input.image, labels: input.labels, tags: [], created: new Date().toISOString(), files };
@@ -113,6 +119,8 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
         await rename(staging, join(dir, id));
         return toArtifact(record);
       } catch (error) {
+        // The caller's files are theirs again: a failed add must not destroy what it was given.
+        for (const { from, to } of taken.reverse()) await moveFile(to, from).catch(() => {});
         await rm(staging, { recursive: true, force: true });
         if ((error as NodeJS.ErrnoException).code === "ENOTEMPTY" || (error as NodeJS.ErrnoException).code === "EEXIST") {
           throw new KilnError("E_CAPTURE", `an artefact with id ${id} already exists in ${dir}`);
@@ -129,7 +137,7 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
     async find(query) {
       const wanted = Object.entries(query.labels ?? {});
       const matches = (record: ArtifactRecord) =>
-        wanted.every(([key, value]) => (value === undefined ? key in record.labels : record.labels[key] === value)) &&
+        wanted.every(([key, value]) => (value === undefined ? Object.hasOwn(record.labels, key) : record.labels[key] === value)) &&
         (query.ref === undefined || record.id === query.ref || record.tags.includes(query.ref));
       return (await all()).filter(matches).map(toArtifact);
     },
@@ -162,9 +170,16 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
   };
 }
 
-/** Ids are directory names: nothing that could climb out of the store or hide as a dotfile. */
+/** Ids and file names are single path components: nothing that could climb out of the store or hide as a dotfile. */
 function isId(name: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) && name !== RECORD;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function moveFile(from: string, to: string): Promise<void> {

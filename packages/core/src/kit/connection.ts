@@ -35,7 +35,8 @@ export async function outsideCommand(connection: Connection, command: readonly s
       return [
         "ssh",
         ...["-i", key, "-p", String(connection.port)],
-        ...["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`],
+        // Quoted: ssh splits this option's value at spaces.
+        ...["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile="${knownHosts}"`],
         `${connection.user}@${connection.host}`,
         shellJoin([...become, ...command]),
       ];

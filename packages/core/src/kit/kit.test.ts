@@ -261,16 +261,17 @@ describe("outsideCommand", () => {
     it("reaches a real container as root, or as the connection's user when root is not wanted", async () => {
       const dir = await tempDir();
       const tree = await minimalTree(join(dir, "rootfs"), ["/bin/sh", "/usr/bin/id", "/bin/sleep"]);
-      const image = `kiln-test/kit-outside-command:${randomBytes(4).toString("hex")}`;
-      let container: string | undefined;
+      const suffix = randomBytes(4).toString("hex");
+      const image = `kiln-test/kit-outside-command:${suffix}`;
+      const container = `kiln-test-kit-outside-command-${suffix}`;
       onTestFinished(async () => {
-        if (container) await execFileAsync("docker", ["rm", "-f", container]).catch(() => {});
+        await execFileAsync("docker", ["rm", "-f", container]).catch(() => {});
         await execFileAsync("docker", ["rmi", "-f", image]).catch(() => {});
       });
       await execFileAsync("tar", ["-C", tree, "-cf", join(dir, "rootfs.tar"), "."]);
       await execFileAsync("docker", ["import", join(dir, "rootfs.tar"), image]);
-      const started = await run(["docker", "run", "-d", "--user", "4321:4321", "--label", "dev.kiln.test=kit", image, "/bin/sleep", "600"]);
-      container = started.trim();
+      // No network: the test needs none, and it must not depend on the engine's bridge.
+      await run(["docker", "run", "-d", "--name", container, "--network", "none", "--user", "4321:4321", image, "/bin/sleep", "600"]);
 
       const host = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
       const docker: DockerConnection = { kind: "docker", container, host, user: "4321" };
@@ -322,7 +323,8 @@ describe("outsideCommand", () => {
       expect(await publicKeyOf(key)).toBe(userKey);
 
       const options = argv.filter((_, index) => argv[index - 1] === "-o");
-      const knownHosts = options.find((option) => option.startsWith("UserKnownHostsFile="))?.slice("UserKnownHostsFile=".length) ?? "";
+      // Quoted for ssh, which splits this option's value at spaces.
+      const knownHosts = /^UserKnownHostsFile="(.*)"$/.exec(options.find((option) => option.startsWith("UserKnownHostsFile=")) ?? "")?.[1] ?? "";
       expect(knownHosts.startsWith(`${workDir}/`)).toBe(true);
       expect(await readFile(knownHosts, "utf8")).toBe(`[10.0.0.5]:2222 ${connection.hostKey}\n`);
       expect((await stat(knownHosts)).mode & 0o777).toBe(0o600);
@@ -348,13 +350,23 @@ describe("outsideCommand", () => {
       expect(argv.at(-2)).toBe("admin@10.0.0.5");
     });
 
+    it("works from a work directory whose path holds a space", async () => {
+      const { connection } = await sshConnection({ port: 2222 });
+      const workDir = join(await tempDir(0o700), "with space");
+      await mkdir(workDir, { mode: 0o700 });
+      const argv = await outsideCommand(connection, ["true"], { workDir });
+      const config = (await run(["ssh", "-G", ...argv.slice(1, -1)])).split("\n");
+      expect(config).toContain(`userknownhostsfile ${join(workDir, "known_hosts")}`);
+      expect(argv).toContain(`UserKnownHostsFile="${join(workDir, "known_hosts")}"`);
+    });
+
     it("names a host on port 22 without brackets in known_hosts", async () => {
       const { connection } = await sshConnection({ port: 22 });
       const workDir = await tempDir(0o700);
       const argv = await outsideCommand(connection, ["true"], { workDir });
       expect(after(argv, "-p")).toBe("22");
       const knownHosts = join(workDir, "known_hosts");
-      expect(argv).toContain(`UserKnownHostsFile=${knownHosts}`);
+      expect(argv).toContain(`UserKnownHostsFile="${knownHosts}"`);
       expect(await readFile(knownHosts, "utf8")).toBe(`10.0.0.5 ${connection.hostKey}\n`);
       expect(await run(["ssh-keygen", "-F", "10.0.0.5", "-f", knownHosts])).toContain(connection.hostKey);
     });

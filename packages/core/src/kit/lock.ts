@@ -1,4 +1,5 @@
 import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import lockfile from "proper-lockfile";
 
 export interface FileLockOptions {
@@ -8,12 +9,12 @@ export interface FileLockOptions {
 }
 
 /**
- * Runs `work` while holding an exclusive lock on `path` (a directory, created if missing), shared by every process on this
- * machine: parallel bakes and test workers wait for one another instead of building the same thing twice. A holder that died
- * leaves a stale lock, taken over after 30 s.
+ * Runs `work` while holding an exclusive lock named by `path` (it need not exist; the lock is `<path>.lock`), shared by every
+ * process on this machine: parallel bakes and test workers wait for one another instead of building the same thing twice. A
+ * holder that died leaves a stale lock, taken over after 30 s.
  */
 export async function withFileLock<T>(path: string, work: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
-  await mkdir(path, { recursive: true });
+  await mkdir(dirname(path), { recursive: true });
   const waitMs = options.waitMs ?? 15 * 60_000;
   const started = Date.now();
   let release: (() => Promise<void>) | undefined;

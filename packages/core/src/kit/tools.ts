@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import type { PreflightProblem } from "../types.js";
 
@@ -7,7 +7,9 @@ import type { PreflightProblem } from "../types.js";
 export async function findExecutable(command: string, path = process.env.PATH ?? ""): Promise<string | undefined> {
   const candidates = command.includes("/") ? [command] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, command));
   for (const candidate of candidates) {
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    // A directory passes the X_OK test too: only a file is a command.
+    const isFile = await stat(candidate).then((info) => info.isFile(), () => false);
+    if (isFile && (await access(candidate, constants.X_OK).then(() => true, () => false))) return candidate;
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstat, readdir, readlink, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import picomatch from "picomatch";
 
@@ -21,8 +21,8 @@ export interface HashTreeOptions {
 /**
  * A hex sha256 over files and directory trees that two checkouts of the same commit agree on: each entry's path (from its
  * root), kind and content, and for files the executable bit only — not other mode bits (umask 002 and 022 give the same
- * hash), owners or times. Symlinks count by their target and are not followed. Roots are hashed in the order given; a
- * missing root throws ENOENT.
+ * hash), owners or times. Symlinks inside a tree count by their target and are not followed; a root that is a symlink is
+ * followed. Roots are hashed in the order given; a missing root throws ENOENT.
  */
 export async function hashTree(paths: string | readonly string[], options: HashTreeOptions = {}): Promise<string> {
   const hash = createHash("sha256");
@@ -44,7 +44,8 @@ function exclusionMatcher(patterns: readonly string[]): Matcher {
 }
 
 async function hashEntry(hash: Hash, absolute: string, relative: string, excluded: Matcher): Promise<void> {
-  const info = await lstat(absolute);
+  // A root given as a symlink (a role directory linked in) counts by what it points at; links inside a tree count as links.
+  const info = relative === "" ? await stat(absolute) : await lstat(absolute);
   if (info.isSymbolicLink()) {
     hash.update(`link\0${relative}\0${await readlink(absolute)}\0`);
   } else if (info.isDirectory()) {

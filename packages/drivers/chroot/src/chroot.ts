@@ -1,0 +1,157 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { z } from "zod";
+import { type BakeContext, defineDriver, KilnError, type PreflightProblem, type SourceRef } from "@kiln/core";
+import { artifactStore, missingTools } from "@kiln/core/kit";
+import { buildRootfs, describeRecipe, findRootfs, resolveRecipe, rootfsLabels } from "@kiln/debootstrap";
+import { ChrootMachine, run } from "./machine.js";
+
+const recipeSchema = z.strictObject({
+  suite: z.string().min(1).describe('Debian suite, e.g. "bookworm".'),
+  variant: z.enum(["minbase", "buildd", "fakechroot", "standard"]).optional().describe('debootstrap variant. Default "minbase".'),
+  include: z.array(z.string()).optional().describe('Extra packages, e.g. ["python3"].'),
+  components: z.array(z.string()).optional().describe('Archive components. Default ["main"].'),
+  mirror: z.string().url().optional().describe("Mirror URL. Default: the first Debian mirror in the host's apt sources."),
+});
+
+export const chrootOptionsSchema = z.strictObject({
+  source: z
+    .union([z.strictObject({ debootstrap: recipeSchema }), z.strictObject({ tarball: z.string().min(1) })])
+    .optional()
+    .describe("{ debootstrap: { suite } } to build a Debian tree, or { tarball: ./rootfs.tar } (relative to the bake file)."),
+});
+
+/** Options of the `chroot` driver. */
+export type ChrootOptions = z.infer<typeof chrootOptionsSchema>;
+
+/** Where machines' trees live while they run: transient, one directory per machine named after its run. */
+export const MACHINES_DIR = join(tmpdir(), "kiln-chroot");
+
+/**
+ * Bakes root file system tarballs in a chroot on this host: the tree is unpacked, /proc and /sys are mounted, provisioners
+ * run through `chroot`, and the tree is captured as a tarball into a local artefact store (its labels, tags, size and
+ * checksum in a sidecar record). Needs root. A base for LXC, a VM image or a container, and the quickest driver to run.
+ */
+export const chroot = defineDriver<ChrootOptions>((init) => {
+  const store = artifactStore({ dir: join(init.stateDir, "artifacts"), driver: "chroot" });
+
+  /** Unpacks `tarball` into a new machine directory, registered for removal before anything exists. */
+  async function start(ctx: BakeContext, tarball: string, role: "build" | "verify", setup: Partial<ConstructorParameters<typeof ChrootMachine>[0]> = {}) {
+    const name = `kiln-${ctx.runId}-${ctx.image.replace(/[^A-Za-z0-9_.-]/g, "-")}-${role}-${randomBytes(2).toString("hex")}`;
+    const machine = new ChrootMachine({ name, dir: join(MACHINES_DIR, name), ...setup });
+    ctx.defer(() => machine[Symbol.asyncDispose](), {
+      resource: `chroot ${machine.dir}`,
+      manualCommand: `umount -l ${machine.root}/proc ${machine.root}/sys; rm -rf ${machine.dir}`,
+    });
+    await mkdir(machine.root, { recursive: true });
+    await run("tar", ["--numeric-owner", "-xpf", tarball, "-C", machine.root]);
+    await machine.start();
+    return machine;
+  }
+
+  return {
+    name: "chroot",
+    schema: chrootOptionsSchema,
+    // A chroot shares the host's network: a port a verify check asks for is on 127.0.0.1.
+    runtimeSupport: { bootScript: true, hostPorts: true },
+    connectionKinds: ["chroot"],
+
+    async preflight(opts) {
+      const problems: PreflightProblem[] = [];
+      if (process.getuid?.() !== 0) problems.push({ message: "the chroot driver needs root (it mounts /proc and enters the tree with chroot)", hint: "run kiln as root" });
+      const tools = [
+        { command: "chroot", install: "apt-get install -y coreutils" },
+        { command: "tar", install: "apt-get install -y tar" },
+        { command: "mount", install: "apt-get install -y mount" },
+      ];
+      const recipe = opts.source && "debootstrap" in opts.source ? opts.source.debootstrap : undefined;
+      // debootstrap is only needed when the tree is not built yet; finding out reads the host's apt sources, nothing more.
+      if (recipe && !(await findRootfs(recipe).catch(() => undefined))) tools.push({ command: "debootstrap", install: "apt-get install -y debootstrap" });
+      problems.push(...(await missingTools(tools)));
+      return problems;
+    },
+
+    async resolveSource(ctx, opts) {
+      if (ctx.parent) {
+        const parent = ctx.parent.files?.[0] ? ctx.parent : await store.get(ctx.parent.id);
+        const file = parent?.files?.[0];
+        if (!file) throw new KilnError("E_SOURCE", `artefact ${ctx.parent.id} of "${ctx.parent.image}" is not in the chroot store ${store.dir}`);
+        return { id: ctx.parent.id, digest: file.sha256, description: `${ctx.parent.image} (${ctx.parent.id})`, details: { tarball: file.path } };
+      }
+      const source = opts.source;
+      if (!source) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: { debootstrap: { suite: bookworm } } or from:" });
+      if ("tarball" in source) {
+        const tarball = resolve(ctx.cwd, source.tarball);
+        return { id: `tarball:${tarball}`, digest: await sha256Of(tarball, source.tarball), description: source.tarball, details: { tarball } };
+      }
+      const recipe = await resolveRecipe(source.debootstrap);
+      const found = await findRootfs(recipe);
+      if (!found && ctx.planning) throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} tree is not built yet`);
+      const rootfs = found ?? (await buildRootfs(recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) }));
+      const labels = rootfsLabels(rootfs);
+      return {
+        id: `debootstrap:${recipe.key}`,
+        digest: `${recipe.key}@${rootfs.created}`,
+        description: describeRecipe(source.debootstrap),
+        details: { tarball: rootfs.tarball, mirror: recipe.mirror, built: rootfs.created, ...labels },
+      };
+    },
+
+    launch: (ctx, source) => start(ctx, tarballOf(source), "build"),
+
+    async capture(ctx, machine, target) {
+      if (!(machine instanceof ChrootMachine)) throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the chroot driver`);
+      await machine.restoreResolvConf();
+      const work = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-capture-`));
+      try {
+        // --one-file-system leaves out what is mounted inside (/proc, /sys): only the tree itself is the image.
+        await run("tar", ["--numeric-owner", "--one-file-system", "-C", machine.root, "-cf", join(work, "rootfs.tar"), "."]);
+        const artifact = await store.add({ image: ctx.image, labels: target.labels, files: [{ from: join(work, "rootfs.tar"), format: "tar" }] });
+        ctx.defer(() => store.remove(artifact.id), { when: "failure", resource: `chroot artefact ${artifact.id}`, manualCommand: `rm -rf ${join(store.dir, artifact.id)}` });
+        return artifact;
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+
+    async launchArtifact(ctx, artifact, runtime) {
+      const tarball = (artifact.files?.[0] ? artifact : await store.get(artifact.id))?.files?.[0]?.path;
+      if (!tarball) throw new KilnError("E_LAUNCH", `artefact ${artifact.id} is not in the chroot store ${store.dir}`);
+      const machine = await start(ctx, tarball, "verify", { env: runtime.env ?? {}, ports: runtime.ports ?? [] });
+      for (const [path, file] of Object.entries(runtime.files ?? {})) await machine.upload(Readable.from([Buffer.from(file.content)]), path, { mode: file.mode ?? 0o644 });
+      if (runtime.bootScript) {
+        // As an init would run it at boot, with the runtime environment; services it starts keep running until disposal.
+        const booted = await machine.exec(["/bin/sh", "-c", runtime.bootScript], { signal: ctx.signal });
+        if (booted.exitCode !== 0) throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
+      }
+      return machine;
+    },
+
+    findArtifacts: (query) => store.find(query),
+    tag: (artifact, tag) => store.tag(artifact.id, tag),
+    remove: (artifact) => store.remove(artifact.id),
+  };
+});
+
+function tarballOf(source: SourceRef): string {
+  const tarball = source.details?.tarball;
+  if (!tarball) throw new KilnError("E_LAUNCH", `source ${source.description} has no root file system tarball`);
+  return tarball;
+}
+
+async function sha256Of(path: string, shownAs: string): Promise<string> {
+  const hash = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  } catch (error) {
+    throw new KilnError("E_SOURCE", `cannot read the source tarball ${shownAs}: ${(error as Error).message}`, { hint: "tarballs are relative to the bake file's directory" });
+  }
+  return `sha256:${hash.digest("hex")}`;
+}
+
+
+export default chroot;

@@ -13,6 +13,8 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v git >/dev/null 2>&1 || missing+=(git)
 # The EC2 tests log in to an instance with OpenSSH, as a user following --on-error=abort would.
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+# The Docker driver's remote-engine test gives a second dockerd a bridge of its own.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq

@@ -13,3 +13,4 @@ export {
   type Rootfs,
 } from "./debootstrap.js";
 export { pickDebianMirror, readAptSources, type AptSource } from "./apt-sources.js";
+export { debootstrapRecipeSchema } from "./schema.js";

@@ -1,6 +1,7 @@
 import {
   channelsOf,
   findByRef,
+  fleetCall,
   findOutdated,
   KilnError,
   LABELS,
@@ -134,7 +135,16 @@ export async function prune(argv: string[]): Promise<number> {
   const keep = Number(values.keep ?? "3");
   if (!Number.isInteger(keep) || keep < 0) throw new KilnError("E_CONFIG", `--keep must be a whole number ≥ 0, not "${values.keep}"`);
   const project = await openProject(values, positionals[0]);
-  const result = await pruneArtifacts(project, keep, { dryRun: values["dry-run"] ?? false });
+  // Ctrl-C stops between removals (a prune may remove fifty AMIs), never halfway through one.
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => controller.abort(new KilnError("E_INTERRUPTED", `interrupted by ${signal}`));
+  process.once("SIGINT", onSignal);
+  let result: Awaited<ReturnType<typeof pruneArtifacts>>;
+  try {
+    result = await pruneArtifacts(project, keep, { dryRun: values["dry-run"] ?? false, call: fleetCall(project, controller.signal) });
+  } finally {
+    process.off("SIGINT", onSignal);
+  }
   for (const artifact of result.removed) process.stdout.write(`${values["dry-run"] ? "would remove" : "removed"} ${artifact.image} ${shortId(artifact.id)}\n`);
   process.stdout.write(`${result.removed.length} ${values["dry-run"] ? "to remove" : "removed"}, ${result.kept} kept\n`);
   return 0;

@@ -7,20 +7,12 @@ import { Readable } from "node:stream";
 import { z } from "zod";
 import { type BakeContext, defineDriver, KilnError, type PreflightProblem, type SourceRef } from "@kiln/core";
 import { artifactStore, missingTools } from "@kiln/core/kit";
-import { buildRootfs, describeRecipe, findRootfs, resolveRecipe, rootfsLabels } from "@kiln/debootstrap";
+import { buildRootfs, debootstrapRecipeSchema, describeRecipe, findRootfs, resolveRecipe, rootfsLabels } from "@kiln/debootstrap";
 import { ChrootMachine, run } from "./machine.js";
-
-const recipeSchema = z.strictObject({
-  suite: z.string().min(1).describe('Debian suite, e.g. "bookworm".'),
-  variant: z.enum(["minbase", "buildd", "fakechroot", "standard"]).optional().describe('debootstrap variant. Default "minbase".'),
-  include: z.array(z.string()).optional().describe('Extra packages, e.g. ["python3"].'),
-  components: z.array(z.string()).optional().describe('Archive components. Default ["main"].'),
-  mirror: z.string().url().optional().describe("Mirror URL. Default: the first Debian mirror in the host's apt sources."),
-});
 
 export const chrootOptionsSchema = z.strictObject({
   source: z
-    .union([z.strictObject({ debootstrap: recipeSchema }), z.strictObject({ tarball: z.string().min(1) })])
+    .union([z.strictObject({ debootstrap: debootstrapRecipeSchema }), z.strictObject({ tarball: z.string().min(1) })])
     .optional()
     .describe("{ debootstrap: { suite } } to build a Debian tree, or { tarball: ./rootfs.tar } (relative to the bake file)."),
 });

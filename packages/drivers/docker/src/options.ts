@@ -1,14 +1,7 @@
 import { z } from "zod";
+import { debootstrapRecipeSchema } from "@kiln/debootstrap";
 
 const stringOrList = z.union([z.string(), z.array(z.string())]);
-
-const debootstrapSchema = z.strictObject({
-  suite: z.string().min(1).describe('Debian suite, e.g. "bookworm".'),
-  variant: z.enum(["minbase", "buildd", "fakechroot", "standard"]).optional().describe('debootstrap variant. Default "minbase".'),
-  include: z.array(z.string()).optional().describe('Extra packages, e.g. ["python3"].'),
-  components: z.array(z.string()).optional().describe('Archive components. Default ["main"].'),
-  mirror: z.string().url().optional().describe("Mirror URL. Default: the first Debian mirror in the host's apt sources."),
-});
 
 /** Image config changes applied when the container is committed (Dockerfile instructions, structured). */
 const changesSchema = z.strictObject({
@@ -24,7 +17,7 @@ const changesSchema = z.strictObject({
 
 export const dockerOptionsSchema = z.strictObject({
   source: z
-    .union([z.string().min(1), z.strictObject({ debootstrap: debootstrapSchema })])
+    .union([z.string().min(1), z.strictObject({ debootstrap: debootstrapRecipeSchema })])
     .optional()
     .describe('Image to start from ("debian:bookworm", an image id), or { debootstrap: { suite } } to build a Debian base on the host.'),
   pull: z

@@ -1,4 +1,6 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,14 +11,19 @@ import docker from "../src/index.js";
 import { ensureFixtureImage, FIXTURE_IMAGE } from "../src/testing.js";
 
 /**
- * A second engine on this machine, with its own socket and data root: as far as Kiln can tell, a remote one named by
- * DOCKER_HOST. No bridge and no iptables rules, so it leaves the host's network alone.
+ * A second engine on this machine, with its own socket, data root and bridge: as far as Kiln can tell, a remote one named by
+ * DOCKER_HOST. Its bridge is its own (in TEST-NET-1, which nothing routes), and it writes no iptables rules: started with
+ * `--bridge=none` instead, dockerd deletes the first engine's docker0.
  */
 async function startSecondEngine(): Promise<{ host: string; api: Docker; stop: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "kiln-engine-"));
   const socket = join(dir, "docker.sock");
+  const bridge = `kilnbr-${randomBytes(3).toString("hex")}`;
+  await run("ip", ["link", "add", bridge, "type", "bridge"]);
+  await run("ip", ["addr", "add", "192.0.2.1/24", "dev", bridge]);
+  await run("ip", ["link", "set", bridge, "up"]);
   const args = [`--host=unix://${socket}`, `--data-root=${join(dir, "data")}`, `--exec-root=${join(dir, "exec")}`, `--pidfile=${join(dir, "docker.pid")}`];
-  const daemon = spawn("dockerd", [...args, "--bridge=none", "--iptables=false", "--ip-masq=false"], { stdio: "ignore" });
+  const daemon = spawn("dockerd", [...args, `--bridge=${bridge}`, "--iptables=false", "--ip-masq=false"], { stdio: "ignore" });
   const api = new Docker({ socketPath: socket });
   for (let attempt = 0; !(await api.ping().then(() => true, () => false)); attempt++) {
     if (attempt > 100 || daemon.exitCode !== null) throw new Error(`the second dockerd did not start (install docker.io); exit ${daemon.exitCode}`);
@@ -26,10 +33,13 @@ async function startSecondEngine(): Promise<{ host: string; api: Docker; stop: (
     const exited = new Promise((resolve) => daemon.once("exit", resolve));
     daemon.kill("SIGTERM");
     await exited;
+    await run("ip", ["link", "del", bridge]);
     await rm(dir, { recursive: true, force: true });
   };
   return { host: `unix://${socket}`, api, stop };
 }
+
+const run = promisify(execFile);
 
 describe("docker driver on the engine DOCKER_HOST names", () => {
   let engine: Awaited<ReturnType<typeof startSecondEngine>>;
@@ -47,6 +57,18 @@ describe("docker driver on the engine DOCKER_HOST names", () => {
     if (saved === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = saved;
     await engine?.stop();
+  });
+
+  it("leaves the first engine's network alone: its containers still start on their bridge", async () => {
+    await using test = createTestContext();
+    const first = new Docker({ socketPath: "/var/run/docker.sock" });
+    const container = await first.createContainer({ Image: FIXTURE_IMAGE, Cmd: ["true"], Labels: { ...test.ctx.resourceLabels } });
+    try {
+      await container.start();
+      expect(((await container.wait()) as { StatusCode: number }).StatusCode).toBe(0);
+    } finally {
+      await container.remove({ force: true });
+    }
   });
 
   it("launches there, and its connection names that engine, so `docker -H` from outside reaches the same container", async () => {

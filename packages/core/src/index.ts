@@ -22,5 +22,5 @@ export { createBakeContext, withSignal, type ContextInit, type RunnerContext } f
 export { verifyExisting, readRuntimeFile, type VerifyExistingOptions, type VerifyExistingResult } from "./verify/existing.js";
 export { verifyArtifact } from "./verify/artifact.js";
 export { planBuild, type PlanEntry, type PlanOptions } from "./plan.js";
-export { findByRef, findCached, findLatest, newest, previousSummary, resolveInputs, type ImageInputs } from "./image-inputs.js";
+export { findByRef, findCached, findLatest, fleetCall, newest, previousSummary, resolveInputs, type ImageInputs } from "./image-inputs.js";
 export * from "./fleet.js";

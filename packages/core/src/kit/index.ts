@@ -5,3 +5,4 @@ export { withFileLock, type FileLockOptions } from "./lock.js";
 export { shellJoin, shellQuote } from "./shell.js";
 export { findExecutable, missingTools, type RequiredTool } from "./tools.js";
 export { DEFAULT_EXCLUDES, hashTree, type HashTreeOptions } from "./tree-hash.js";
+export { extractDownload, extractTar } from "./tar.js";

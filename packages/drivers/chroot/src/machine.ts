@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat } from "node:fs/promises";
+import { readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { constants } from "node:os";
-import { dirname, join, posix } from "node:path";
+import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import tarFs from "tar-fs";
 import { type ChrootConnection, type ExecOptions, type ExecResult, KilnError, type Machine } from "@kiln/core";
+import { extractDownload } from "@kiln/core/kit";
 
 /** What a login shell of a Debian system would have: commands in the chroot never see the host's environment. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -112,22 +112,12 @@ export class ChrootMachine implements Machine {
   async download(from: string, to: string): Promise<void> {
     const isDirectory = (await this.exec(["test", "-d", from])).exitCode === 0;
     const archive = this.spawn(["tar", "-C", posix.dirname(from), "-cf", "-", posix.basename(from)], {});
-    const failed = new Promise<never>((_, reject) => archive.on("close", (code) => code !== 0 && reject(new KilnError("E_PROVISION", `cannot download ${from} from ${this.id}: tar exited with ${code}`))));
-    failed.catch(() => {});
-    if (isDirectory) {
-      await mkdir(to, { recursive: true });
-      await Promise.race([pipeline(archive.stdout as Readable, tarFs.extract(to, { strip: 1 })), failed]);
-      return;
-    }
-    // One file: extracted beside its destination, then moved into place.
-    await mkdir(dirname(to), { recursive: true });
-    const staging = await mkdtemp(join(dirname(to), ".kiln-download-"));
-    try {
-      await Promise.race([pipeline(archive.stdout as Readable, tarFs.extract(staging)), failed]);
-      await rename(join(staging, posix.basename(from)), to);
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    let stderr = "";
+    archive.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => archive.on("close", resolve));
+    await extractDownload(archive.stdout as Readable, from, to, isDirectory);
+    const code = await exited;
+    if (code !== 0) throw new KilnError("E_PROVISION", `cannot download ${from} from ${this.id}: ${stderr.trim() || `tar exited with ${code}`}`);
   }
 
   /**

@@ -1,12 +1,11 @@
-import { createWriteStream } from "node:fs";
-import { mkdir, readFile, stat } from "node:fs/promises";
-import { dirname, posix } from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { posix } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
 import tarFs from "tar-fs";
 import tarStream from "tar-stream";
 import { KilnError, type DockerConnection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
+import { extractDownload } from "@kiln/core/kit";
 import { engineEndpoint } from "./engine.js";
 
 /** A running container driven through the Docker API: exec, and file copies as tar streams. */
@@ -175,23 +174,8 @@ export class DockerMachine implements Machine {
     } catch (error) {
       throw new KilnError("E_PROVISION", `cannot download ${from} from container ${this.id}: ${(error as Error).message}`);
     }
-    if (probe.exitCode === 0) {
-      await mkdir(to, { recursive: true });
-      // The archive's first path component is the directory itself; its contents go into `to`.
-      await pipeline(archive, tarFs.extract(to, { strip: 1 }));
-      return;
-    }
-    await mkdir(dirname(to), { recursive: true });
-    const extract = tarStream.extract();
-    const done = new Promise<void>((resolve, reject) => {
-      extract.on("entry", (_header, entry, next) => {
-        pipeline(entry, createWriteStream(to)).then(() => next(), reject);
-      });
-      extract.on("finish", resolve);
-      extract.on("error", reject);
-    });
-    archive.pipe(extract);
-    await done;
+    // The archive's first path component is the file or directory itself.
+    await extractDownload(archive as Readable, from, to, probe.exitCode === 0);
   }
 
   /** Removes the container and its anonymous volumes. Safe to call again. */

@@ -1,0 +1,46 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { KilnError } from "../errors.js";
+
+/**
+ * Extracts a tar stream into `dir` (created if missing) with GNU tar, and returns once tar has exited — every file written.
+ * (tar-fs over tar-stream 3 can finish before the last file is on disk.) Owners and setuid/setgid bits are not taken from the
+ * archive: what comes off a build machine is the caller's, with ordinary permissions.
+ */
+export async function extractTar(archive: Readable, dir: string, options: { strip?: number } = {}): Promise<void> {
+  // Taken up at once: a child process's stdout that nobody reads before the child exits loses its data.
+  const held = archive.pipe(new PassThrough());
+  await mkdir(dir, { recursive: true });
+  const args = ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions", ...(options.strip ? [`--strip-components=${options.strip}`] : [])];
+  const tar = spawn("tar", args, { stdio: ["pipe", "ignore", "pipe"] });
+  let stderr = "";
+  tar.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    tar.on("error", (error: NodeJS.ErrnoException) => reject(error.code === "ENOENT" ? new KilnError("E_MISSING_TOOL", "tar not found", { hint: "install it: apt-get install -y tar" }) : error));
+    tar.on("close", resolve);
+  });
+  await Promise.all([pipeline(held, tar.stdin), exited]);
+  const code = await exited;
+  if (code !== 0) throw new KilnError("E_PROVISION", `extracting into ${dir} failed: ${stderr.trim() || `tar exited with ${code}`}`);
+}
+
+/**
+ * Puts what a machine sent as a tar stream of `from` (a file or a directory, archived by its name) at `to`: a directory's
+ * contents into `to`, a file exactly at `to` (extracted beside it, then moved into place).
+ */
+export async function extractDownload(archive: Readable, from: string, to: string, isDirectory: boolean): Promise<void> {
+  // Taken up at once: a child process's stdout that nobody reads before the child exits loses its data.
+  const held = archive.pipe(new PassThrough());
+  if (isDirectory) return extractTar(held, to, { strip: 1 });
+  await mkdir(dirname(to), { recursive: true });
+  const staging = await mkdtemp(join(dirname(to), ".kiln-download-"));
+  try {
+    await extractTar(held, staging);
+    await rename(join(staging, posix.basename(from)), to);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}

@@ -61,9 +61,21 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
   },
 
   async launchArtifact(ctx, artifact, runtime, opts) {
-    // Like a cloud image: runtime env reaches SSH sessions through sshd's SetEnv, files are written before boot.
-    const setEnv = Object.entries(runtime.env ?? {}).map(([key, value]) => `SetEnv ${key}="${value}"\n`).join("");
-    const files = { ...runtime.files, "/etc/ssh/sshd_config.d/kiln-runtime.conf": { content: setEnv, mode: 0o644 } };
+    // Like the EC2 driver's user data: runtime env reaches the login's sessions through sshd's SetEnv, and commands run through
+    // sudo (which resets the environment) through /etc/environment named as sudo's env_file; files are written before boot.
+    const entries = Object.entries(runtime.env ?? {});
+    const setEnv = entries.map(([key, value]) => `SetEnv ${key}="${value}"\n`).join("");
+    const environment = entries.map(([key, value]) => `${key}="${value}"\n`).join("");
+    const files = {
+      ...runtime.files,
+      "/etc/ssh/sshd_config.d/kiln-runtime.conf": { content: setEnv, mode: 0o644 },
+      ...(entries.length > 0
+        ? {
+            "/etc/environment": { content: environment, mode: 0o644 },
+            "/etc/sudoers.d/kiln-runtime-env": { content: "Defaults env_file=/etc/environment\n", mode: 0o440 },
+          }
+        : {}),
+    };
     return launchMachine(ctx, artifact.id, files, opts.login ?? "root");
   },
 

@@ -19,7 +19,13 @@ const { startEmulator } = await import(join(root, "packages/ec2-emulator/dist/in
 
 // The emulator's default transitions (1 s per state change) stand in for EC2's, which take tens of seconds.
 const emulator = await startEmulator({ port: 0 });
-const env = { ...process.env, AWS_ACCESS_KEY_ID: "AKIDKILNBENCH", AWS_SECRET_ACCESS_KEY: "kiln-bench", AWS_EC2_METADATA_DISABLED: "true", CHECKPOINT_DISABLE: "1" };
+const env = {
+  ...process.env,
+  AWS_ACCESS_KEY_ID: "AKIDKILNBENCH",
+  AWS_SECRET_ACCESS_KEY: "kiln-bench",
+  AWS_EC2_METADATA_DISABLED: "true",
+  CHECKPOINT_DISABLE: "1",
+};
 
 /** Runs a command without blocking this process (the emulator answers from its event loop): wall time and stdout. */
 function run(command, args, cwd) {
@@ -42,7 +48,11 @@ function run(command, args, cwd) {
 async function counted(work) {
   const before = emulator.callCounts();
   const result = await work();
-  const calls = Object.fromEntries(Object.entries(emulator.callCounts()).map(([action, n]) => [action, n - (before[action] ?? 0)]).filter(([, n]) => n > 0));
+  const calls = Object.fromEntries(
+    Object.entries(emulator.callCounts())
+      .map(([action, n]) => [action, n - (before[action] ?? 0)])
+      .filter(([, n]) => n > 0),
+  );
   return { ...result, calls };
 }
 
@@ -54,13 +64,24 @@ const withPacker = packerVersion.status === 0 && existsSync(packerTemplate);
 
 try {
   for (let round = 0; round < RUNS; round++) {
-    const kiln = await counted(() => run(process.execPath, [cli, "build", "--force", "--json", "--var", `endpoint=${emulator.endpoint}`], example));
-    const events = kiln.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    const kiln = await counted(() =>
+      run(process.execPath, [cli, "build", "--force", "--json", "--var", `endpoint=${emulator.endpoint}`], example),
+    );
+    const events = kiln.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
     const done = events.find((event) => event.type === "image.done");
     if (!done) throw new Error(`no image.done event:\n${kiln.stdout.slice(-2000)}`);
     kilnRuns.push({ ms: kiln.ms, steps: Object.fromEntries(done.steps.map((step) => [step.step, step.durationMs])), calls: kiln.calls });
     if (withPacker) {
-      const packer = await counted(() => run("packer", ["build", "-color=false", "-var", `endpoint=${emulator.endpoint}`, "-var", "poll_delay_seconds=2", packerTemplate], root));
+      const packer = await counted(() =>
+        run(
+          "packer",
+          ["build", "-color=false", "-var", `endpoint=${emulator.endpoint}`, "-var", "poll_delay_seconds=2", packerTemplate],
+          root,
+        ),
+      );
       packerRuns.push({ ms: packer.ms, calls: packer.calls });
     }
   }
@@ -71,14 +92,35 @@ try {
 const total = (calls) => Object.values(calls).reduce((sum, n) => sum + n, 0);
 const row = (label, value) => console.log(`  ${label.padEnd(50)} ${value}`);
 console.log(`\nexamples/ec2 through the EC2 emulator, median of ${RUNS} bakes, ${new Date().toISOString()}\n`);
-row("kiln build (wall, incl. Node start-up)", `${median(kilnRuns.map((r) => r.ms)).toFixed(0).padStart(7)} ms`);
-for (const step of Object.keys(kilnRuns[0].steps)) row(`  ${step}`, `${median(kilnRuns.map((r) => r.steps[step] ?? 0)).toFixed(0).padStart(7)} ms`);
-if (withPacker) row(`packer build (amazon-ebs, ${packerVersion.stdout.trim()})`, `${median(packerRuns.map((r) => r.ms)).toFixed(0).padStart(7)} ms`);
+row(
+  "kiln build (wall, incl. Node start-up)",
+  `${median(kilnRuns.map((r) => r.ms))
+    .toFixed(0)
+    .padStart(7)} ms`,
+);
+for (const step of Object.keys(kilnRuns[0].steps))
+  row(
+    `  ${step}`,
+    `${median(kilnRuns.map((r) => r.steps[step] ?? 0))
+      .toFixed(0)
+      .padStart(7)} ms`,
+  );
+if (withPacker)
+  row(
+    `packer build (amazon-ebs, ${packerVersion.stdout.trim()})`,
+    `${median(packerRuns.map((r) => r.ms))
+      .toFixed(0)
+      .padStart(7)} ms`,
+  );
 
 console.log("\nEC2 API calls per bake (last bake)");
 const actions = [...new Set([...Object.keys(kilnRuns.at(-1).calls), ...Object.keys(packerRuns.at(-1)?.calls ?? {})])].sort();
 row("action", `${"kiln".padStart(7)}${withPacker ? "  packer".padStart(9) : ""}`);
-for (const action of actions) row(action, `${String(kilnRuns.at(-1).calls[action] ?? 0).padStart(7)}${withPacker ? String(packerRuns.at(-1).calls[action] ?? 0).padStart(9) : ""}`);
+for (const action of actions)
+  row(
+    action,
+    `${String(kilnRuns.at(-1).calls[action] ?? 0).padStart(7)}${withPacker ? String(packerRuns.at(-1).calls[action] ?? 0).padStart(9) : ""}`,
+  );
 row("total", `${String(total(kilnRuns.at(-1).calls)).padStart(7)}${withPacker ? String(total(packerRuns.at(-1).calls)).padStart(9) : ""}`);
 
 console.log("\nratios");

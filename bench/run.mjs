@@ -19,13 +19,19 @@ await ensureFixtureImage();
 const work = mkdtempSync(join(tmpdir(), "kiln-bench-"));
 const STEP = "echo hello > /hello.txt";
 const TAG = "kiln-bench/one-step";
-writeFileSync(join(work, "kiln.yaml"), `images:\n  one-step:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - shell: { inline: ["${STEP}"] }\n    tags: ["${TAG}:kiln"]\n`);
+writeFileSync(
+  join(work, "kiln.yaml"),
+  `images:\n  one-step:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - shell: { inline: ["${STEP}"] }\n    tags: ["${TAG}:kiln"]\n`,
+);
 writeFileSync(join(work, "Dockerfile"), `FROM ${FIXTURE_IMAGE}\nRUN ${STEP}\n`);
-writeFileSync(join(work, "packer.json"), JSON.stringify({
-  builders: [{ type: "docker", image: FIXTURE_IMAGE, pull: false, commit: true }],
-  provisioners: [{ type: "shell", inline: [STEP] }],
-  "post-processors": [{ type: "docker-tag", repository: TAG, tag: "packer" }],
-}));
+writeFileSync(
+  join(work, "packer.json"),
+  JSON.stringify({
+    builders: [{ type: "docker", image: FIXTURE_IMAGE, pull: false, commit: true }],
+    provisioners: [{ type: "shell", inline: [STEP] }],
+    "post-processors": [{ type: "docker-tag", repository: TAG, tag: "packer" }],
+  }),
+);
 
 /** Wall time of one command in ms; `inProcess` also reads the bake's own duration from kiln's --json run.end event. */
 function run(command, args, env = {}) {
@@ -42,8 +48,18 @@ const removeImage = (tag) => spawnSync("docker", ["rmi", "-f", tag], { encoding:
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const cases = [
-  { name: "kiln build (one shell step)", key: "kiln", run: () => run(process.execPath, [cli, "build", "-C", work, "--json", "--force"]), after: () => removeImage(`${TAG}:kiln`) },
-  { name: "docker build --no-cache", key: "docker", run: () => run("docker", ["build", "--no-cache", "-q", "-t", `${TAG}:docker`, "."]), after: () => removeImage(`${TAG}:docker`) },
+  {
+    name: "kiln build (one shell step)",
+    key: "kiln",
+    run: () => run(process.execPath, [cli, "build", "-C", work, "--json", "--force"]),
+    after: () => removeImage(`${TAG}:kiln`),
+  },
+  {
+    name: "docker build --no-cache",
+    key: "docker",
+    run: () => run("docker", ["build", "--no-cache", "-q", "-t", `${TAG}:docker`, "."]),
+    after: () => removeImage(`${TAG}:docker`),
+  },
   { name: "kiln validate", key: "validate", run: () => run(process.execPath, [cli, "validate", "-C", work]) },
   { name: "kiln --version", key: "version", run: () => run(process.execPath, [cli, "--version"]) },
   { name: "node -e 0 (Node start-up)", key: "node", run: () => run(process.execPath, ["-e", "0"]) },
@@ -81,7 +97,11 @@ for (const item of cases) console.log(`  ${item.name.padEnd(52)} ${medians[item.
 console.log(`  ${"  of which the bake itself (kiln's run.end event)".padEnd(52)} ${median(inProcess.slice(1)).toFixed(0).padStart(7)} ms`);
 console.log("\nratios");
 console.log(`  kiln build / docker build --no-cache        ${(medians.kiln / medians.docker).toFixed(2)}×   (target ≤ 1.3×)`);
-console.log(`  kiln bake (in-process) / docker build        ${(median(inProcess.slice(1)) / medians.docker).toFixed(2)}×   (the rest is Node.js start-up and module loading)`);
+console.log(
+  `  kiln bake (in-process) / docker build        ${(median(inProcess.slice(1)) / medians.docker).toFixed(2)}×   (the rest is Node.js start-up and module loading)`,
+);
 if (medians.packer) console.log(`  kiln build / packer build                   ${(medians.kiln / medians.packer).toFixed(2)}×`);
-console.log(`  kiln --version / node start-up              ${(medians.version / medians.node).toFixed(2)}×   (${medians.version.toFixed(0)} ms; target ≤ 120 ms)`);
+console.log(
+  `  kiln --version / node start-up              ${(medians.version / medians.node).toFixed(2)}×   (${medians.version.toFixed(0)} ms; target ≤ 120 ms)`,
+);
 console.log(`  kiln validate / node start-up               ${(medians.validate / medians.node).toFixed(2)}×`);

@@ -71,5 +71,8 @@ export function parseCommandArgs<C extends CommandName>(command: C, argv: string
 
 /** `--only a,b --only c` → [a, b, c] */
 export function listFlag(values: string[] | undefined): string[] | undefined {
-  return values?.flatMap((value) => value.split(",")).map((value) => value.trim()).filter(Boolean);
+  return values
+    ?.flatMap((value) => value.split(","))
+    .map((value) => value.trim())
+    .filter(Boolean);
 }

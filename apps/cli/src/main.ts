@@ -33,7 +33,9 @@ export async function main(argv: string[], version: string): Promise<number> {
     return await (await load())(rest, version);
   } catch (error) {
     if (rest.includes("--json")) {
-      const detail = isKilnError(error) ? { code: error.code, message: error.message, hint: error.hint, diagnostics: error.diagnostics } : { message: String(error) };
+      const detail = isKilnError(error)
+        ? { code: error.code, message: error.message, hint: error.hint, diagnostics: error.diagnostics }
+        : { message: String(error) };
       process.stdout.write(`${JSON.stringify({ type: "error", ...detail, time: new Date().toISOString() })}\n`);
     }
     process.stderr.write(`${errorText(error)}\n`);

@@ -22,7 +22,11 @@ export function manifestOf(result: BuildResult, project: Project, kilnVersion: s
         source: record.source ? { id: record.source.id, description: record.source.description, ...record.source.details } : null,
         started_at: record.startedAt,
         duration_ms: record.durationMs,
-        steps: record.steps.map((step) => ({ step: step.step, ...(step.detail ? { detail: step.detail } : {}), duration_ms: step.durationMs })),
+        steps: record.steps.map((step) => ({
+          step: step.step,
+          ...(step.detail ? { detail: step.detail } : {}),
+          duration_ms: step.durationMs,
+        })),
         ...(record.error ? { error: record.error } : {}),
       })),
     },

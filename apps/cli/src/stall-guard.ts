@@ -9,7 +9,11 @@ export function stallGuard(controller: AbortController): { readonly fired: boole
   const onBeforeExit = () => {
     if (controller.signal.aborted) return;
     state.fired = true;
-    controller.abort(new KilnError("E_INTERNAL", "kiln stopped making progress (a step is waiting for something that will not happen)", { hint: "this is a bug in Kiln or a plugin; please report it with the output of --json" }));
+    controller.abort(
+      new KilnError("E_INTERNAL", "kiln stopped making progress (a step is waiting for something that will not happen)", {
+        hint: "this is a bug in Kiln or a plugin; please report it with the output of --json",
+      }),
+    );
   };
   process.on("beforeExit", onBeforeExit);
   return {

@@ -56,7 +56,15 @@ images:
     expect(manifest.ok).toBe(true);
     expect(base).toMatchObject({ image: "base", status: "baked", tags: [baseTag] });
     expect(app).toMatchObject({ image: "app", status: "baked", parent_id: base.artifact_id, tags: [appTag] });
-    expect(app.steps.map((step: { step: string }) => step.step)).toEqual(["resolve", "launch", "provision", "provision", "capture", "verify", "tag"]);
+    expect(app.steps.map((step: { step: string }) => step.step)).toEqual([
+      "resolve",
+      "launch",
+      "provision",
+      "provision",
+      "capture",
+      "verify",
+      "tag",
+    ]);
 
     const image = await docker.getImage(appTag).inspect();
     expect(image.Id).toBe(app.artifact_id);
@@ -79,8 +87,14 @@ images:
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/app: ✓ http :8000\//);
-    await docker.getImage("my/app:0.1.0").remove({ force: true }).catch(() => {});
-    await docker.getImage("my/base:0.1.0").remove({ force: true }).catch(() => {});
+    await docker
+      .getImage("my/app:0.1.0")
+      .remove({ force: true })
+      .catch(() => {});
+    await docker
+      .getImage("my/base:0.1.0")
+      .remove({ force: true })
+      .catch(() => {});
   });
 
   it("a failing provisioner exits 1 with the command's output and leaves no container behind", async () => {
@@ -221,7 +235,10 @@ images:
     const result = await kiln(["build", "--force", "-C", dir.dir, "-only", "b", "--json"]);
     runs.push(runIdOf(result.stdout, result.stderr));
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const events = result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(events[0]).toMatchObject({ type: "run.start", images: ["a", "b"] });
     expect(events.filter((event) => event.type === "image.done").map((event) => event.image)).toEqual(["a", "b"]);
     expect(events.at(-1)).toMatchObject({ type: "run.end", ok: true });

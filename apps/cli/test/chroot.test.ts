@@ -42,6 +42,10 @@ describe("kiln with the chroot driver", () => {
     expect(images.stdout).toMatch(new RegExp(`rootfs  ${id}.*acme/rootfs:1\\.0`));
     // Nothing of the bake is left on the host but the artefact: no machine tree, no mount.
     const runId = runIdOf(build.stdout, build.stderr);
-    expect(execFileSync("/bin/sh", ["-c", `ls /tmp/kiln-chroot | grep -c ${runId} || true; grep -c ${runId} /proc/self/mounts || true`], { encoding: "utf8" })).toBe("0\n0\n");
+    expect(
+      execFileSync("/bin/sh", ["-c", `ls /tmp/kiln-chroot | grep -c ${runId} || true; grep -c ${runId} /proc/self/mounts || true`], {
+        encoding: "utf8",
+      }),
+    ).toBe("0\n0\n");
   });
 });

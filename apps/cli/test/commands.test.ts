@@ -60,10 +60,13 @@ describe("kiln commands", { timeout: 60_000 }, () => {
 
   it("variables come from --var-file and KILN_VAR_ with --var winning", async () => {
     await using dir = await project({
-      "kiln.yaml": "variables:\n  a: { default: from-default }\n  b: { default: from-default }\n  c: { default: from-default }\nimages:\n  x: { driver: docker, source: debian }\n",
+      "kiln.yaml":
+        "variables:\n  a: { default: from-default }\n  b: { default: from-default }\n  c: { default: from-default }\nimages:\n  x: { driver: docker, source: debian }\n",
       "vars.json": JSON.stringify({ a: "from-file", b: "from-file", c: "from-file" }),
     });
-    const result = await kiln(["inspect", "-C", dir.dir, "-var-file", join(dir.dir, "vars.json"), "--var", "c=from-flag", "--json"], { env: { KILN_VAR_b: "from-env", KILN_VAR_c: "from-env" } });
+    const result = await kiln(["inspect", "-C", dir.dir, "-var-file", join(dir.dir, "vars.json"), "--var", "c=from-flag", "--json"], {
+      env: { KILN_VAR_b: "from-env", KILN_VAR_c: "from-env" },
+    });
     expect(JSON.parse(result.stdout).variables).toEqual({ a: "from-file", b: "from-env", c: "from-flag" });
   });
 
@@ -71,7 +74,9 @@ describe("kiln commands", { timeout: 60_000 }, () => {
     const dir = fileURLToPath(new URL("./fixtures/ts-config", import.meta.url));
     const result = await kiln(["inspect", "-C", dir, "--json"]);
     expect(result.stderr).toBe("");
-    expect(JSON.parse(result.stdout).images).toEqual([expect.objectContaining({ name: "typed", driver: "docker", source: "debian:bookworm", provision: ["shell"] })]);
+    expect(JSON.parse(result.stdout).images).toEqual([
+      expect.objectContaining({ name: "typed", driver: "docker", source: "debian:bookworm", provision: ["shell"] }),
+    ]);
   });
 
   it("help lists commands and each command's options", async () => {
@@ -88,8 +93,12 @@ describe("kiln commands", { timeout: 60_000 }, () => {
     expect(schema.title).toBe("Kiln bake file");
     expect(text).toContain("privileged");
     expect(text).toContain("expect_disconnect");
-    const ec2 = schema.properties.images.additionalProperties.allOf.find((rule: { if: { properties: { driver: { const: string } } } }) => rule.if.properties.driver.const === "ec2");
-    expect(Object.keys(ec2.then.properties)).toEqual(expect.arrayContaining(["ami_name", "ami_regions", "encrypt_boot", "provision", "verify"]));
+    const ec2 = schema.properties.images.additionalProperties.allOf.find(
+      (rule: { if: { properties: { driver: { const: string } } } }) => rule.if.properties.driver.const === "ec2",
+    );
+    expect(Object.keys(ec2.then.properties)).toEqual(
+      expect.arrayContaining(["ami_name", "ami_regions", "encrypt_boot", "provision", "verify"]),
+    );
   });
 
   it("the shipped schema file matches the command's output", async () => {
@@ -97,4 +106,3 @@ describe("kiln commands", { timeout: 60_000 }, () => {
     expect(JSON.parse(shipped)).toEqual(JSON.parse((await kiln(["schema"])).stdout));
   });
 });
-

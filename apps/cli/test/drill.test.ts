@@ -59,10 +59,15 @@ describe("the Ctrl-C drill", () => {
       const left = (await listDockerResources(runId)).filter((resource) => !baked.includes(resource));
       outcomes.push({ at, code, left });
     }
-    const report = outcomes.map((outcome) => `SIGINT at ${outcome.at}ms: exit ${outcome.code}, left ${outcome.left.join(", ") || "nothing"}`).join("\n");
+    const report = outcomes
+      .map((outcome) => `SIGINT at ${outcome.at}ms: exit ${outcome.code}, left ${outcome.left.join(", ") || "nothing"}`)
+      .join("\n");
     console.log(`Ctrl-C drill:\n${report}`);
     for (const outcome of outcomes) expect([0, 130], report).toContain(outcome.code);
-    expect(outcomes.filter((outcome) => outcome.left.length > 0), report).toEqual([]);
+    expect(
+      outcomes.filter((outcome) => outcome.left.length > 0),
+      report,
+    ).toEqual([]);
     // The drill only means something if most signals landed inside bakes.
     expect(outcomes.filter((outcome) => outcome.code === 130 && outcome.left.length === 0).length, report).toBeGreaterThanOrEqual(10);
   });

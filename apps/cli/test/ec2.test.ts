@@ -27,17 +27,27 @@ describe("examples/ec2 through the EC2 emulator", () => {
     expect(run.stdout).toMatch(/web-ami: ✓ port 8080\n/);
     expect(run.stdout).toMatch(/web-ami: baked ami-\w+ as kiln-example\/web-ami:1\.0\.0/);
     const amiId = /baked (ami-\w+)/.exec(run.stdout)?.[1];
-    const client = new EC2Client({ region: "us-east-1", endpoint: emulator.endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+    const client = new EC2Client({
+      region: "us-east-1",
+      endpoint: emulator.endpoint,
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+    });
     const [image] = (await client.send(new DescribeImagesCommand({ ImageIds: [amiId as string] }))).Images ?? [];
     expect(image?.Name).toMatch(/^kiln-web-1\.0\.0-\d{8}-\d{6}$/);
-    expect(Object.fromEntries((image?.Tags ?? []).map((tag) => [tag.Key, tag.Value]))).toMatchObject({ app: "web", "dev.kiln.image": "web-ami", "dev.kiln.verify": "passed", "kiln:ref:kiln-example/web-ami:1.0.0": "" });
+    expect(Object.fromEntries((image?.Tags ?? []).map((tag) => [tag.Key, tag.Value]))).toMatchObject({
+      app: "web",
+      "dev.kiln.image": "web-ami",
+      "dev.kiln.verify": "passed",
+      "kiln:ref:kiln-example/web-ami:1.0.0": "",
+    });
     // Only the AMI and its snapshot outlive the bake: no instance, key pair or security group.
     const left = resourcesTagged(emulator.resources(), "dev.kiln.build", runId);
     expect(left.sort()).toEqual([amiId, image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId].sort());
     // The credentials reach the SDK only: not the output, the manifest or any tag.
     const manifest = readFileSync(join(example, "kiln-manifest.json"), "utf8");
     rmSync(join(example, "kiln-manifest.json"));
-    for (const text of [run.stdout, run.stderr, manifest, JSON.stringify(image?.Tags)]) expect(text).not.toMatch(/AKIDKILNTEST|kiln-test-secret/);
+    for (const text of [run.stdout, run.stderr, manifest, JSON.stringify(image?.Tags)])
+      expect(text).not.toMatch(/AKIDKILNTEST|kiln-test-secret/);
   });
 
   it("the fleet works on AMIs: an unchanged rebuild is cached, kiln images lists it, promote and provenance find it", async () => {
@@ -54,7 +64,9 @@ describe("examples/ec2 through the EC2 emulator", () => {
     const promoted = await kiln(["promote", "web-ami", "prod", ...endpoint], { cwd: example, env: credentials });
     expect(promoted.code, promoted.stderr).toBe(0);
     expect(promoted.stdout).toContain(`web-ami: prod → ${amiId}`);
-    expect((await kiln(["images", ...endpoint], { cwd: example, env: credentials })).stdout).toMatch(new RegExp(`web-ami  ${amiId}.*channels: prod`));
+    expect((await kiln(["images", ...endpoint], { cwd: example, env: credentials })).stdout).toMatch(
+      new RegExp(`web-ami  ${amiId}.*channels: prod`),
+    );
     const provenance = await kiln(["provenance", amiId as string, ...endpoint], { cwd: example, env: credentials });
     expect(provenance.code, provenance.stderr).toBe(0);
     expect(provenance.stdout).toMatch(/source\s.*debian-12-amd64-20261101 \(ami-0kiln0debian12\)/);
@@ -88,7 +100,7 @@ describe("examples/ec2 through the EC2 emulator", () => {
       "    instance_type: t3.micro",
       "    ssh_username: admin",
       "    provision:",
-      "      - shell: { inline: [\"echo half-done > /tmp/state\", \"exit 4\"] }",
+      '      - shell: { inline: ["echo half-done > /tmp/state", "exit 4"] }',
     ].join("\n");
     await using dir = await project({ "kiln.yaml": yaml });
     const run = await kiln(["build", "--force", "-C", dir.dir, "--on-error=abort"], { env: credentials });
@@ -98,9 +110,24 @@ describe("examples/ec2 through the EC2 emulator", () => {
     const [, , keyFile, knownHosts, host] = ssh as unknown as [string, string, string, string, string];
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     // The printed command works as printed, checking the host key Kiln pinned: OpenSSH logs in and finds the failed step's state.
-    const state = execFileSync("ssh", ["-i", keyFile, "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `admin@${host}`, "cat /tmp/state"], {
-      encoding: "utf8",
-    });
+    const state = execFileSync(
+      "ssh",
+      [
+        "-i",
+        keyFile,
+        "-o",
+        `UserKnownHostsFile=${knownHosts}`,
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        `admin@${host}`,
+        "cat /tmp/state",
+      ],
+      {
+        encoding: "utf8",
+      },
+    );
     rmSync(dirname(keyFile), { recursive: true, force: true });
     expect(state).toBe("half-done\n");
     const kept = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr));
@@ -111,12 +138,19 @@ describe("examples/ec2 through the EC2 emulator", () => {
     // As with an IAM policy that lacks ec2:TerminateInstances: every call is refused.
     for (let nth = 1; nth <= 200; nth++) emulator.injectFault("TerminateInstances", { code: "UnauthorizedOperation", status: 403, nth });
     try {
-      const run = await kiln(["build", "--force", "--cleanup-timeout", "5s", "--var", `endpoint=${emulator.endpoint}`], { cwd: example, env: credentials });
+      const run = await kiln(["build", "--force", "--cleanup-timeout", "5s", "--var", `endpoint=${emulator.endpoint}`], {
+        cwd: example,
+        env: credentials,
+      });
       expect(run.code, run.stdout + run.stderr).toBe(1);
-      const left = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr)).filter((id) => id.startsWith("i-"));
+      const left = resourcesTagged(emulator.resources(), "dev.kiln.build", runIdOf(run.stdout, run.stderr)).filter((id) =>
+        id.startsWith("i-"),
+      );
       expect(left.length).toBeGreaterThan(0);
       for (const instance of left) {
-        expect(run.stdout).toMatch(new RegExp(`remove it by hand: aws ec2 terminate-instances --region us-east-1 --instance-ids ${instance}`));
+        expect(run.stdout).toMatch(
+          new RegExp(`remove it by hand: aws ec2 terminate-instances --region us-east-1 --instance-ids ${instance}`),
+        );
       }
     } finally {
       emulator.clearFaults();

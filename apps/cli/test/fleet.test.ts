@@ -51,7 +51,12 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     // Timer-driven security rebakes: everything older than the maximum age, parents before children.
     const byAge = await kiln(["outdated", "-C", dir.dir, "--max-age", "0s", "--json"]);
     expect(byAge.code).toBe(3);
-    expect(byAge.stdout.trim().split("\n").map((line) => JSON.parse(line).reasons[0])).toEqual(Array(5).fill(expect.stringMatching(/^older than 0s/)));
+    expect(
+      byAge.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).reasons[0]),
+    ).toEqual(Array(5).fill(expect.stringMatching(/^older than 0s/)));
     const waves = await kiln(["build", "-C", dir.dir, "--rebake-outdated", "--max-age", "0s", "--dry-run"]);
     expect(waves.stdout).toMatch(/wave 1: base, tool\nwave 2: app, api\nwave 3: edge/);
     const all = await build(dir.dir, "--rebake-outdated", "--max-age", "0s", "--parallel", "2");
@@ -67,7 +72,11 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     runs.push(labels["dev.kiln.build"]);
     // Two different images, as a registry tag would move between them.
     const commit = async (content: string) => {
-      const container = await docker.createContainer({ Image: FIXTURE_IMAGE, Cmd: ["sh", "-c", `echo ${content} > /etc/source-version`], Labels: labels });
+      const container = await docker.createContainer({
+        Image: FIXTURE_IMAGE,
+        Cmd: ["sh", "-c", `echo ${content} > /etc/source-version`],
+        Labels: labels,
+      });
       await container.start();
       await container.wait();
       const image = (await container.commit({ changes: [`LABEL dev.kiln.build=${labels["dev.kiln.build"]}`] })) as { Id: string };
@@ -78,7 +87,9 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     const second = await commit("v2");
     const [repo, tag] = source.split(":") as [string, string];
     await docker.getImage(first).tag({ repo, tag });
-    await using dir = await project({ "kiln.yaml": `images:\n  app:\n    driver: docker\n    source: ${source}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n` });
+    await using dir = await project({
+      "kiln.yaml": `images:\n  app:\n    driver: docker\n    source: ${source}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n`,
+    });
     await build(dir.dir);
     await docker.getImage(second).tag({ repo, tag });
     const result = await kiln(["outdated", "-C", dir.dir]);
@@ -109,7 +120,9 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
 
   it("refuses to promote an artefact without a passed verify unless forced", async () => {
     const id = marker();
-    await using dir = await project({ "kiln.yaml": `images:\n  bare:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n` });
+    await using dir = await project({
+      "kiln.yaml": `images:\n  bare:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision: [{ shell: { inline: ["echo ${id}"] } }]\n`,
+    });
     await build(dir.dir);
     const refused = await kiln(["promote", "bare", "prod", "-C", dir.dir]);
     expect(refused.code).toBe(2);
@@ -121,7 +134,11 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     const id = marker();
     await using dir = await project({ "kiln.yaml": fleet(id) });
     for (let round = 0; round < 3; round++) await build(dir.dir, "--only", "tool", "--force");
-    const ids = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line)).filter((item) => item.image === "tool");
+    const ids = (await kiln(["images", "-C", dir.dir, "--json"])).stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+      .filter((item) => item.image === "tool");
     expect(ids).toHaveLength(3);
     const oldest = ids[2].id;
     await kiln(["promote", "tool", "stable", "--artifact", oldest, "-C", dir.dir]);
@@ -130,7 +147,10 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
     expect(dry.stdout).toMatch(/1 to remove/);
     const result = await kiln(["prune", "-C", dir.dir, "--keep", "1"]);
     expect(result.stdout).toContain(`removed tool ${ids[1].id.slice(7, 19)}`);
-    const left = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line).id);
+    const left = (await kiln(["images", "-C", dir.dir, "--json"])).stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line).id);
     expect(left).toContain(ids[0].id);
     expect(left).toContain(oldest);
     expect(left).not.toContain(ids[1].id);
@@ -139,9 +159,15 @@ describe("fleet lifecycle", { timeout: 300_000 }, () => {
   it("traces an artefact's provenance down to its source", async () => {
     await using dir = await project({ "kiln.yaml": fleet(marker()) });
     await build(dir.dir, "--only", "edge");
-    const edge = (await kiln(["images", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line)).find((item) => item.image === "edge");
+    const edge = (await kiln(["images", "-C", dir.dir, "--json"])).stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+      .find((item) => item.image === "edge");
     const chain = await kiln(["provenance", edge.id, "-C", dir.dir]);
     expect(chain.code, chain.stderr).toBe(0);
-    expect(chain.stdout).toMatch(/^edge sha256:[\s\S]*\nbuilt on app sha256:[\s\S]*\nbuilt on base sha256:[\s\S]*source kiln-fixture\/debian:bookworm@sha256:[\s\S]*from a debootstrap tree: .*suite=bookworm/);
+    expect(chain.stdout).toMatch(
+      /^edge sha256:[\s\S]*\nbuilt on app sha256:[\s\S]*\nbuilt on base sha256:[\s\S]*source kiln-fixture\/debian:bookworm@sha256:[\s\S]*from a debootstrap tree: .*suite=bookworm/,
+    );
   });
 });

@@ -74,7 +74,12 @@ describe("image graph", { timeout: 240_000 }, () => {
     expect(planned).toMatch(/tool\s+cached/);
     const afterBase = await build(dir.dir);
     expect([status(afterBase, "base"), status(afterBase, "app"), status(afterBase, "tool")]).toEqual(["baked", "baked", "cached"]);
-    expect((await kiln(["plan", "-C", dir.dir, "--json"])).stdout.trim().split("\n").map((line) => JSON.parse(line).action)).toEqual(["cached", "cached", "cached"]);
+    expect(
+      (await kiln(["plan", "-C", dir.dir, "--json"])).stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).action),
+    ).toEqual(["cached", "cached", "cached"]);
 
     // --force=tool rebakes that image alone.
     const forced = await build(dir.dir, "--force=tool");
@@ -92,9 +97,16 @@ describe("image graph", { timeout: 240_000 }, () => {
 
   it("bakes independent images at once up to --parallel, and one at a time with --parallel 1", async () => {
     const id = marker();
-    const images = ["a", "b", "c", "d"].map((name) => `  ${name}:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision: [{ shell: { inline: ["echo ${id}-${name} > /x"] } }]\n`);
+    const images = ["a", "b", "c", "d"].map(
+      (name) =>
+        `  ${name}:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision: [{ shell: { inline: ["echo ${id}-${name} > /x"] } }]\n`,
+    );
     await using dir = await project({ "kiln.yaml": `images:\n${images.join("")}` });
-    const order = (output: string) => output.split("\n").filter((line) => /: (launch|baked) /.test(line)).map((line) => line.replace(/^==> (\w+): (launch|baked).*/, "$2 $1"));
+    const order = (output: string) =>
+      output
+        .split("\n")
+        .filter((line) => /: (launch|baked) /.test(line))
+        .map((line) => line.replace(/^==> (\w+): (launch|baked).*/, "$2 $1"));
 
     const serial = order(await build(dir.dir, "--parallel", "1"));
     expect(serial).toEqual(["launch a", "baked a", "launch b", "baked b", "launch c", "baked c", "launch d", "baked d"]);
@@ -112,7 +124,9 @@ describe("image graph", { timeout: 240_000 }, () => {
   });
 
   it("composes named step lists with use:, and reports an unknown one with its position", async () => {
-    await using dir = await project({ "kiln.yaml": `steps:\n  a: [{ shell: { inline: ["true"] } }]\nimages:\n  x:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - use: a\n      - use: nope\n` });
+    await using dir = await project({
+      "kiln.yaml": `steps:\n  a: [{ shell: { inline: ["true"] } }]\nimages:\n  x:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - use: a\n      - use: nope\n`,
+    });
     const result = await kiln(["validate", "-C", dir.dir]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('kiln.yaml:9:14: images.x.provision[1].use: no step list named "nope"');

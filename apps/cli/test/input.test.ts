@@ -37,7 +37,9 @@ images:
       const result = await kiln([command, "-C", dir.dir]);
       expect(result.code, result.stdout + result.stderr).toBe(2);
       expect(result.stderr).toContain("kiln.yaml:7:17: images.never-launched-web.privileged:");
-      expect(result.stderr).toContain('kiln.yaml:9:27: images.never-launched-web.provision[0].shell.inline[0]: undefined variable "verison"');
+      expect(result.stderr).toContain(
+        'kiln.yaml:9:27: images.never-launched-web.provision[0].shell.inline[0]: undefined variable "verison"',
+      );
       expect(result.stderr).toContain("kiln.yaml:10:26: images.never-launched-web.provision[1].shell.inline:");
       expect(result.stderr).toMatch(/kiln\.yaml:10:40: images\.never-launched-web\.provision\[1\]\.shell\.colour: unknown key "colour"/);
       expect(await containersFor("never-launched-web")).toBe(0);
@@ -57,7 +59,7 @@ images:
     });
     const result = await kiln(["validate", "-C", dir.dir]);
     expect(result.code, result.stdout + result.stderr).toBe(2);
-    expect(result.stderr).toContain("kiln.yaml:3:13: images.web.driver: driver \"nosuch\" not found");
+    expect(result.stderr).toContain('kiln.yaml:3:13: images.web.driver: driver "nosuch" not found');
     expect(result.stderr).toContain("pnpm add -D kiln-driver-nosuch");
     expect(result.stderr).toContain("pnpm add -D kiln-provisioner-frobnicate");
   });
@@ -68,8 +70,12 @@ images:
     });
     const result = await kiln(["validate", "-C", dir.dir]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('kiln.yaml:7:18: images.a.verify.runtime.user_data: driver "docker" cannot inject cloud-init user-data');
-    expect(result.stderr).toContain('kiln.yaml:5:20: images.a.runtime_only[0]: "db_pass" is neither an absolute path nor a declared variable');
+    expect(result.stderr).toContain(
+      'kiln.yaml:7:18: images.a.verify.runtime.user_data: driver "docker" cannot inject cloud-init user-data',
+    );
+    expect(result.stderr).toContain(
+      'kiln.yaml:5:20: images.a.runtime_only[0]: "db_pass" is neither an absolute path nor a declared variable',
+    );
   });
 
   it("cycles in from:", async () => {
@@ -80,11 +86,15 @@ images:
   });
 
   it("missing variable values, unknown flags and commands", async () => {
-    await using dir = await project({ "kiln.yaml": `variables:\n  token: { sensitive: true }\nimages:\n  a: { driver: docker, source: ${FIXTURE_IMAGE} }\n` });
+    await using dir = await project({
+      "kiln.yaml": `variables:\n  token: { sensitive: true }\nimages:\n  a: { driver: docker, source: ${FIXTURE_IMAGE} }\n`,
+    });
     const missing = await kiln(["validate", "-C", dir.dir]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('variable "token" has no value: pass --var token=… or set KILN_VAR_token');
-    expect((await kiln(["validate", "-C", dir.dir, "--var", "nope=1", "--var", "token=x"])).stderr).toContain('--var sets "nope", which the bake file does not declare');
+    expect((await kiln(["validate", "-C", dir.dir, "--var", "nope=1", "--var", "token=x"])).stderr).toContain(
+      '--var sets "nope", which the bake file does not declare',
+    );
     expect((await kiln(["build", "--frobnicate"])).code).toBe(2);
     expect((await kiln(["frobnicate"])).code).toBe(2);
     expect((await kiln(["build", "--force", "-C", dir.dir, "--only", "zzz", "--var", "token=x"])).stderr).toContain('no image named "zzz"');
@@ -145,9 +155,11 @@ images:
   });
 
   it("may not be used in tags", async () => {
-    await using dir = await project({ "kiln.yaml": `variables:\n  token: { sensitive: true, default: x }\nimages:\n  a:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    tags: ["repo:{{ token }}"]\n` });
+    await using dir = await project({
+      "kiln.yaml": `variables:\n  token: { sensitive: true, default: x }\nimages:\n  a:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    tags: ["repo:{{ token }}"]\n`,
+    });
     const result = await kiln(["validate", "-C", dir.dir]);
     expect(result.code, result.stdout + result.stderr).toBe(2);
-    expect(result.stderr).toContain("kiln.yaml:7:12: images.a.tags[0]: sensitive variable \"token\" would be written into the image's tags");
+    expect(result.stderr).toContain('kiln.yaml:7:12: images.a.tags[0]: sensitive variable "token" would be written into the image\'s tags');
   });
 });

@@ -96,7 +96,9 @@ images:
       ["user", "uid 999", "uid 1234"],
     ];
     for (const [kind, expected, actual] of failures) {
-      expect(result.stdout).toMatch(new RegExp(`✗ ${kind} [^\\n]*\\n\\s+app:\\s+expected: ${escapeRegExp(expected)}\\n\\s+app:\\s+actual:\\s+${escapeRegExp(actual)}`));
+      expect(result.stdout).toMatch(
+        new RegExp(`✗ ${kind} [^\\n]*\\n\\s+app:\\s+expected: ${escapeRegExp(expected)}\\n\\s+app:\\s+actual:\\s+${escapeRegExp(actual)}`),
+      );
     }
     expect(await listDockerResources(runId)).toEqual([]);
   });
@@ -114,7 +116,8 @@ describe("verify: runtime configuration is injected at boot, not baked", { timeo
     runtime_only: [/etc/default/web]`;
 
   // biome-ignore lint/suspicious/noTemplateCurlyInString: ${PORT:?…} is shell, not a template.
-  const WEB_SH = '#!/bin/sh\n[ -r /etc/default/web ] && . /etc/default/web\n: "${PORT:?PORT is not set}"\nexec python3 -m http.server "$PORT" --directory /srv\n';
+  const WEB_SH =
+    '#!/bin/sh\n[ -r /etc/default/web ] && . /etc/default/web\n: "${PORT:?PORT is not set}"\nexec python3 -m http.server "$PORT" --directory /srv\n';
 
   it("the same image listens on each port it is given, by env, file or boot script", async () => {
     await using dir = await project({
@@ -143,7 +146,10 @@ images:
   });
 
   it("without PORT the service does not start, and the bake fails saying so", async () => {
-    await using dir = await project({ "web.sh": WEB_SH, "kiln.yaml": `\nimages:\n  web:${SERVICE}\n    verify:\n      checks: [{ http: { port: 8080 } }]\n` });
+    await using dir = await project({
+      "web.sh": WEB_SH,
+      "kiln.yaml": `\nimages:\n  web:${SERVICE}\n    verify:\n      checks: [{ http: { port: 8080 } }]\n`,
+    });
     const result = await kiln(["build", "--force", "-C", dir.dir]);
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
@@ -184,7 +190,9 @@ images:
     const runId = runIdOf(result.stdout, result.stderr);
     runs.push(runId);
     expect(result.code, result.stdout).toBe(1);
-    expect(result.stdout).toMatch(/\/opt\/app\/db\.conf contains the value of variable "db_password", which must be supplied at boot, not baked/);
+    expect(result.stdout).toMatch(
+      /\/opt\/app\/db\.conf contains the value of variable "db_password", which must be supplied at boot, not baked/,
+    );
     expect(result.stdout).not.toMatch(/other\.conf contains/);
     expect(result.stdout + result.stderr).not.toContain(secret);
     expect(await listDockerResources(runId)).toEqual([]);
@@ -240,8 +248,15 @@ images:
     await writeFile(join(dir.dir, "other-port.yaml"), "env: { PORT: '9999' }\n");
     const elsewhere = await kiln(["verify", tag, "-C", dir.dir, "--runtime-file", join(dir.dir, "other-port.yaml"), "--json"]);
     expect(elsewhere.code, elsewhere.stdout).toBe(1);
-    const events = elsewhere.stdout.trim().split("\n").map((line) => JSON.parse(line));
-    expect(events.find((event) => event.type === "verify.check")).toMatchObject({ ok: false, kind: "http", expected: "HTTP 200 from :8080/" });
+    const events = elsewhere.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(events.find((event) => event.type === "verify.check")).toMatchObject({
+      ok: false,
+      kind: "http",
+      expected: "HTTP 200 from :8080/",
+    });
     expect(events.at(-1)).toMatchObject({ type: "verify.result", ok: false, artifact });
     // Verifying never deletes an existing artefact, and its machines are gone.
     expect((await docker.getImage(tag).inspect()).Id).toBe(artifact);

@@ -35,7 +35,13 @@ export async function waitForSsh(target: SshTarget, options: WaitOptions): Promi
   const where = `${target.user}@${target.host}:${target.port}`;
   try {
     return await retry(
-      () => connectOnce(target, options.hostKey, Math.max(1000, Math.min(HANDSHAKE_TIMEOUT_MS, options.deadlineMs - (Date.now() - started))), options.signal),
+      () =>
+        connectOnce(
+          target,
+          options.hostKey,
+          Math.max(1000, Math.min(HANDSHAKE_TIMEOUT_MS, options.deadlineMs - (Date.now() - started))),
+          options.signal,
+        ),
       {
         // The deadline ends the wait; p-retry precomputes its delays, so the count must stay finite.
         retries: 1000,
@@ -50,14 +56,25 @@ export async function waitForSsh(target: SshTarget, options: WaitOptions): Promi
   } catch (error) {
     if (options.signal?.aborted) throw abortReason(options.signal);
     if (error instanceof KilnError) throw error;
-    throw new KilnError("E_LAUNCH", `cannot connect over SSH to ${where} within ${Math.round(options.deadlineMs / 1000)}s: ${(error as Error).message}`, {
-      hint: isBadKey(error) ? "the private key cannot be read: pass the key text (OpenSSH or PEM), not a path" : "check that sshd runs, the port is reachable from here and the key is authorized for this user",
-      cause: error,
-    });
+    throw new KilnError(
+      "E_LAUNCH",
+      `cannot connect over SSH to ${where} within ${Math.round(options.deadlineMs / 1000)}s: ${(error as Error).message}`,
+      {
+        hint: isBadKey(error)
+          ? "the private key cannot be read: pass the key text (OpenSSH or PEM), not a path"
+          : "check that sshd runs, the port is reachable from here and the key is authorized for this user",
+        cause: error,
+      },
+    );
   }
 }
 
-async function connectOnce(target: SshTarget, pinned: string | undefined, readyTimeout: number, signal: AbortSignal | undefined): Promise<Session> {
+async function connectOnce(
+  target: SshTarget,
+  pinned: string | undefined,
+  readyTimeout: number,
+  signal: AbortSignal | undefined,
+): Promise<Session> {
   const ssh = new NodeSSH();
   let presented: string | undefined;
   const connecting = ssh.connect({
@@ -88,10 +105,14 @@ async function connectOnce(target: SshTarget, pinned: string | undefined, readyT
 }
 
 function hostKeyChanged(target: SshTarget, pinned: string, presented: string, cause: unknown): KilnError {
-  return new KilnError("E_LAUNCH", `host key changed for ${target.host}:${target.port}: expected ${fingerprint(pinned)}, got ${fingerprint(presented)}`, {
-    hint: "another machine answers on this address (or someone is intercepting the connection); Kiln refuses to continue",
-    cause,
-  });
+  return new KilnError(
+    "E_LAUNCH",
+    `host key changed for ${target.host}:${target.port}: expected ${fingerprint(pinned)}, got ${fingerprint(presented)}`,
+    {
+      hint: "another machine answers on this address (or someone is intercepting the connection); Kiln refuses to continue",
+      cause,
+    },
+  );
 }
 
 /** The key as an OpenSSH `known_hosts` entry without the host: `ssh-ed25519 AAAA…`. */

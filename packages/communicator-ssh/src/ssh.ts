@@ -100,7 +100,9 @@ export class SshMachine implements Machine {
   private ssh(): NodeSSH {
     if (this.closed) throw new KilnError("E_INTERNAL", `the SSH connection to ${this.id} was closed`);
     if (!this.session?.isConnected()) {
-      throw new KilnError("E_PROVISION", `the SSH connection to ${this.id} is lost`, { hint: "if the machine reboots, reconnect (expect_disconnect) first" });
+      throw new KilnError("E_PROVISION", `the SSH connection to ${this.id} is lost`, {
+        hint: "if the machine reboots, reconnect (expect_disconnect) first",
+      });
     }
     return this.session;
   }
@@ -113,7 +115,10 @@ export class SshMachine implements Machine {
       const outcome = await untilDone(run.done, options, () => this.stop(run.channel, run.pid(), command.sudo));
       return run.result(outcome);
     } catch (error) {
-      if (error instanceof ConnectionLost) throw new KilnError("E_PROVISION", `the SSH connection to ${this.id} was lost while a command ran`, { hint: "if the command reboots the machine, mark the step expect_disconnect" });
+      if (error instanceof ConnectionLost)
+        throw new KilnError("E_PROVISION", `the SSH connection to ${this.id} was lost while a command ran`, {
+          hint: "if the command reboots the machine, mark the step expect_disconnect",
+        });
       throw error;
     }
   }
@@ -134,7 +139,10 @@ export class SshMachine implements Machine {
     await this.withStage(async (stage) => {
       await this.ssh().withSFTP((sftp) => uploadPath(sftp, from, `${stage}/x`, options.mode));
       // Owned by the target user, as if it had written them; a directory's contents join what is already there.
-      await this.asTransferUser(`chown -R "$1:" "$2/x" && mkdir -p "$(dirname "$3")" && if [ -d "$2/x" ]; then mkdir -p "$3" && cp -a "$2/x/." "$3/"; else mv -f "$2/x" "$3"; fi`, [this.transferUser, stage, to]);
+      await this.asTransferUser(
+        `chown -R "$1:" "$2/x" && mkdir -p "$(dirname "$3")" && if [ -d "$2/x" ]; then mkdir -p "$3" && cp -a "$2/x/." "$3/"; else mv -f "$2/x" "$3"; fi`,
+        [this.transferUser, stage, to],
+      );
     });
   }
 
@@ -169,9 +177,13 @@ export class SshMachine implements Machine {
   private async asTransferUser(script: string, args: string[]): Promise<void> {
     const result = await this.exec(["/bin/sh", "-c", script, "sh", ...args], { user: this.transferUser });
     if (result.exitCode !== 0) {
-      throw new KilnError("E_PROVISION", `file transfer as ${this.transferUser} on ${this.id} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`, {
-        hint: `the login user ${this.target.user} needs passwordless sudo`,
-      });
+      throw new KilnError(
+        "E_PROVISION",
+        `file transfer as ${this.transferUser} on ${this.id} failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+        {
+          hint: `the login user ${this.target.user} needs passwordless sudo`,
+        },
+      );
     }
   }
 
@@ -289,7 +301,10 @@ function writeStdin(channel: ClientChannel, stdin: ExecOptions["stdin"]): void {
 /** Waits for the command; on timeout or abort, stops it and rejects with E_TIMEOUT or the abort reason. */
 async function untilDone(done: Promise<Outcome>, options: ExecOptions, stop: () => Promise<void>): Promise<Outcome> {
   const controller = new AbortController();
-  const timer = options.timeout === undefined ? undefined : setTimeout(() => controller.abort(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
+  const timer =
+    options.timeout === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
   const signals = options.signal ? [controller.signal, options.signal] : [controller.signal];
   const stopped = AbortSignal.any(signals);
   try {

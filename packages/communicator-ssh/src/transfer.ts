@@ -106,9 +106,14 @@ async function makeRemoteDirs(sftp: SFTPWrapper, dir: string): Promise<void> {
 function transferError(verb: "upload" | "download", from: string, to: string, error: unknown): KilnError {
   if (error instanceof KilnError) return error;
   const code = (error as { code?: unknown }).code;
-  const reason = code === PERMISSION_DENIED ? "permission denied" : code === NO_SUCH_FILE ? "no such file or directory" : (error as Error).message;
+  const reason =
+    code === PERMISSION_DENIED ? "permission denied" : code === NO_SUCH_FILE ? "no such file or directory" : (error as Error).message;
   return new KilnError("E_PROVISION", `cannot ${verb} ${from} to ${to}: ${reason}`, {
-    ...(code === PERMISSION_DENIED ? { hint: "SFTP runs as the login user: use a directory that user can write (e.g. /tmp) and move the files with sudo, or log in as root" } : {}),
+    ...(code === PERMISSION_DENIED
+      ? {
+          hint: "SFTP runs as the login user: use a directory that user can write (e.g. /tmp) and move the files with sudo, or log in as root",
+        }
+      : {}),
     cause: error,
   });
 }

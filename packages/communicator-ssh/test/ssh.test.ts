@@ -50,7 +50,14 @@ describe("connecting", () => {
     expect(retries.length).toBeGreaterThan(0);
     expect(machine.id).toBe(`root@127.0.0.1:${port}`);
     expect(machine.hostKey).toMatch(/^ssh-ed25519 AAAA/);
-    expect(machine.connection).toEqual({ kind: "ssh", host: "127.0.0.1", port, user: "root", privateKey: keys.privateKey, hostKey: machine.hostKey });
+    expect(machine.connection).toEqual({
+      kind: "ssh",
+      host: "127.0.0.1",
+      port,
+      user: "root",
+      privateKey: keys.privateKey,
+      hostKey: machine.hostKey,
+    });
     expect((await machine.exec("echo up")).stdout).toBe("up\n");
   });
 
@@ -99,7 +106,9 @@ describe("exec", () => {
     await using asKiln = await login(server, { user: "kiln" });
     expect((await asKiln.exec("id -un")).stdout).toBe("kiln\n");
     expect((await asKiln.exec("id -u", { user: "root" })).stdout).toBe("0\n");
-    expect((await asKiln.exec("id -un; pwd; printenv V", { user: "nobody", env: { V: "v" }, cwd: "/tmp" })).stdout).toBe("nobody\n/tmp\nv\n");
+    expect((await asKiln.exec("id -un; pwd; printenv V", { user: "nobody", env: { V: "v" }, cwd: "/tmp" })).stdout).toBe(
+      "nobody\n/tmp\nv\n",
+    );
     expect((await asKiln.exec("pwd", { user: "root", cwd: "/root" })).stdout).toBe("/root\n");
     expect((await asKiln.exec("pwd", { cwd: "/no/such/dir" })).exitCode).not.toBe(0);
     await using asRoot = await login(server);
@@ -147,7 +156,8 @@ describe("files", () => {
     await machine.upload(join(dir, "script.sh"), "/opt/new/private.sh", { mode: 0o700 });
     await machine.upload(join(dir, "tree"), "/srv/tree");
     await machine.upload(Readable.from([Buffer.from("stream"), Buffer.from("ed")]), "/etc/kiln/streamed.conf", { mode: 0o640 });
-    const check = "stat -c '%n %a' /opt/new/dir/run.sh /opt/new/private.sh /srv/tree/top.txt /srv/tree/sub/secret.txt /etc/kiln/streamed.conf";
+    const check =
+      "stat -c '%n %a' /opt/new/dir/run.sh /opt/new/private.sh /srv/tree/top.txt /srv/tree/sub/secret.txt /etc/kiln/streamed.conf";
     expect((await machine.exec(check)).stdout).toBe(
       "/opt/new/dir/run.sh 755\n/opt/new/private.sh 700\n/srv/tree/top.txt 644\n/srv/tree/sub/secret.txt 600\n/etc/kiln/streamed.conf 640\n",
     );
@@ -166,7 +176,11 @@ describe("files", () => {
     await using machine = await login(server, { user: "kiln" });
     await expect(machine.download("/no/such/file", join(local, "x"))).rejects.toThrow("cannot download /no/such/file to");
     const denied = await machine.upload(Readable.from(["x"]), "/root/x.txt").catch((e: unknown) => e);
-    expect(denied).toMatchObject({ code: "E_PROVISION", message: expect.stringContaining("permission denied"), hint: expect.stringContaining("login user") });
+    expect(denied).toMatchObject({
+      code: "E_PROVISION",
+      message: expect.stringContaining("permission denied"),
+      hint: expect.stringContaining("login user"),
+    });
   });
 });
 
@@ -178,7 +192,10 @@ describe("host key and reconnect", () => {
     await first.remove();
     await using _second = await sshd(first.port);
     const error = await machine.reconnect().catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: "E_LAUNCH", message: expect.stringMatching(/^host key changed for 127\.0\.0\.1:\d+: expected SHA256:/) });
+    expect(error).toMatchObject({
+      code: "E_LAUNCH",
+      message: expect.stringMatching(/^host key changed for 127\.0\.0\.1:\d+: expected SHA256:/),
+    });
     // A key pinned by the caller is refused at once, without waiting for the deadline.
     const started = Date.now();
     await expect(login(first, { hostKey: pinned ?? "", deadlineMs: 60_000 })).rejects.toThrow(/host key changed/);

@@ -157,8 +157,15 @@ describe("describeChanges", () => {
   const names = { steps: ["shell", "file"] };
   it("names a plugin whose version changed, and one added", () => {
     const before = inputSummary(input(), noVariables);
-    const after = inputSummary(input({ plugins: ["@kiln/driver-docker@0.2.0", "@kiln/provisioner-file@0.1.0", "@kiln/provisioner-shell@0.1.0", "kiln-provisioner-x@1.0.0"] }), noVariables);
-    expect(describeChanges(before, after, names)).toEqual(["plugin changed (@kiln/driver-docker 0.1.0 → 0.2.0, kiln-provisioner-x 1.0.0 added)"]);
+    const after = inputSummary(
+      input({
+        plugins: ["@kiln/driver-docker@0.2.0", "@kiln/provisioner-file@0.1.0", "@kiln/provisioner-shell@0.1.0", "kiln-provisioner-x@1.0.0"],
+      }),
+      noVariables,
+    );
+    expect(describeChanges(before, after, names)).toEqual([
+      "plugin changed (@kiln/driver-docker 0.1.0 → 0.2.0, kiln-provisioner-x 1.0.0 added)",
+    ]);
   });
 
   it("says nothing of plugins for an artefact baked before versions were recorded", () => {

@@ -124,7 +124,10 @@ function bakeKeyPart(value: unknown, variables: Record<string, VariableValue>): 
     .filter((variable) => variable.sensitive && variable.value.length > 0)
     .map((variable) => variable.value)
     .sort((a, b) => b.length - a.length);
-  const text = secrets.reduce((result, secret) => result.split(secret).join(`<sensitive:${sha256(secret).slice(0, 16)}>`), canonicalJson(value ?? null));
+  const text = secrets.reduce(
+    (result, secret) => result.split(secret).join(`<sensitive:${sha256(secret).slice(0, 16)}>`),
+    canonicalJson(value ?? null),
+  );
   return sha256(text);
 }
 

@@ -142,7 +142,13 @@ describe("CleanupStack: late registrations and timeouts", () => {
       { resource: "instance i-123", manualCommand: "aws ec2 terminate-instances --instance-ids i-123", timeoutMs: 50 },
     );
     const failures = await stack.unwind("failure");
-    expect(failures).toEqual([{ resource: "instance i-123", error: "did not finish within 50ms", manualCommand: "aws ec2 terminate-instances --instance-ids i-123" }]);
+    expect(failures).toEqual([
+      {
+        resource: "instance i-123",
+        error: "did not finish within 50ms",
+        manualCommand: "aws ec2 terminate-instances --instance-ids i-123",
+      },
+    ]);
     expect(signalled?.aborted).toBe(true);
     expect(ran).toEqual(["key pair"]);
   });
@@ -160,10 +166,7 @@ describe("CleanupStack.pending", () => {
     const stack = new CleanupStack();
     stack.defer(() => undefined, { resource: "container 3f2a", manualCommand: "docker rm -f 3f2a" });
     stack.defer(() => undefined);
-    expect(stack.pending()).toEqual([
-      { resource: "container 3f2a", manualCommand: "docker rm -f 3f2a" },
-      { resource: "unnamed resource" },
-    ]);
+    expect(stack.pending()).toEqual([{ resource: "container 3f2a", manualCommand: "docker rm -f 3f2a" }, { resource: "unnamed resource" }]);
   });
 
   it("is empty once the stack has been unwound", async () => {

@@ -25,8 +25,7 @@ export function createBakeContext(init: ContextInit): RunnerContext {
   const pending = { stdout: "", stderr: "" };
   const emitLine = (stream: "stdout" | "stderr", line: string) =>
     init.emit({ type: "output", image: init.image, stream, line: line.replace(/\r$/, "") });
-  const log = (level: "info" | "warn" | "debug") => (message: string) =>
-    init.emit({ type: "log", image: init.image, level, message });
+  const log = (level: "info" | "warn" | "debug") => (message: string) => init.emit({ type: "log", image: init.image, level, message });
   return {
     runId: init.runId,
     image: init.image,

@@ -17,13 +17,7 @@ export type KilnErrorCode =
   | "E_INTERRUPTED"
   | "E_INTERNAL";
 
-const INPUT_ERRORS = new Set<KilnErrorCode>([
-  "E_CONFIG",
-  "E_VARIABLE",
-  "E_DRIVER_NOT_FOUND",
-  "E_PROVISIONER_NOT_FOUND",
-  "E_PLUGIN_SHAPE",
-]);
+const INPUT_ERRORS = new Set<KilnErrorCode>(["E_CONFIG", "E_VARIABLE", "E_DRIVER_NOT_FOUND", "E_PROVISIONER_NOT_FOUND", "E_PLUGIN_SHAPE"]);
 
 /** One problem found in a bake file, with its place. */
 export interface Diagnostic {

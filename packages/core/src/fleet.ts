@@ -10,7 +10,11 @@ import type { Artifact, FleetCall } from "./types.js";
 export async function projectArtifacts(project: Project, call: FleetCall = fleetCall(project)): Promise<Map<string, Artifact[]>> {
   const byImage = new Map<string, Artifact[]>();
   for (const image of project.images) {
-    const found = await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } }, image.driverOptions, call);
+    const found = await image.driver.findArtifacts(
+      { labels: { [LABELS.image]: image.name, [LABELS.project]: project.name } },
+      image.driverOptions,
+      call,
+    );
     byImage.set(image.name, sortNewestFirst(found));
   }
   return byImage;
@@ -32,7 +36,10 @@ export interface OutdatedEntry {
  * Which images need a rebake: no artefact yet, the parent has a newer artefact, the source or another input changed
  * (its bake key no longer matches), or the newest artefact is older than `maxAge` (scheduled security rebakes).
  */
-export async function findOutdated(project: Project, options: { maxAge?: string | undefined; call?: FleetCall } = {}): Promise<OutdatedEntry[]> {
+export async function findOutdated(
+  project: Project,
+  options: { maxAge?: string | undefined; call?: FleetCall } = {},
+): Promise<OutdatedEntry[]> {
   const maxAgeMs = options.maxAge === undefined ? undefined : parseDuration(ageToDuration(options.maxAge));
   const call = options.call ?? fleetCall(project);
   const plan = new Map((await planBuild({ project, signal: call.signal })).map((entry) => [entry.image, entry]));
@@ -128,8 +135,13 @@ export async function promote(
   const image = requireImage(project, imageName);
   const call = options.call ?? fleetCall(project);
   const artifacts = (await projectArtifacts(project, call)).get(image.name) ?? [];
-  const target = options.artifact ? (await image.driver.findArtifacts({ ref: options.artifact }, image.driverOptions, call))[0] : newest(artifacts);
-  if (!target) throw new KilnError("E_CONFIG", `no artefact of image "${imageName}" to promote`, { hint: `bake it first: kiln build --only ${imageName}` });
+  const target = options.artifact
+    ? (await image.driver.findArtifacts({ ref: options.artifact }, image.driverOptions, call))[0]
+    : newest(artifacts);
+  if (!target)
+    throw new KilnError("E_CONFIG", `no artefact of image "${imageName}" to promote`, {
+      hint: `bake it first: kiln build --only ${imageName}`,
+    });
   if (target.labels[LABELS.verify] !== "passed" && !options.force) {
     throw new KilnError("E_CONFIG", `artefact ${short(target.id)} of "${imageName}" has no passed verify`, {
       hint: "add verify checks to the image and bake again, or pass --force to promote it anyway",
@@ -144,14 +156,25 @@ export async function promote(
 }
 
 /** Points `channel` back at the artefact promoted before the current one. */
-export async function rollback(project: Project, imageName: string, channel: string, call: FleetCall = fleetCall(project)): Promise<{ artifact: Artifact; from: Artifact }> {
+export async function rollback(
+  project: Project,
+  imageName: string,
+  channel: string,
+  call: FleetCall = fleetCall(project),
+): Promise<{ artifact: Artifact; from: Artifact }> {
   const image = requireImage(project, imageName);
   const artifacts = (await projectArtifacts(project, call)).get(image.name) ?? [];
   const state = await channelState(project, image, channel, artifacts);
-  if (!state.current) throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" points nowhere`, { hint: `promote first: kiln promote ${imageName} ${channel}` });
+  if (!state.current)
+    throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" points nowhere`, {
+      hint: `promote first: kiln promote ${imageName} ${channel}`,
+    });
   // The current position is the latest promotion of the current artefact; the one before it (of another artefact) is the target.
   const position = state.history.map((entry) => entry.artifact.id).lastIndexOf(state.current.id);
-  const previous = state.history.slice(0, Math.max(position, 0)).reverse().find((entry) => entry.artifact.id !== state.current?.id);
+  const previous = state.history
+    .slice(0, Math.max(position, 0))
+    .reverse()
+    .find((entry) => entry.artifact.id !== state.current?.id);
   if (!previous) throw new KilnError("E_CONFIG", `channel "${channel}" of "${imageName}" has no earlier artefact to roll back to`);
   const repo = channelRepository(project, image.name);
   await image.driver.tag(previous.artifact, `${repo}:${channel}`, image.driverOptions, call);
@@ -164,7 +187,11 @@ export async function rollback(project: Project, imageName: string, channel: str
  * Removes old untagged artefacts of each image beyond the newest `keep`. Never removes one that carries a tag (versions,
  * channels, channel history) or that another kept artefact is built on.
  */
-export async function prune(project: Project, keep: number, options: { dryRun?: boolean; call?: FleetCall } = {}): Promise<{ removed: Artifact[]; kept: number }> {
+export async function prune(
+  project: Project,
+  keep: number,
+  options: { dryRun?: boolean; call?: FleetCall } = {},
+): Promise<{ removed: Artifact[]; kept: number }> {
   const call = options.call ?? fleetCall(project);
   const byImage = await projectArtifacts(project, call);
   const all = [...byImage.values()].flat();
@@ -185,7 +212,8 @@ export async function prune(project: Project, keep: number, options: { dryRun?: 
 
 function requireImage(project: Project, name: string): ImageSpec {
   const image = project.images.find((candidate) => candidate.name === name);
-  if (!image) throw new KilnError("E_CONFIG", `no image named "${name}"`, { hint: `images: ${project.images.map((item) => item.name).join(", ")}` });
+  if (!image)
+    throw new KilnError("E_CONFIG", `no image named "${name}"`, { hint: `images: ${project.images.map((item) => item.name).join(", ")}` });
   return image;
 }
 

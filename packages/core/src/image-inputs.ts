@@ -13,9 +13,20 @@ export interface ImageInputs {
 export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variables: Record<string, VariableValue>): Promise<ImageInputs> {
   const source = await image.driver.resolveSource(ctx, image.driverOptions);
   const provision = await Promise.all(
-    image.provision.map(async (item) => ({ name: item.name, options: item.options, fingerprint: await item.provisioner.fingerprint(ctx, item.options) })),
+    image.provision.map(async (item) => ({
+      name: item.name,
+      options: item.options,
+      fingerprint: await item.provisioner.fingerprint(ctx, item.options),
+    })),
   );
-  const input = { driver: image.driverName, driverOptions: image.driverOptions, source, provision, verify: image.verify, plugins: image.plugins };
+  const input = {
+    driver: image.driverName,
+    driverOptions: image.driverOptions,
+    source,
+    provision,
+    verify: image.verify,
+    plugins: image.plugins,
+  };
   return { source, key: bakeKey(input, variables), summary: inputSummary(input, variables) };
 }
 
@@ -26,7 +37,9 @@ export async function findCached(image: ImageSpec, key: string, call: FleetCall)
 
 /** The newest artefact baked for this image of this project. */
 export async function findLatest(project: string, image: ImageSpec, call: FleetCall): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }, image.driverOptions, call));
+  return newest(
+    await image.driver.findArtifacts({ labels: { [LABELS.image]: image.name, [LABELS.project]: project } }, image.driverOptions, call),
+  );
 }
 
 export function newest(artifacts: Artifact[]): Artifact | undefined {

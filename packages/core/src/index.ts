@@ -10,10 +10,35 @@ export * from "./plugins.js";
 export * from "./runner.js";
 export * from "./verify/run.js";
 export { runCheckOnce, type CheckOutcome, type CheckEnv } from "./verify/checks.js";
-export { checkRuntimeOnly, normalizeRuntimeOnly, DEFAULT_SCAN_DIRS, type RuntimeOnly, type RuntimeOnlyReport } from "./verify/runtime-only.js";
-export { verifySchema, checkSchema, runtimeSchema, checkKind, CHECK_KINDS, type Check, type CheckKind, type RuntimeDefinition, type VerifyScenario, type VerifyDefinition } from "./config/verify-schema.js";
+export {
+  checkRuntimeOnly,
+  normalizeRuntimeOnly,
+  DEFAULT_SCAN_DIRS,
+  type RuntimeOnly,
+  type RuntimeOnlyReport,
+} from "./verify/runtime-only.js";
+export {
+  verifySchema,
+  checkSchema,
+  runtimeSchema,
+  checkKind,
+  CHECK_KINDS,
+  type Check,
+  type CheckKind,
+  type RuntimeDefinition,
+  type VerifyScenario,
+  type VerifyDefinition,
+} from "./config/verify-schema.js";
 export { defineConfig } from "./define-config.js";
-export { loadProject, findBakeFile, BAKE_FILE_NAMES, type Project, type ImageSpec, type ProvisionStep, type LoadOptions } from "./config/load.js";
+export {
+  loadProject,
+  findBakeFile,
+  BAKE_FILE_NAMES,
+  type Project,
+  type ImageSpec,
+  type ProvisionStep,
+  type LoadOptions,
+} from "./config/load.js";
 export { bakeFileSchema, durationSchema, type BakeFile, type BakeFileInput, type ImageDefinition } from "./config/schema.js";
 export { bakeFileJsonSchema } from "./config/json-schema.js";
 export { formatPath } from "./config/positions.js";

@@ -63,7 +63,8 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
   try {
     inputs = await resolveInputs(ctx, image, project.variables);
   } catch (error) {
-    if (error instanceof KilnError && error.code === "E_SOURCE") return { image: image.name, action: "bake", reasons: [`source not available yet: ${error.message}`] };
+    if (error instanceof KilnError && error.code === "E_SOURCE")
+      return { image: image.name, action: "bake", reasons: [`source not available yet: ${error.message}`] };
     throw error;
   }
   const forced = options.force === true || (Array.isArray(options.force) && options.force.includes(image.name));
@@ -74,7 +75,9 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
   const previous = previousSummary(latest);
   const names = { ...(image.from ? { parent: image.from } : {}), steps: image.provision.map((step) => step.name) };
   const changes = previous ? describeChanges(previous, inputs.summary, names) : [];
-  const unexplained = previous ? "inputs changed (a variable or a sensitive value)" : `inputs changed since artefact ${latest?.id.replace(/^sha256:/, "").slice(0, 12)}`;
+  const unexplained = previous
+    ? "inputs changed (a variable or a sensitive value)"
+    : `inputs changed since artefact ${latest?.id.replace(/^sha256:/, "").slice(0, 12)}`;
   const reasons = forced ? ["forced (--force)"] : !latest ? ["no artefact"] : changes.length > 0 ? changes : [unexplained];
   return { image: image.name, action: "bake", reasons, bakeKey: inputs.key, ...(latest ? { artifact: latest } : {}) };
 }

@@ -134,7 +134,9 @@ describe("loadDriverFactory", () => {
     await installPackage(dir, "kiln-driver-fake", `${stamped}\nfactory.kilnPluginApi = ${version};\nexport default factory;\n`);
     const error = await failure(loadDriverFactory("fake", { from: [dir] }));
     expect(error.code).toBe("E_PLUGIN_SHAPE");
-    expect(error.message).toBe(`driver "fake" from package kiln-driver-fake was built for Kiln plugin API ${version}; this Kiln speaks version ${PLUGIN_API_VERSION}`);
+    expect(error.message).toBe(
+      `driver "fake" from package kiln-driver-fake was built for Kiln plugin API ${version}; this Kiln speaks version ${PLUGIN_API_VERSION}`,
+    );
     expect(error.hint).toMatch(hint);
   });
 
@@ -209,7 +211,9 @@ describe("loadProvisionerFactory", () => {
       `export default () => ({ name: "fake", schema: ${passThroughSchema}, fingerprint: async () => "" });\n`,
     );
     const { factory } = await loadProvisionerFactory("fake", { from: [dir] });
-    expect(() => factory(init(dir))).toThrow(expect.objectContaining({ code: "E_PLUGIN_SHAPE", hint: expect.stringMatching(/missing: run$/) }));
+    expect(() => factory(init(dir))).toThrow(
+      expect.objectContaining({ code: "E_PLUGIN_SHAPE", hint: expect.stringMatching(/missing: run$/) }),
+    );
   });
 });
 

@@ -102,7 +102,8 @@ async function packageOf(url: string): Promise<PluginPackage | undefined> {
   for (let dir = dirname(fileURLToPath(url)); ; dir = dirname(dir)) {
     const text = await readFile(join(dir, "package.json"), "utf8").catch(() => undefined);
     const manifest = text === undefined ? undefined : (JSON.parse(text) as { name?: unknown; version?: unknown });
-    if (typeof manifest?.name === "string") return { name: manifest.name, version: typeof manifest.version === "string" ? manifest.version : "0.0.0" };
+    if (typeof manifest?.name === "string")
+      return { name: manifest.name, version: typeof manifest.version === "string" ? manifest.version : "0.0.0" };
     if (dirname(dir) === dir) return undefined;
   }
 }
@@ -112,9 +113,15 @@ function checkApiVersion<F>(kind: PluginKind, name: string, from: string, factor
   const stamped = (factory as Record<string, unknown>)[PLUGIN_API_KEY];
   if (stamped === undefined || stamped === PLUGIN_API_VERSION) return factory;
   const newer = typeof stamped === "number" && stamped > PLUGIN_API_VERSION;
-  throw new KilnError("E_PLUGIN_SHAPE", `${kind} "${name}" from ${from} was built for Kiln plugin API ${String(stamped)}; this Kiln speaks version ${PLUGIN_API_VERSION}`, {
-    hint: newer ? "upgrade Kiln (@kiln/cli and @kiln/core) to a version that supports it" : `upgrade the plugin to a version built for @kiln/core with plugin API ${PLUGIN_API_VERSION}`,
-  });
+  throw new KilnError(
+    "E_PLUGIN_SHAPE",
+    `${kind} "${name}" from ${from} was built for Kiln plugin API ${String(stamped)}; this Kiln speaks version ${PLUGIN_API_VERSION}`,
+    {
+      hint: newer
+        ? "upgrade Kiln (@kiln/cli and @kiln/core) to a version that supports it"
+        : `upgrade the plugin to a version built for @kiln/core with plugin API ${PLUGIN_API_VERSION}`,
+    },
+  );
 }
 
 /** A plugin package default-exports its factory. */

@@ -35,7 +35,11 @@ export async function retry<T>(task: (attempt: number) => Promise<T>, options: R
       ...(options.signal ? { signal: options.signal } : {}),
       onFailedAttempt: (error) => {
         if (error.retriesLeft > 0) {
-          options.onRetry?.(error, error.attemptNumber, Math.min(minTimeout * 2 ** (error.attemptNumber - 1), options.maxDelayMs ?? 10_000));
+          options.onRetry?.(
+            error,
+            error.attemptNumber,
+            Math.min(minTimeout * 2 ** (error.attemptNumber - 1), options.maxDelayMs ?? 10_000),
+          );
         }
       },
     },

@@ -147,7 +147,15 @@ export class BuildRun {
 
   private skip(image: ImageSpec, reason: string): BuildRecord {
     this.emitEvent({ type: "image.skipped", image: image.name, reason });
-    return { image: image.name, driver: image.driverName, status: "skipped", startedAt: new Date().toISOString(), durationMs: 0, steps: [], error: { code: "E_SKIPPED", message: reason } };
+    return {
+      image: image.name,
+      driver: image.driverName,
+      status: "skipped",
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+      steps: [],
+      error: { code: "E_SKIPPED", message: reason },
+    };
   }
 
   private forced(image: ImageSpec): boolean {
@@ -155,16 +163,37 @@ export class BuildRun {
     return force === true || (Array.isArray(force) && force.includes(image.name));
   }
 
-  private async bakeImage(image: ImageSpec, parent: Artifact | undefined, git: () => Promise<string>): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
+  private async bakeImage(
+    image: ImageSpec,
+    parent: Artifact | undefined,
+    git: () => Promise<string>,
+  ): Promise<{ record: BuildRecord; failures: CleanupFailure[] }> {
     const { project } = this.options;
     const started = Date.now();
-    const record: BuildRecord = { image: image.name, driver: image.driverName, status: "failed", startedAt: new Date(started).toISOString(), durationMs: 0, steps: [] };
+    const record: BuildRecord = {
+      image: image.name,
+      driver: image.driverName,
+      status: "failed",
+      startedAt: new Date(started).toISOString(),
+      durationMs: 0,
+      steps: [],
+    };
     if (parent) record.parent = parent.id;
     const cleanup = new CleanupStack({ timeoutMs: this.options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS });
     this.stacks.add(cleanup);
     const signals = [this.options.signal, image.timeoutMs === undefined ? undefined : AbortSignal.timeout(image.timeoutMs)];
     const signal = AbortSignal.any(signals.filter((item): item is AbortSignal => item !== undefined));
-    const ctx = createBakeContext({ runId: this.runId, image: image.name, cwd: project.dir, variables: project.variables, parent, signal, cleanup, emit: this.emitEvent, redact: project.redact });
+    const ctx = createBakeContext({
+      runId: this.runId,
+      image: image.name,
+      cwd: project.dir,
+      variables: project.variables,
+      parent,
+      signal,
+      cleanup,
+      emit: this.emitEvent,
+      redact: project.redact,
+    });
     const bake: Bake = { ctx, record, pending: new PendingWork() };
     const step = <T>(name: StepName, detail: string | undefined, work: () => Promise<T>) => this.step(bake, name, detail, work);
     const { driver, driverOptions: opts } = image;
@@ -185,7 +214,13 @@ export class BuildRun {
         failures = await cleanup.unwind("success");
         return { record, failures };
       }
-      this.emitEvent({ type: "image.start", image: image.name, driver: image.driverName, bakeKey: key, ...(parent ? { parent: parent.id } : {}) });
+      this.emitEvent({
+        type: "image.start",
+        image: image.name,
+        driver: image.driverName,
+        bakeKey: key,
+        ...(parent ? { parent: parent.id } : {}),
+      });
 
       const launched = Date.now();
       const machine = await step("launch", source.description, () => driver.launch(ctx, source, opts));
@@ -199,14 +234,33 @@ export class BuildRun {
           const report = await checkRuntimeOnly(machine, runtimeOnly, project.variables, minutes, ctx.signal);
           for (const warning of report.warnings) ctx.log.warn(warning);
           if (report.problems.length > 0) {
-            throw new KilnError("E_RUNTIME_ONLY", `image "${image.name}" bakes in runtime configuration:\n${report.problems.map((problem) => `  ✗ ${problem}`).join("\n")}`, {
-              hint: "inject it at boot (verify.runtime shows how); nothing was captured",
-            });
+            throw new KilnError(
+              "E_RUNTIME_ONLY",
+              `image "${image.name}" bakes in runtime configuration:\n${report.problems.map((problem) => `  ✗ ${problem}`).join("\n")}`,
+              {
+                hint: "inject it at boot (verify.runtime shows how); nothing was captured",
+              },
+            );
           }
         });
       }
 
-      const labels = { ...image.labels, ...provenanceLabels({ runId: this.runId, project: project.name, image: image.name, key, parent, source, git: await git(), version: this.options.kilnVersion, verified: image.verify.length > 0, plugins: image.plugins }), [LABELS.inputs]: JSON.stringify(summary) };
+      const labels = {
+        ...image.labels,
+        ...provenanceLabels({
+          runId: this.runId,
+          project: project.name,
+          image: image.name,
+          key,
+          parent,
+          source,
+          git: await git(),
+          version: this.options.kilnVersion,
+          verified: image.verify.length > 0,
+          plugins: image.plugins,
+        }),
+        [LABELS.inputs]: JSON.stringify(summary),
+      };
       const artifact = await step("capture", undefined, () => driver.capture(ctx, machine, { labels, tags: image.tags }, opts));
       // The build machine is not needed after capture: remove it while verify runs (the cleanup stack waits for it).
       buildMachine = undefined;
@@ -257,7 +311,14 @@ export class BuildRun {
     for (const failure of failures) this.emitEvent({ type: "cleanup.failed", image, ...failure });
     if (record.artifact && record.bakeKey) {
       const type = record.status === "cached" ? "image.cached" : "image.done";
-      this.emitEvent({ type, image, artifact: record.artifact, bakeKey: record.bakeKey, durationMs: record.durationMs, steps: record.steps });
+      this.emitEvent({
+        type,
+        image,
+        artifact: record.artifact,
+        bakeKey: record.bakeKey,
+        durationMs: record.durationMs,
+        steps: record.steps,
+      });
     } else if (record.error) {
       this.emitEvent({ type: "image.failed", image, error: record.error, durationMs: record.durationMs });
     }
@@ -272,7 +333,9 @@ export class BuildRun {
     const graceMs = this.options.graceMs ?? DEFAULT_GRACE_MS;
     ctx.log.info(`waiting up to ${formatDuration(graceMs)} for the interrupted step to return`);
     if (!(await pending.settle(graceMs))) {
-      ctx.log.warn(`the interrupted step did not return within ${formatDuration(graceMs)}; what it creates later is removed as soon as it registers it`);
+      ctx.log.warn(
+        `the interrupted step did not return within ${formatDuration(graceMs)}; what it creates later is removed as soon as it registers it`,
+      );
     }
   }
 
@@ -304,7 +367,9 @@ export class BuildRun {
             await untilAborted(pending.track(item.provisioner.run(withSignal(ctx, signal), machine, item.options)), signal);
           } catch (error) {
             if (timeout?.aborted && !ctx.signal.aborted) {
-              throw new KilnError("E_TIMEOUT", `${label} timed out after ${formatDuration(item.timeoutMs ?? 0)}`, { hint: "raise its `timeout:` or make the step faster" });
+              throw new KilnError("E_TIMEOUT", `${label} timed out after ${formatDuration(item.timeoutMs ?? 0)}`, {
+                hint: "raise its `timeout:` or make the step faster",
+              });
             }
             throw toKilnError(error, "E_PROVISION", `${label} failed`);
           } finally {
@@ -327,10 +392,15 @@ export class BuildRun {
   private describeFailure(thrown: unknown, image: ImageSpec, signal: AbortSignal): KilnError {
     if (this.options.signal?.aborted) {
       const reason = this.options.signal.reason;
-      return reason instanceof KilnError && reason.code !== "E_INTERRUPTED" ? reason : new KilnError("E_INTERRUPTED", `image "${image.name}": interrupted`, { cause: thrown });
+      return reason instanceof KilnError && reason.code !== "E_INTERRUPTED"
+        ? reason
+        : new KilnError("E_INTERRUPTED", `image "${image.name}": interrupted`, { cause: thrown });
     }
     if (signal.aborted && !(thrown instanceof KilnError && thrown.code === "E_TIMEOUT")) {
-      return new KilnError("E_TIMEOUT", `image "${image.name}" timed out after ${formatDuration(image.timeoutMs ?? 0)}`, { hint: "raise the image's `timeout:`", cause: thrown });
+      return new KilnError("E_TIMEOUT", `image "${image.name}" timed out after ${formatDuration(image.timeoutMs ?? 0)}`, {
+        hint: "raise the image's `timeout:`",
+        cause: thrown,
+      });
     }
     return toKilnError(thrown, "E_INTERNAL");
   }

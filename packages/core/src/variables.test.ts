@@ -92,16 +92,16 @@ describe("resolveVariables precedence", () => {
 describe("resolveVariables problems", () => {
   it("reports a --var the bake file does not declare", async () => {
     const { problems } = await resolveVariables(version, { vars: { verison: "2.0" } }, await tempDir());
-    expect(problems).toEqual([
-      { name: "verison", declared: false, message: '--var sets "verison", which the bake file does not declare' },
-    ]);
+    expect(problems).toEqual([{ name: "verison", declared: false, message: '--var sets "verison", which the bake file does not declare' }]);
   });
 
   it("reports a var file that sets a variable the bake file does not declare, naming the file", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "vars.yaml"), "verison: '2.0'\n");
     const { problems } = await resolveVariables(version, { varFiles: ["vars.yaml"] }, dir);
-    expect(problems.map((problem) => problem.message)).toEqual(['--var-file vars.yaml sets "verison", which the bake file does not declare']);
+    expect(problems.map((problem) => problem.message)).toEqual([
+      '--var-file vars.yaml sets "verison", which the bake file does not declare',
+    ]);
   });
 
   it("names a variable with no value and says how to pass it", async () => {

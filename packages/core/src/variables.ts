@@ -57,7 +57,8 @@ export async function resolveVariables(
 
   const problems: VariableProblem[] = [];
   for (const [name, { from }] of given) {
-    if (!(name in definitions)) problems.push({ name, declared: false, message: `${from} sets "${name}", which the bake file does not declare` });
+    if (!(name in definitions))
+      problems.push({ name, declared: false, message: `${from} sets "${name}", which the bake file does not declare` });
   }
   const values: Record<string, VariableValue> = {};
   for (const [name, definition] of Object.entries(definitions)) {

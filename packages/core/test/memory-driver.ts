@@ -345,12 +345,14 @@ export function memoryDriver(world: MemoryWorld): DriverFactory<MemoryOptions> {
     async findArtifacts(query: ArtifactQuery) {
       await world.enter("findArtifacts");
       const wanted = Object.entries(query.labels ?? {});
-      return world
-        .live({ kind: "artifact" })
-        .filter((resource) => query.ref === undefined || resource.id === query.ref || resource.tags.includes(query.ref))
-        // A label asked for without a value only has to exist.
-        .filter(({ labels }) => wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value)))
-        .map(toArtifact);
+      return (
+        world
+          .live({ kind: "artifact" })
+          .filter((resource) => query.ref === undefined || resource.id === query.ref || resource.tags.includes(query.ref))
+          // A label asked for without a value only has to exist.
+          .filter(({ labels }) => wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value)))
+          .map(toArtifact)
+      );
     },
 
     async tag(artifact, tag) {

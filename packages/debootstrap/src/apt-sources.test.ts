@@ -110,7 +110,9 @@ describe("pickDebianMirror", () => {
 
   it("falls back to the first source that looks like a Debian archive when none carries the suite", () => {
     expect(pickDebianMirror(sources, "sid")).toBe("https://mirror.example.org/debian");
-    expect(pickDebianMirror([{ uri: "http://mirror.local/pub/deb", suites: ["bookworm"] }], "bookworm")).toBe("http://mirror.local/pub/deb");
+    expect(pickDebianMirror([{ uri: "http://mirror.local/pub/deb", suites: ["bookworm"] }], "bookworm")).toBe(
+      "http://mirror.local/pub/deb",
+    );
   });
 
   it("never picks a security archive, and finds nothing on a host without a Debian archive", () => {

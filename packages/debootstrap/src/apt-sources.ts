@@ -37,7 +37,10 @@ export function pickDebianMirror(sources: AptSource[], suite: string): string | 
 function parseOneLineSources(text: string): AptSource[] {
   return text.split("\n").flatMap((raw) => {
     const line = raw.replace(/#.*/, "").trim();
-    const fields = line.replace(/\[[^\]]*\]/, "").trim().split(/\s+/);
+    const fields = line
+      .replace(/\[[^\]]*\]/, "")
+      .trim()
+      .split(/\s+/);
     if (fields[0] !== "deb" || !fields[1] || !fields[2]) return [];
     return [{ uri: fields[1], suites: [fields[2]] }];
   });
@@ -63,7 +66,10 @@ function parseDeb822Sources(text: string): AptSource[] {
     if (!(fields.get("types") ?? "").split(/\s+/).includes("deb")) return [];
     if (fields.get("enabled") === "no") return [];
     const suites = (fields.get("suites") ?? "").split(/\s+/).filter(Boolean);
-    return (fields.get("uris") ?? "").split(/\s+/).filter(Boolean).map((uri) => ({ uri, suites }));
+    return (fields.get("uris") ?? "")
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((uri) => ({ uri, suites }));
   });
 }
 

@@ -83,7 +83,11 @@ export async function findRootfs(recipe: DebootstrapRecipe | ResolvedRecipe, cac
   const resolved = "key" in recipe ? recipe : await resolveRecipe(recipe);
   const meta = await readFile(join(cacheDir, resolved.key, "meta.json"), "utf8").catch(() => undefined);
   if (meta === undefined) return undefined;
-  return { recipe: resolved, tarball: join(cacheDir, resolved.key, "rootfs.tar"), created: (JSON.parse(meta) as { created: string }).created };
+  return {
+    recipe: resolved,
+    tarball: join(cacheDir, resolved.key, "rootfs.tar"),
+    created: (JSON.parse(meta) as { created: string }).created,
+  };
 }
 
 /**
@@ -161,7 +165,12 @@ async function build(recipe: ResolvedRecipe, cacheDir: string, io: BuildIo): Pro
     const staging = join(cacheDir, `.${recipe.key}-${process.pid}`);
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true });
-    await runTool("tar", ["--numeric-owner", "-C", root, "-cf", join(staging, "rootfs.tar"), "."], io, "install it: apt-get install -y tar");
+    await runTool(
+      "tar",
+      ["--numeric-owner", "-C", root, "-cf", join(staging, "rootfs.tar"), "."],
+      io,
+      "install it: apt-get install -y tar",
+    );
     const { key: _key, ...inputs } = recipe;
     await writeFile(join(staging, "meta.json"), `${JSON.stringify({ ...inputs, created: new Date().toISOString() }, null, 2)}\n`);
     await rm(target, { recursive: true, force: true });

@@ -109,7 +109,9 @@ describe("describeRecipe and rootfsLabels", () => {
       "dev.kiln.debootstrap.created": "2025-05-20T10:00:00.000Z",
     });
     expect(Object.keys(labels).every((name) => name.startsWith(`${DEBOOTSTRAP_LABEL_PREFIX}.`))).toBe(true);
-    expect(rootfsLabels({ recipe: { ...resolved, include: [] }, tarball: "", created: "" })[`${DEBOOTSTRAP_LABEL_PREFIX}.include`]).toBe("");
+    expect(rootfsLabels({ recipe: { ...resolved, include: [] }, tarball: "", created: "" })[`${DEBOOTSTRAP_LABEL_PREFIX}.include`]).toBe(
+      "",
+    );
   });
 });
 
@@ -196,6 +198,10 @@ describe("findRootfs and buildRootfs", () => {
     const error = await extractRootfs({ recipe: resolved, tarball: join(dir, "rootfs.tar"), created: "" }, join(dir, "out")).catch(
       (e: unknown) => e,
     );
-    expect(error).toMatchObject({ name: "KilnError", code: "E_SOURCE", message: expect.stringMatching(/^tar exited with code 2:\n.*tar/s) });
+    expect(error).toMatchObject({
+      name: "KilnError",
+      code: "E_SOURCE",
+      message: expect.stringMatching(/^tar exited with code 2:\n.*tar/s),
+    });
   });
 });

@@ -45,7 +45,13 @@ function ensureImage(docker: Docker, reference: string, build: () => Promise<voi
   let pending = building.get(reference);
   if (!pending) {
     pending = (async () => {
-      const exists = await docker.getImage(reference).inspect().then(() => true, () => false);
+      const exists = await docker
+        .getImage(reference)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        );
       if (!exists) await build();
       return reference;
     })();
@@ -81,11 +87,17 @@ async function commitSetup(docker: Docker, from: string, setup: string, referenc
   try {
     await container.start();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    if (StatusCode !== 0) throw new Error(`ec2-emulator: building ${reference} failed with ${StatusCode}: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
+    if (StatusCode !== 0)
+      throw new Error(
+        `ec2-emulator: building ${reference} failed with ${StatusCode}: ${(await container.logs({ stdout: true, stderr: true })).toString()}`,
+      );
     const [repo, tag] = reference.split(":") as [string, string];
     const config = (await docker.getImage(from).inspect()).Config;
     // Commit merges the setup container's labels in; blank the run id so this shared, cached image is not taken for a leak.
-    await container.commit({ _query: { container: container.id, repo, tag }, _body: { Cmd: ["/bin/sh"], Env: config?.Env ?? [], Labels: { ...config?.Labels, [LABEL_BUILD]: "" } } });
+    await container.commit({
+      _query: { container: container.id, repo, tag },
+      _body: { Cmd: ["/bin/sh"], Env: config?.Env ?? [], Labels: { ...config?.Labels, [LABEL_BUILD]: "" } },
+    });
   } finally {
     await container.remove({ force: true });
   }

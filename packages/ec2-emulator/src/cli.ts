@@ -12,7 +12,9 @@ const emulator = await startEmulator({
   port: Number(flag("port", "4566")),
   transitionDelayMs: Number(flag("transition-delay-ms", "1000")),
 });
-process.stdout.write(`kiln-ec2-emulator listening on ${emulator.endpoint} (run id ${emulator.runId}); Ctrl-C stops it and removes its instances\n`);
+process.stdout.write(
+  `kiln-ec2-emulator listening on ${emulator.endpoint} (run id ${emulator.runId}); Ctrl-C stops it and removes its instances\n`,
+);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

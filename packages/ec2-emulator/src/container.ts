@@ -121,7 +121,9 @@ export async function launchContainer(docker: Docker, options: LaunchContainerOp
     Hostname: hostname,
     Labels: { [LABEL_BUILD]: options.runId, [LABEL_EMULATOR]: "1", [LABEL_INSTANCE]: options.instanceId },
     ExposedPorts: Object.fromEntries(published.map((port) => [`${port}/tcp`, {}])),
-    HostConfig: { PortBindings: Object.fromEntries(published.map((port) => [`${port}/tcp`, [{ HostIp: options.ipAddress, HostPort: String(port) }]])) },
+    HostConfig: {
+      PortBindings: Object.fromEntries(published.map((port) => [`${port}/tcp`, [{ HostIp: options.ipAddress, HostPort: String(port) }]])),
+    },
   });
   try {
     const dir = instanceDir(options.instanceId);
@@ -194,5 +196,12 @@ export function holdAddress(address: string): Promise<Server | undefined> {
 /** Removes every container this emulator run started (by label), including ones whose launch was cut short. */
 export async function removeRunContainers(docker: Docker, runId: string): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_BUILD}=${runId}`, `${LABEL_EMULATOR}=1`] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => {}),
+    ),
+  );
 }

@@ -27,18 +27,32 @@ export async function releaseDockerImage(ctx: EmulatorContext, reference: string
   for (const instance of ctx.state.instances.values()) if (instance.dockerImage === reference && instance.state !== "terminated") return;
   ctx.committedImages.delete(reference);
   // By tag: an image that another commit builds on is only untagged now, and pruned when that child goes.
-  await ctx.docker.getImage(reference).remove({ force: true }).catch(() => {});
+  await ctx.docker
+    .getImage(reference)
+    .remove({ force: true })
+    .catch(() => {});
 }
 
 /** Removes every image this run committed: the tags it knows, then anything else carrying its labels (children first). */
 export async function removeCommittedImages(ctx: EmulatorContext): Promise<void> {
-  for (const reference of ctx.committedImages) await ctx.docker.getImage(reference).remove({ force: true }).catch(() => {});
+  for (const reference of ctx.committedImages)
+    await ctx.docker
+      .getImage(reference)
+      .remove({ force: true })
+      .catch(() => {});
   ctx.committedImages.clear();
   const filters = { label: [`${LABEL_BUILD}=${ctx.runId}`, `${LABEL_EMULATOR}=1`] };
   // A parent image cannot go while a child exists, so retry until a round removes nothing more.
   for (let round = 0; round < 5; round++) {
     const left = await ctx.docker.listImages({ all: true, filters });
     if (left.length === 0) return;
-    await Promise.all(left.map((image) => ctx.docker.getImage(image.Id).remove({ force: true }).catch(() => {})));
+    await Promise.all(
+      left.map((image) =>
+        ctx.docker
+          .getImage(image.Id)
+          .remove({ force: true })
+          .catch(() => {}),
+      ),
+    );
   }
 }

@@ -20,7 +20,11 @@ export interface GeneratedKey {
  */
 export function generateKey(type: "ed25519" | "rsa"): GeneratedKey {
   if (type === "rsa") {
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs1", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     const publicKey = publicLine(privateKey);
     // EC2 fingerprints a key it created as the SHA-1 of the private key's DER, colon-separated hex.
     const der = Buffer.from(privateKey.replace(/-----[^-]+-----|\s/g, ""), "base64");

@@ -102,7 +102,11 @@ export function stopInstance(ctx: EmulatorContext, instance: InstanceRecord): vo
   instance.stateReason = "Client.UserInitiatedShutdown: User initiated shutdown";
   const containerId = instance.containerId;
   inBackground(ctx, async () => {
-    if (containerId) await ctx.docker.getContainer(containerId).kill().catch(() => {});
+    if (containerId)
+      await ctx.docker
+        .getContainer(containerId)
+        .kill()
+        .catch(() => {});
     if (instance.ipAddress) await keepAddress(instance, instance.ipAddress);
     await delay(ctx.transitionDelays.stop);
     if (instance.state === "stopping") instance.state = "stopped";
@@ -167,7 +171,10 @@ async function removeContainer(ctx: EmulatorContext, instance: InstanceRecord): 
   if (!instance.containerId) return;
   const id = instance.containerId;
   instance.containerId = undefined;
-  await ctx.docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
+  await ctx.docker
+    .getContainer(id)
+    .remove({ force: true, v: true })
+    .catch(() => {});
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -29,7 +29,11 @@ describe("QueryParams", () => {
 describe("xml", () => {
   it("escapes text and renders EC2's item lists and error envelope", () => {
     expect(escapeXml(`<a href="x">&'`)).toBe("&lt;a href=&quot;x&quot;&gt;&amp;&apos;");
-    expect(fields({ keySet: set([{ keyName: "a&b", skipped: undefined }]) })).toBe("<keySet><item><keyName>a&amp;b</keyName></item></keySet>");
-    expect(errorXml("X.Y", "m<", "id")).toContain("<Response><Errors><Error><Code>X.Y</Code><Message>m&lt;</Message></Error></Errors><RequestID>id</RequestID></Response>");
+    expect(fields({ keySet: set([{ keyName: "a&b", skipped: undefined }]) })).toBe(
+      "<keySet><item><keyName>a&amp;b</keyName></item></keySet>",
+    );
+    expect(errorXml("X.Y", "m<", "id")).toContain(
+      "<Response><Errors><Error><Code>X.Y</Code><Message>m&lt;</Message></Error></Errors><RequestID>id</RequestID></Response>",
+    );
   });
 });

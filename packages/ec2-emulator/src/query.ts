@@ -32,7 +32,8 @@ export class QueryParams {
   bool(name: string): boolean | undefined {
     const value = this.params.get(name);
     if (value === undefined) return undefined;
-    if (value !== "true" && value !== "false") throw new Ec2Error("InvalidParameterValue", `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'`);
+    if (value !== "true" && value !== "false")
+      throw new Ec2Error("InvalidParameterValue", `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'`);
     return value === "true";
   }
 
@@ -106,7 +107,10 @@ export interface Filter {
 
 /** EC2 filter values are globs: `*` any run of characters, `?` one character. */
 function globMatches(pattern: string, value: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${regex}$`, "s").test(value);
 }
 

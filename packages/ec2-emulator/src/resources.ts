@@ -34,7 +34,13 @@ export function listResources(state: Ec2State): EmulatorResources {
       .map((i) => ({ imageId: i.imageId, name: i.name, state: i.state, region: i.region, tags: { ...i.tags } })),
     snapshots: [...state.snapshots.values()].map((s) => {
       const image = [...state.images.values()].find((i) => i.snapshotId === s.snapshotId);
-      return { snapshotId: s.snapshotId, state: s.state, region: s.region, ...(image ? { imageId: image.imageId } : {}), tags: { ...s.tags } };
+      return {
+        snapshotId: s.snapshotId,
+        state: s.state,
+        region: s.region,
+        ...(image ? { imageId: image.imageId } : {}),
+        tags: { ...s.tags },
+      };
     }),
     volumes: state
       .volumes()

@@ -85,7 +85,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   for (const { action, ...spec } of options.faults ?? []) faults.inject(action, spec);
 
   const server = createServer((request, response) => {
-    handle(ctx, faults, request, response).catch((error: unknown) => send(response, 500, errorXml("InternalError", String(error), randomUUID())));
+    handle(ctx, faults, request, response).catch((error: unknown) =>
+      send(response, 500, errorXml("InternalError", String(error), randomUUID())),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -126,7 +128,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 function transitionDelays(options: EmulatorOptions): Record<Transition, number> {
   const fallback = options.transitionDelayMs ?? 1000;
   const given = options.transitionDelays ?? {};
-  return { boot: given.boot ?? fallback, stop: given.stop ?? fallback, terminate: given.terminate ?? fallback, image: given.image ?? fallback };
+  return {
+    boot: given.boot ?? fallback,
+    stop: given.stop ?? fallback,
+    terminate: given.terminate ?? fallback,
+    image: given.image ?? fallback,
+  };
 }
 
 async function handle(ctx: EmulatorContext, faults: FaultPlan, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -142,7 +149,8 @@ async function handle(ctx: EmulatorContext, faults: FaultPlan, request: Incoming
   const action = params.get("Action");
   try {
     // Signatures are not checked (any credentials work), but an unsigned request is refused as EC2 would.
-    if (!request.headers.authorization && !params.get("X-Amz-Signature")) throw new Ec2Error("AuthFailure", "AWS was not able to validate the provided access credentials", 401);
+    if (!request.headers.authorization && !params.get("X-Amz-Signature"))
+      throw new Ec2Error("AuthFailure", "AWS was not able to validate the provided access credentials", 401);
     if (!action) throw new Ec2Error("MissingAction", "The request must contain the parameter Action");
     const handler = ACTIONS[action];
     if (!handler) throw new Ec2Error("InvalidAction", `The action ${action} is not valid for this web service.`);

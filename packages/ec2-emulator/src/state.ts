@@ -175,7 +175,8 @@ export class Ec2State {
     for (const instance of this.instances.values()) {
       for (const device of instance.blockDevices) {
         if (instance.state !== "terminated") views.push({ device, instance, status: "in-use" });
-        else if (!device.deleteOnTermination && !this.deletedVolumes.has(device.volumeId)) views.push({ device, instance, status: "available" });
+        else if (!device.deleteOnTermination && !this.deletedVolumes.has(device.volumeId))
+          views.push({ device, instance, status: "available" });
       }
     }
     return views;

@@ -10,12 +10,19 @@ export function checkTag(key: string, value: string): void {
   // EC2 counts characters, not UTF-16 code units.
   const keyLength = [...key].length;
   if (keyLength === 0) throw new Ec2Error("InvalidParameterValue", "Tag key cannot be empty");
-  if (keyLength > MAX_KEY_LENGTH) throw new Ec2Error("InvalidParameterValue", `Tag key exceeds the maximum length of ${MAX_KEY_LENGTH} characters`);
-  if (key.toLowerCase().startsWith("aws:")) throw new Ec2Error("InvalidParameterValue", `Value ( ${key} ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use`);
-  if ([...value].length > MAX_VALUE_LENGTH) throw new Ec2Error("InvalidParameterValue", `Tag value exceeds the maximum length of ${MAX_VALUE_LENGTH} characters`);
+  if (keyLength > MAX_KEY_LENGTH)
+    throw new Ec2Error("InvalidParameterValue", `Tag key exceeds the maximum length of ${MAX_KEY_LENGTH} characters`);
+  if (key.toLowerCase().startsWith("aws:"))
+    throw new Ec2Error(
+      "InvalidParameterValue",
+      `Value ( ${key} ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use`,
+    );
+  if ([...value].length > MAX_VALUE_LENGTH)
+    throw new Ec2Error("InvalidParameterValue", `Tag value exceeds the maximum length of ${MAX_VALUE_LENGTH} characters`);
 }
 
 /** Refuses a resource that would carry more than 50 tags. */
 export function checkTagCount(tags: Record<string, string>): void {
-  if (Object.keys(tags).length > MAX_TAGS_PER_RESOURCE) throw new Ec2Error("TagLimitExceeded", "The maximum number of Tags for a resource has been reached.");
+  if (Object.keys(tags).length > MAX_TAGS_PER_RESOURCE)
+    throw new Ec2Error("TagLimitExceeded", "The maximum number of Tags for a resource has been reached.");
 }

@@ -49,7 +49,8 @@ function collect(content: string, headers: Map<string, string>, into: UserDataPa
   }
   const kind = type === "text/plain" || type === "" ? guessType(content) : type;
   if (kind === "text/x-shellscript") into.scripts.push(content);
-  else if (kind === "text/cloud-config") into.notes.push(`${NOTE_PREFIX} ${label} (text/cloud-config) not applied: this image has no cloud-init`);
+  else if (kind === "text/cloud-config")
+    into.notes.push(`${NOTE_PREFIX} ${label} (text/cloud-config) not applied: this image has no cloud-init`);
   else if (kind === "message/rfc822") {
     const message = parseEntity(content);
     collect(message.body, message.headers, into, label);
@@ -124,7 +125,9 @@ function decode(body: string, encoding: string | undefined): string {
     case "base64":
       return Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8");
     case "quoted-printable": {
-      const bytes = body.replace(/=\r?\n/g, "").replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+      const bytes = body
+        .replace(/=\r?\n/g, "")
+        .replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
       return Buffer.from(bytes, "latin1").toString("utf8");
     }
     default:

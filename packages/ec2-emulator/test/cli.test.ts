@@ -21,7 +21,11 @@ describe("kiln-ec2-emulator", () => {
         });
         child.once("exit", (code) => reject(new Error(`exited with ${code} before listening: ${output}`)));
       });
-      const client = new EC2Client({ endpoint, region: "us-east-1", credentials: { accessKeyId: "AKIDKILNTEST", secretAccessKey: "secret" } });
+      const client = new EC2Client({
+        endpoint,
+        region: "us-east-1",
+        credentials: { accessKeyId: "AKIDKILNTEST", secretAccessKey: "secret" },
+      });
       const { Images } = await client.send(new DescribeImagesCommand({ ImageIds: [BASE_AMI_ID] }));
       expect(Images?.[0]?.ImageId).toBe(BASE_AMI_ID);
       child.kill("SIGINT");

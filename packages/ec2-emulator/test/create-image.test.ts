@@ -23,14 +23,22 @@ const docker = new Docker();
 
 /** Runs an instance of the base AMI and writes a marker file into it. */
 async function bakedInstance(emulator: Emulator, client: EC2Client, userData?: string): Promise<string> {
-  const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, UserData: userData && Buffer.from(userData).toString("base64") }));
+  const run = await client.send(
+    new RunInstancesCommand({
+      ImageId: BASE_AMI_ID,
+      MinCount: 1,
+      MaxCount: 1,
+      UserData: userData && Buffer.from(userData).toString("base64"),
+    }),
+  );
   const instanceId = run.Instances?.[0]?.InstanceId ?? "";
   await waitForState(client, instanceId, "running");
   await shell(emulator, instanceId, "echo baked > /etc/kiln-baked");
   return instanceId;
 }
 
-const committedImages = (runId: string) => docker.listImages({ all: true, filters: { label: [`dev.kiln.build=${runId}`, "dev.kiln.ec2-emulator=1"] } });
+const committedImages = (runId: string) =>
+  docker.listImages({ all: true, filters: { label: [`dev.kiln.build=${runId}`, "dev.kiln.ec2-emulator=1"] } });
 
 async function waitForNoCommittedImages(runId: string): Promise<void> {
   const deadline = Date.now() + 20_000;
@@ -58,19 +66,34 @@ describe("CreateImage and friends", () => {
     );
     expect(ImageId).toMatch(/^ami-[0-9a-f]{17}$/);
     expect((await client.send(new DescribeImagesCommand({ ImageIds: [ImageId] }))).Images?.[0]?.State).toBe("pending");
-    expect(await errorName(client.send(new CreateImageCommand({ InstanceId: sourceId, Name: "kiln-test-1" })))).toBe("InvalidAMIName.Duplicate");
+    expect(await errorName(client.send(new CreateImageCommand({ InstanceId: sourceId, Name: "kiln-test-1" })))).toBe(
+      "InvalidAMIName.Duplicate",
+    );
 
     const image = await waitForImage(client, ImageId);
-    expect(image).toMatchObject({ Name: "kiln-test-1", Description: "baked", OwnerId: ACCOUNT_ID, Public: false, Tags: [{ Key: "dev.kiln.build", Value: "b1" }] });
+    expect(image).toMatchObject({
+      Name: "kiln-test-1",
+      Description: "baked",
+      OwnerId: ACCOUNT_ID,
+      Public: false,
+      Tags: [{ Key: "dev.kiln.build", Value: "b1" }],
+    });
     expect(Date.parse(image.CreationDate ?? "")).toBeGreaterThan(Date.now() - 120_000);
     const snapshotId = image.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId ?? "";
     expect(snapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
-    const own = await client.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:dev.kiln.build", Values: ["b1"] }] }));
+    const own = await client.send(
+      new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:dev.kiln.build", Values: ["b1"] }] }),
+    );
     expect(own.Images?.map((i) => i.ImageId)).toEqual([ImageId]);
-    const snapshots = await client.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:dev.kiln.build", Values: ["b1"] }] }));
+    const snapshots = await client.send(
+      new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:dev.kiln.build", Values: ["b1"] }] }),
+    );
     expect(snapshots.Snapshots).toMatchObject([{ SnapshotId: snapshotId, State: "completed", OwnerId: ACCOUNT_ID }]);
     await client.send(new CreateTagsCommand({ Resources: [ImageId, snapshotId], Tags: [{ Key: "extra", Value: "yes" }] }));
-    expect((await client.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0]?.Tags).toContainEqual({ Key: "extra", Value: "yes" });
+    expect((await client.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0]?.Tags).toContainEqual({
+      Key: "extra",
+      Value: "yes",
+    });
     await client.send(new TerminateInstancesCommand({ InstanceIds: [sourceId] }));
 
     // A new instance of the AMI has the file and a working sshd that takes the new launch's key.
@@ -79,23 +102,37 @@ describe("CreateImage and friends", () => {
     const launchedId = run.Instances?.[0]?.InstanceId ?? "";
     const launched = await waitForState(client, launchedId, "running");
     {
-      await using machine = await connectSsh({ host: launched.PublicIpAddress ?? "", port: 22, user: "admin", privateKey: KeyMaterial ?? "", deadlineMs: 60_000 });
+      await using machine = await connectSsh({
+        host: launched.PublicIpAddress ?? "",
+        port: 22,
+        user: "admin",
+        privateKey: KeyMaterial ?? "",
+        deadlineMs: 60_000,
+      });
       expect((await machine.exec("cat /etc/kiln-baked")).stdout.trim()).toBe("baked");
     }
 
     const plain = await client.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "kiln-test-1-copy" }));
-    const tagged = await client.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "kiln-test-1-tagged", CopyImageTags: true }));
+    const tagged = await client.send(
+      new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "kiln-test-1-tagged", CopyImageTags: true }),
+    );
     const plainImage = await waitForImage(client, plain.ImageId ?? "");
     expect(plainImage.Tags ?? []).toEqual([]);
     const taggedImage = await waitForImage(client, tagged.ImageId ?? "");
     expect(taggedImage.Tags).toContainEqual({ Key: "dev.kiln.build", Value: "b1" });
     expect(plainImage.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId).not.toBe(snapshotId);
 
-    await client.send(new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Add: [{ UserId: "210987654321" }, { Group: "all" }] } }));
+    await client.send(
+      new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Add: [{ UserId: "210987654321" }, { Group: "all" }] } }),
+    );
     const permissions = await client.send(new DescribeImageAttributeCommand({ ImageId, Attribute: "launchPermission" }));
     expect(permissions.LaunchPermissions).toEqual([{ UserId: "210987654321" }, { Group: "all" }]);
     expect((await client.send(new DescribeImagesCommand({ ImageIds: [ImageId] }))).Images?.[0]?.Public).toBe(true);
-    expect(await errorName(client.send(new ModifyImageAttributeCommand({ ImageId: BASE_AMI_ID, LaunchPermission: { Add: [{ Group: "all" }] } })))).toBe("AuthFailure");
+    expect(
+      await errorName(
+        client.send(new ModifyImageAttributeCommand({ ImageId: BASE_AMI_ID, LaunchPermission: { Add: [{ Group: "all" }] } })),
+      ),
+    ).toBe("AuthFailure");
 
     expect(await errorName(client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })))).toBe("InvalidSnapshot.InUse");
     await client.send(new DeregisterImageCommand({ ImageId }));
@@ -118,13 +155,20 @@ describe("CreateImage and friends", () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
     const sourceId = await bakedInstance(emulator, client, "#!/bin/sh\necho ran >> /etc/user-data-runs\n");
-    expect(await shell(emulator, sourceId, "for i in $(seq 50); do [ -f /etc/user-data-runs ] && break; sleep 0.1; done; cat /etc/user-data-runs")).toBe("ran");
+    expect(
+      await shell(
+        emulator,
+        sourceId,
+        "for i in $(seq 50); do [ -f /etc/user-data-runs ] && break; sleep 0.1; done; cat /etc/user-data-runs",
+      ),
+    ).toBe("ran");
     const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: sourceId, Name: "fresh-keys" }));
     await waitForImage(client, ImageId);
     const run = await client.send(new RunInstancesCommand({ ImageId, MinCount: 1, MaxCount: 1 }));
     const launchedId = run.Instances?.[0]?.InstanceId ?? "";
     await waitForState(client, launchedId, "running");
-    const hostKey = "for i in $(seq 50); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.1; done; cat /etc/ssh/ssh_host_ed25519_key.pub";
+    const hostKey =
+      "for i in $(seq 50); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.1; done; cat /etc/ssh/ssh_host_ed25519_key.pub";
     expect(await shell(emulator, launchedId, hostKey)).not.toBe(await shell(emulator, sourceId, hostKey));
     expect(await shell(emulator, launchedId, "sleep 0.5; cat /etc/user-data-runs")).toBe("ran");
 
@@ -143,11 +187,15 @@ describe("CreateImage and friends", () => {
     const emulator = await testEmulator();
     try {
       const client = ec2Client(emulator);
-      expect(await errorName(client.send(new CreateImageCommand({ InstanceId: "i-0123456789abcdef0", Name: "nope" })))).toBe("InvalidInstanceID.NotFound");
+      expect(await errorName(client.send(new CreateImageCommand({ InstanceId: "i-0123456789abcdef0", Name: "nope" })))).toBe(
+        "InvalidInstanceID.NotFound",
+      );
       const instanceId = await bakedInstance(emulator, client);
       const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: instanceId, Name: "left behind", NoReboot: true }));
       await waitForImage(client, ImageId);
-      expect(emulator.resources().images).toEqual([{ imageId: ImageId, name: "left behind", state: "available", region: "us-east-1", tags: {} }]);
+      expect(emulator.resources().images).toEqual([
+        { imageId: ImageId, name: "left behind", state: "available", region: "us-east-1", tags: {} },
+      ]);
       const listed = (await (await fetch(`${emulator.endpoint}/_kiln/resources`)).json()) as ReturnType<typeof emulator.resources>;
       expect(listed.snapshots).toHaveLength(1);
       expect(await committedImages(emulator.runId)).toHaveLength(1);

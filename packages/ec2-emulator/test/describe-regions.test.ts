@@ -7,7 +7,11 @@ describe("DescribeRegions", () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator, { region: "eu-west-1" });
     const { Regions = [] } = await client.send(new DescribeRegionsCommand({}));
-    expect(Regions).toContainEqual({ RegionName: "us-east-1", Endpoint: "ec2.us-east-1.amazonaws.com", OptInStatus: "opt-in-not-required" });
+    expect(Regions).toContainEqual({
+      RegionName: "us-east-1",
+      Endpoint: "ec2.us-east-1.amazonaws.com",
+      OptInStatus: "opt-in-not-required",
+    });
     expect(Regions.map((r) => r.RegionName)).toContain("eu-west-1");
     expect(Regions.map((r) => r.RegionName)).not.toContain("af-south-1");
 

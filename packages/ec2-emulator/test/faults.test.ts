@@ -20,7 +20,9 @@ describe("fault injection and leak reporting", () => {
     const client = ec2Client(emulator);
     emulator.injectFault("DescribeImages", { code: "UnauthorizedOperation", message: "You are not authorized", nth: 2 });
     await client.send(new DescribeImagesCommand({}));
-    const error = await client.send(new DescribeImagesCommand({})).catch((caught: unknown) => caught as { name: string; message: string; $metadata: { httpStatusCode?: number } });
+    const error = await client
+      .send(new DescribeImagesCommand({}))
+      .catch((caught: unknown) => caught as { name: string; message: string; $metadata: { httpStatusCode?: number } });
     expect(error).toMatchObject({ name: "UnauthorizedOperation", message: "You are not authorized", $metadata: { httpStatusCode: 400 } });
     await client.send(new DescribeImagesCommand({}));
     expect(emulator.callCounts().DescribeImages).toBe(3);
@@ -38,7 +40,9 @@ describe("fault injection and leak reporting", () => {
     await client.send(new DescribeKeyPairsCommand({}));
     expect(emulator.callCounts().DescribeKeyPairs).toBe(3);
     emulator.throttle("DescribeKeyPairs", 5);
-    const error = await client.send(new DescribeKeyPairsCommand({})).catch((caught: unknown) => caught as { name: string; $metadata: { httpStatusCode?: number } });
+    const error = await client
+      .send(new DescribeKeyPairsCommand({}))
+      .catch((caught: unknown) => caught as { name: string; $metadata: { httpStatusCode?: number } });
     expect(error).toMatchObject({ name: "RequestLimitExceeded", $metadata: { httpStatusCode: 503 } });
   });
 
@@ -46,12 +50,17 @@ describe("fault injection and leak reporting", () => {
     await using emulator = await testEmulator();
     const unsigned = await fetch(`${emulator.endpoint}/?Action=DescribeImages&Version=2016-11-15`);
     expect(unsigned.status).toBe(401);
-    expect(await unsigned.text()).toMatch(/<Response><Errors><Error><Code>AuthFailure<\/Code>.*<RequestID>[0-9a-f-]+<\/RequestID><\/Response>/);
+    expect(await unsigned.text()).toMatch(
+      /<Response><Errors><Error><Code>AuthFailure<\/Code>.*<RequestID>[0-9a-f-]+<\/RequestID><\/Response>/,
+    );
     const headers = { authorization: "AWS4-HMAC-SHA256 Credential=x/20261127/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0" };
     const unknown = await fetch(`${emulator.endpoint}/?Action=LaunchRockets&Version=2016-11-15`, { headers });
     expect(unknown.status).toBe(400);
     expect(await unknown.text()).toContain("<Code>InvalidAction</Code>");
-    const images = await fetch(`${emulator.endpoint}/?Action=DescribeImages&Version=2016-11-15&Filter.1.Name=name&Filter.1.Value.1=debian-*`, { headers });
+    const images = await fetch(
+      `${emulator.endpoint}/?Action=DescribeImages&Version=2016-11-15&Filter.1.Name=name&Filter.1.Value.1=debian-*`,
+      { headers },
+    );
     const xml = await images.text();
     expect(xml).toContain('<DescribeImagesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>');
     expect(xml).toContain(`<imageId>${BASE_AMI_ID}</imageId>`);

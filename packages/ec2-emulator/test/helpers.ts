@@ -10,7 +10,10 @@ export function testEmulator(options: Parameters<typeof startEmulator>[0] = {}):
 }
 
 /** The real SDK client, pointed at the emulator with fake static credentials (signatures are not checked); the region signs requests. */
-export function ec2Client(emulator: Emulator, { maxAttempts = 3, region = "us-east-1" }: { maxAttempts?: number; region?: string } = {}): EC2Client {
+export function ec2Client(
+  emulator: Emulator,
+  { maxAttempts = 3, region = "us-east-1" }: { maxAttempts?: number; region?: string } = {},
+): EC2Client {
   return new EC2Client({
     endpoint: emulator.endpoint,
     region,
@@ -26,7 +29,8 @@ export async function waitForState(client: EC2Client, instanceId: string, state:
     const { Reservations } = await client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     const instance = Reservations?.[0]?.Instances?.[0];
     if (instance?.State?.Name === state) return instance;
-    if (Date.now() > deadline) throw new Error(`instance ${instanceId} still ${instance?.State?.Name} after ${timeoutMs} ms, wanted ${state}`);
+    if (Date.now() > deadline)
+      throw new Error(`instance ${instanceId} still ${instance?.State?.Name} after ${timeoutMs} ms, wanted ${state}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
@@ -45,7 +49,9 @@ export async function waitForImage(client: EC2Client, imageId: string, state = "
 /** Output of a shell command in an instance's container (docker exec: quicker than SSH, same effect on the disk). */
 export async function shell(emulator: Emulator, instanceId: string, script: string): Promise<string> {
   const containerId = emulator.resources().instances.find((i) => i.instanceId === instanceId)?.containerId ?? "";
-  const exec = await docker.getContainer(containerId).exec({ Cmd: ["/bin/sh", "-c", script], AttachStdout: true, AttachStderr: true, Tty: true });
+  const exec = await docker
+    .getContainer(containerId)
+    .exec({ Cmd: ["/bin/sh", "-c", script], AttachStdout: true, AttachStderr: true, Tty: true });
   const stream = await exec.start({ Tty: true });
   const chunks: Buffer[] = [];
   await new Promise((resolve) => stream.on("data", (chunk: Buffer) => chunks.push(chunk)).on("end", resolve));

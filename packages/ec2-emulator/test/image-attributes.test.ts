@@ -24,20 +24,40 @@ describe("image attributes", () => {
     const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: instanceId, Name: "kiln-shared" }));
     await waitForImage(client, ImageId);
 
-    await client.send(new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Add: [{ OrganizationArn: ORGANIZATION }, { OrganizationalUnitArn: UNIT }, { UserId: "210987654321" }] } }));
-    const launchPermissions = async () => (await client.send(new DescribeImageAttributeCommand({ ImageId, Attribute: "launchPermission" }))).LaunchPermissions;
-    expect(await launchPermissions()).toEqual([{ UserId: "210987654321" }, { OrganizationArn: ORGANIZATION }, { OrganizationalUnitArn: UNIT }]);
+    await client.send(
+      new ModifyImageAttributeCommand({
+        ImageId,
+        LaunchPermission: { Add: [{ OrganizationArn: ORGANIZATION }, { OrganizationalUnitArn: UNIT }, { UserId: "210987654321" }] },
+      }),
+    );
+    const launchPermissions = async () =>
+      (await client.send(new DescribeImageAttributeCommand({ ImageId, Attribute: "launchPermission" }))).LaunchPermissions;
+    expect(await launchPermissions()).toEqual([
+      { UserId: "210987654321" },
+      { OrganizationArn: ORGANIZATION },
+      { OrganizationalUnitArn: UNIT },
+    ]);
     await client.send(new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Remove: [{ OrganizationArn: ORGANIZATION }] } }));
     expect(await launchPermissions()).toEqual([{ UserId: "210987654321" }, { OrganizationalUnitArn: UNIT }]);
-    expect(await errorName(client.send(new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Add: [{ OrganizationArn: "o-abc123defg" }] } })))).toBe("InvalidParameterValue");
+    expect(
+      await errorName(
+        client.send(new ModifyImageAttributeCommand({ ImageId, LaunchPermission: { Add: [{ OrganizationArn: "o-abc123defg" }] } })),
+      ),
+    ).toBe("InvalidParameterValue");
 
     // Seconds are rounded to the nearest minute, as EC2 does.
     const year = new Date().getUTCFullYear() + 1;
     await client.send(new EnableImageDeprecationCommand({ ImageId, DeprecateAt: new Date(Date.UTC(year, 0, 1, 10, 0, 29)) }));
     const describe = async () => (await client.send(new DescribeImagesCommand({ ImageIds: [ImageId] }))).Images?.[0];
     expect((await describe())?.DeprecationTime).toBe(`${year}-01-01T10:00:00.000Z`);
-    expect(await errorName(client.send(new EnableImageDeprecationCommand({ ImageId, DeprecateAt: new Date(Date.now() - 60_000) })))).toBe("InvalidParameterValue");
-    expect(await errorName(client.send(new EnableImageDeprecationCommand({ ImageId: BASE_AMI_ID, DeprecateAt: new Date(Date.UTC(year, 0, 1)) })))).toBe("AuthFailure");
+    expect(await errorName(client.send(new EnableImageDeprecationCommand({ ImageId, DeprecateAt: new Date(Date.now() - 60_000) })))).toBe(
+      "InvalidParameterValue",
+    );
+    expect(
+      await errorName(
+        client.send(new EnableImageDeprecationCommand({ ImageId: BASE_AMI_ID, DeprecateAt: new Date(Date.UTC(year, 0, 1)) })),
+      ),
+    ).toBe("AuthFailure");
     await client.send(new DisableImageDeprecationCommand({ ImageId }));
     expect((await describe())?.DeprecationTime).toBeUndefined();
   });

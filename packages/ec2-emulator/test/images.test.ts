@@ -8,11 +8,24 @@ describe("DescribeImages", () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
     const { Images } = await client.send(
-      new DescribeImagesCommand({ Owners: [DEBIAN_OWNER_ID], Filters: [{ Name: "name", Values: ["debian-12-amd64-*"] }, { Name: "architecture", Values: ["x86_64"] }] }),
+      new DescribeImagesCommand({
+        Owners: [DEBIAN_OWNER_ID],
+        Filters: [
+          { Name: "name", Values: ["debian-12-amd64-*"] },
+          { Name: "architecture", Values: ["x86_64"] },
+        ],
+      }),
     );
     expect(Images).toHaveLength(1);
     const image = Images?.[0];
-    expect(image).toMatchObject({ ImageId: BASE_AMI_ID, Name: BASE_AMI_NAME, OwnerId: DEBIAN_OWNER_ID, State: "available", Public: true, RootDeviceType: "ebs" });
+    expect(image).toMatchObject({
+      ImageId: BASE_AMI_ID,
+      Name: BASE_AMI_NAME,
+      OwnerId: DEBIAN_OWNER_ID,
+      State: "available",
+      Public: true,
+      RootDeviceType: "ebs",
+    });
     expect(image?.CreationDate).toBe("2026-11-01T12:00:00.000Z");
     expect(image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId).toMatch(/^snap-/);
   });

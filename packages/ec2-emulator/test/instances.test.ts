@@ -33,10 +33,23 @@ describe("instances", () => {
     expect(running.PrivateIpAddress).toBe(running.PublicIpAddress);
     expect(running.Tags).toEqual([{ Key: "Name", Value: "kiln-test" }]);
 
-    const byTag = await client.send(new DescribeInstancesCommand({ Filters: [{ Name: "tag:Name", Values: ["kiln-test"] }, { Name: "instance-state-name", Values: ["running"] }] }));
+    const byTag = await client.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: "tag:Name", Values: ["kiln-test"] },
+          { Name: "instance-state-name", Values: ["running"] },
+        ],
+      }),
+    );
     expect(byTag.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId)).toEqual([instanceId]);
 
-    await using machine = await connectSsh({ host: running.PublicIpAddress ?? "", port: 22, user: "admin", privateKey: KeyMaterial ?? "", deadlineMs: 60_000 });
+    await using machine = await connectSsh({
+      host: running.PublicIpAddress ?? "",
+      port: 22,
+      user: "admin",
+      privateKey: KeyMaterial ?? "",
+      deadlineMs: 60_000,
+    });
     const whoami = await machine.exec("id -un && hostname");
     expect(whoami.stdout.split("\n")[0]).toBe("admin");
     // User data runs after sshd starts, so it may still be running when the first login succeeds.
@@ -44,7 +57,11 @@ describe("instances", () => {
     expect(ran.stdout.trim()).toBe("baked-by-user-data");
 
     const terminated = await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
-    expect(terminated.TerminatingInstances?.[0]).toMatchObject({ InstanceId: instanceId, PreviousState: { Name: "running" }, CurrentState: { Name: "shutting-down" } });
+    expect(terminated.TerminatingInstances?.[0]).toMatchObject({
+      InstanceId: instanceId,
+      PreviousState: { Name: "running" },
+      CurrentState: { Name: "shutting-down" },
+    });
     await waitForState(client, instanceId, "terminated");
     const containers = await docker.listContainers({ all: true, filters: { label: [`dev.kiln.build=${emulator.runId}`] } });
     expect(containers).toEqual([]);
@@ -54,13 +71,17 @@ describe("instances", () => {
   it("answers InvalidInstanceID.NotFound for an unknown id, and for a new one during the eventual-consistency window", async () => {
     await using emulator = await testEmulator({ eventualConsistencyMs: 1500 });
     const client = ec2Client(emulator);
-    expect(await errorName(client.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })))).toBe("InvalidInstanceID.NotFound");
+    expect(await errorName(client.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })))).toBe(
+      "InvalidInstanceID.NotFound",
+    );
     const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1 }));
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     expect(await errorName(client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })))).toBe("InvalidInstanceID.NotFound");
     await new Promise((resolve) => setTimeout(resolve, 1600));
     await waitForState(client, instanceId, "running");
-    expect(await errorName(client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, KeyName: "missing", MinCount: 1, MaxCount: 1 })))).toBe("InvalidKeyPair.NotFound");
+    expect(
+      await errorName(client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, KeyName: "missing", MinCount: 1, MaxCount: 1 }))),
+    ).toBe("InvalidKeyPair.NotFound");
   });
 
   it("accepts an RSA key pair for root logins", async () => {
@@ -69,7 +90,12 @@ describe("instances", () => {
     const { KeyMaterial } = await client.send(new CreateKeyPairCommand({ KeyName: "rsa", KeyType: "rsa" }));
     const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, KeyName: "rsa", MinCount: 1, MaxCount: 1 }));
     const running = await waitForState(client, run.Instances?.[0]?.InstanceId ?? "", "running");
-    await using machine = await connectSsh({ host: running.PublicIpAddress ?? "", user: "root", privateKey: KeyMaterial ?? "", deadlineMs: 60_000 });
+    await using machine = await connectSsh({
+      host: running.PublicIpAddress ?? "",
+      user: "root",
+      privateKey: KeyMaterial ?? "",
+      deadlineMs: 60_000,
+    });
     expect((await machine.exec("id -u")).stdout.trim()).toBe("0");
   });
 

@@ -16,7 +16,10 @@ describe("key pairs", () => {
     expect(rsa.KeyFingerprint).toMatch(/^([0-9a-f]{2}:){19}[0-9a-f]{2}$/);
 
     const { KeyPairs } = await client.send(new DescribeKeyPairsCommand({ IncludePublicKey: true }));
-    expect(KeyPairs?.map((k) => [k.KeyName, k.KeyType]).sort()).toEqual([["kiln-ed", "ed25519"], ["kiln-rsa", "rsa"]]);
+    expect(KeyPairs?.map((k) => [k.KeyName, k.KeyType]).sort()).toEqual([
+      ["kiln-ed", "ed25519"],
+      ["kiln-rsa", "rsa"],
+    ]);
     expect(KeyPairs?.find((k) => k.KeyName === "kiln-ed")?.PublicKey).toMatch(/^ssh-ed25519 AAAA/);
     expect(await errorName(client.send(new CreateKeyPairCommand({ KeyName: "kiln-ed" })))).toBe("InvalidKeyPair.Duplicate");
 
@@ -34,6 +37,8 @@ describe("key pairs", () => {
     expect(imported.KeyFingerprint).toMatch(/^([0-9a-f]{2}:){15}[0-9a-f]{2}$/);
     const { KeyPairs } = await client.send(new DescribeKeyPairsCommand({ Filters: [{ Name: "key-name", Values: ["imp*"] }] }));
     expect(KeyPairs?.map((k) => k.KeyName)).toEqual(["imported"]);
-    expect(await errorName(client.send(new ImportKeyPairCommand({ KeyName: "bad", PublicKeyMaterial: Buffer.from("not a key") })))).toBe("InvalidKey.Format");
+    expect(await errorName(client.send(new ImportKeyPairCommand({ KeyName: "bad", PublicKeyMaterial: Buffer.from("not a key") })))).toBe(
+      "InvalidKey.Format",
+    );
   });
 });

@@ -27,19 +27,36 @@ describe("regions and encryption", () => {
 
     // An instance with an encrypted 12 GiB gp3 root: its AMI's snapshot inherits size and encryption.
     const run = await east.send(
-      new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 12, VolumeType: "gp3", Encrypted: true } }] }),
+      new RunInstancesCommand({
+        ImageId: BASE_AMI_ID,
+        MinCount: 1,
+        MaxCount: 1,
+        BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 12, VolumeType: "gp3", Encrypted: true } }],
+      }),
     );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     await waitForState(east, instanceId, "running");
     const tagged = [{ Key: "dev.kiln.build", Value: "r1" }];
     const { ImageId = "" } = await east.send(
-      new CreateImageCommand({ InstanceId: instanceId, Name: "kiln-regions", TagSpecifications: [{ ResourceType: "image", Tags: tagged }, { ResourceType: "snapshot", Tags: tagged }] }),
+      new CreateImageCommand({
+        InstanceId: instanceId,
+        Name: "kiln-regions",
+        TagSpecifications: [
+          { ResourceType: "image", Tags: tagged },
+          { ResourceType: "snapshot", Tags: tagged },
+        ],
+      }),
     );
     const image = await waitForImage(east, ImageId);
     const ebs = image.BlockDeviceMappings?.[0]?.Ebs;
     expect(ebs).toMatchObject({ VolumeSize: 12, VolumeType: "gp3", Encrypted: true, KmsKeyId: defaultKey("us-east-1") });
     const snapshotId = ebs?.SnapshotId ?? "";
-    expect(await snapshotOf(east, snapshotId)).toMatchObject({ VolumeSize: 12, Encrypted: true, KmsKeyId: defaultKey("us-east-1"), State: "completed" });
+    expect(await snapshotOf(east, snapshotId)).toMatchObject({
+      VolumeSize: 12,
+      Encrypted: true,
+      KmsKeyId: defaultKey("us-east-1"),
+      State: "completed",
+    });
 
     // Another region sees neither the AMI nor its snapshot.
     expect(await errorName(west.send(new DescribeImagesCommand({ ImageIds: [ImageId] })))).toBe("InvalidAMIID.NotFound");
@@ -52,30 +69,62 @@ describe("regions and encryption", () => {
     // CopyImage runs in the destination region and looks the source up in SourceRegion; names are unique per region only.
     const key = `arn:aws:kms:us-west-2:${ACCOUNT_ID}:key/kiln-test`;
     const copy = await west.send(
-      new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "kiln-regions", Encrypted: true, KmsKeyId: key, CopyImageTags: true, TagSpecifications: [{ ResourceType: "snapshot", Tags: tagged }] }),
+      new CopyImageCommand({
+        SourceImageId: ImageId,
+        SourceRegion: "us-east-1",
+        Name: "kiln-regions",
+        Encrypted: true,
+        KmsKeyId: key,
+        CopyImageTags: true,
+        TagSpecifications: [{ ResourceType: "snapshot", Tags: tagged }],
+      }),
     );
     const copied = await waitForImage(west, copy.ImageId ?? "");
     expect(copied.BlockDeviceMappings?.[0]?.Ebs).toMatchObject({ VolumeSize: 12, Encrypted: true, KmsKeyId: key });
-    expect(await snapshotOf(west, copied.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId ?? "")).toMatchObject({ Encrypted: true, KmsKeyId: key });
+    expect(await snapshotOf(west, copied.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId ?? "")).toMatchObject({
+      Encrypted: true,
+      KmsKeyId: key,
+    });
     expect(await errorName(east.send(new DescribeImagesCommand({ ImageIds: [copy.ImageId ?? ""] })))).toBe("InvalidAMIID.NotFound");
-    expect(await errorName(west.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-west-2", Name: "wrong-region" })))).toBe("InvalidAMIID.NotFound");
-    expect(await errorName(west.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "k", KmsKeyId: key })))).toBe("InvalidParameterCombination");
+    expect(
+      await errorName(west.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-west-2", Name: "wrong-region" }))),
+    ).toBe("InvalidAMIID.NotFound");
+    expect(
+      await errorName(west.send(new CopyImageCommand({ SourceImageId: ImageId, SourceRegion: "us-east-1", Name: "k", KmsKeyId: key }))),
+    ).toBe("InvalidParameterCombination");
     const launched = await west.send(new RunInstancesCommand({ ImageId: copy.ImageId, MinCount: 1, MaxCount: 1 }));
     const launchedInstance = await waitForState(west, launched.Instances?.[0]?.InstanceId ?? "", "running");
     expect(launchedInstance.Placement?.AvailabilityZone).toBe("us-west-2a");
 
     // Encrypted=true without a key takes the destination's default key; an encrypted source stays encrypted: with its own key
     // within its region, with the destination's default key in another (a KMS key belongs to one region).
-    const fromPublic = await west.send(new CopyImageCommand({ SourceImageId: BASE_AMI_ID, SourceRegion: "eu-west-1", Name: "debian-encrypted", Encrypted: true }));
-    expect((await waitForImage(west, fromPublic.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({ Encrypted: true, KmsKeyId: defaultKey("us-west-2") });
-    const sameRegion = await west.send(new CopyImageCommand({ SourceImageId: copy.ImageId, SourceRegion: "us-west-2", Name: "kiln-regions-copy" }));
-    expect((await waitForImage(west, sameRegion.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({ Encrypted: true, KmsKeyId: key });
-    const back = await east.send(new CopyImageCommand({ SourceImageId: copy.ImageId, SourceRegion: "us-west-2", Name: "kiln-regions-back" }));
-    expect((await waitForImage(east, back.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({ Encrypted: true, KmsKeyId: defaultKey("us-east-1") });
+    const fromPublic = await west.send(
+      new CopyImageCommand({ SourceImageId: BASE_AMI_ID, SourceRegion: "eu-west-1", Name: "debian-encrypted", Encrypted: true }),
+    );
+    expect((await waitForImage(west, fromPublic.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({
+      Encrypted: true,
+      KmsKeyId: defaultKey("us-west-2"),
+    });
+    const sameRegion = await west.send(
+      new CopyImageCommand({ SourceImageId: copy.ImageId, SourceRegion: "us-west-2", Name: "kiln-regions-copy" }),
+    );
+    expect((await waitForImage(west, sameRegion.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({
+      Encrypted: true,
+      KmsKeyId: key,
+    });
+    const back = await east.send(
+      new CopyImageCommand({ SourceImageId: copy.ImageId, SourceRegion: "us-west-2", Name: "kiln-regions-back" }),
+    );
+    expect((await waitForImage(east, back.ImageId ?? "")).BlockDeviceMappings?.[0]?.Ebs).toMatchObject({
+      Encrypted: true,
+      KmsKeyId: defaultKey("us-east-1"),
+    });
 
     // A presigned request (credential scope in the query string) is answered for its region.
     const credential = encodeURIComponent("AKIDKILNTEST/20261127/us-west-2/ec2/aws4_request");
-    const presigned = await fetch(`${emulator.endpoint}/?Action=DescribeImages&Version=2016-11-15&ImageId.1=${copy.ImageId}&X-Amz-Credential=${credential}&X-Amz-Signature=0`);
+    const presigned = await fetch(
+      `${emulator.endpoint}/?Action=DescribeImages&Version=2016-11-15&ImageId.1=${copy.ImageId}&X-Amz-Credential=${credential}&X-Amz-Signature=0`,
+    );
     expect(await presigned.text()).toContain(`<imageId>${copy.ImageId}</imageId>`);
 
     const resources = emulator.resources();

@@ -1,4 +1,12 @@
-import { CreateSecurityGroupCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, RunInstancesCommand, type RunInstancesCommandInput, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateSecurityGroupCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
 import { ACCOUNT_ID, BASE_AMI_ID } from "../src/index.js";
 import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
@@ -26,19 +34,30 @@ describe("RunInstances parameters", () => {
     expect(instance.PublicIpAddress).toBeUndefined();
     expect(instance.PublicDnsName).toBe("");
     expect(instance.PrivateIpAddress).toMatch(/^127\.0\.0\.\d+$/);
-    expect(instance).toMatchObject({ InstanceType: "t3.micro", SubnetId: "subnet-0123456789abcdef0", SecurityGroups: [{ GroupId, GroupName: "kiln-ssh" }] });
+    expect(instance).toMatchObject({
+      InstanceType: "t3.micro",
+      SubnetId: "subnet-0123456789abcdef0",
+      SecurityGroups: [{ GroupId, GroupName: "kiln-ssh" }],
+    });
     expect(instance.IamInstanceProfile?.Arn).toBe(`arn:aws:iam::${ACCOUNT_ID}:instance-profile/kiln-builder`);
     expect(instance.IamInstanceProfile?.Id).toMatch(/^AIPA[0-9A-F]{17}$/);
     expect(instance.BlockDeviceMappings).toMatchObject([
-      { DeviceName: "/dev/xvda", Ebs: { Status: "attached", DeleteOnTermination: true, VolumeId: expect.stringMatching(/^vol-[0-9a-f]{17}$/) } },
+      {
+        DeviceName: "/dev/xvda",
+        Ebs: { Status: "attached", DeleteOnTermination: true, VolumeId: expect.stringMatching(/^vol-[0-9a-f]{17}$/) },
+      },
       { DeviceName: "/dev/sdf", Ebs: { Status: "attached", DeleteOnTermination: false } },
     ]);
-    const byPublicIp = await client.send(new DescribeInstancesCommand({ Filters: [{ Name: "ip-address", Values: [instance.PrivateIpAddress ?? ""] }] }));
+    const byPublicIp = await client.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: "ip-address", Values: [instance.PrivateIpAddress ?? ""] }] }),
+    );
     expect(byPublicIp.Reservations).toEqual([]);
 
     // The instance-level form, with an IAM profile ARN, keeps the public address.
     const arn = `arn:aws:iam::${ACCOUNT_ID}:instance-profile/path/kiln`;
-    const plain = await client.send(new RunInstancesCommand({ ...launch, SubnetId: "subnet-0aaa", SecurityGroupIds: [GroupId], IamInstanceProfile: { Arn: arn } }));
+    const plain = await client.send(
+      new RunInstancesCommand({ ...launch, SubnetId: "subnet-0aaa", SecurityGroupIds: [GroupId], IamInstanceProfile: { Arn: arn } }),
+    );
     const plainInstance = await waitForState(client, plain.Instances?.[0]?.InstanceId ?? "", "running");
     expect(plainInstance).toMatchObject({ SubnetId: "subnet-0aaa", IamInstanceProfile: { Arn: arn } });
     expect(plainInstance.PublicIpAddress).toBe(plainInstance.PrivateIpAddress);
@@ -48,11 +67,21 @@ describe("RunInstances parameters", () => {
   it("takes empty optional parameters as not given, as EC2 does (Packer sends SubnetId=, IamInstanceProfile.Name=, VpcId=)", async () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
-    const { GroupId = "" } = await client.send(new CreateSecurityGroupCommand({ GroupName: "packer", Description: "Temporary group for Packer", VpcId: "" }));
+    const { GroupId = "" } = await client.send(
+      new CreateSecurityGroupCommand({ GroupName: "packer", Description: "Temporary group for Packer", VpcId: "" }),
+    );
     const groups = await client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId] }));
     expect(groups.SecurityGroups?.[0]?.VpcId).toBe("vpc-0kiln00000000000");
     const run = await client.send(
-      new RunInstancesCommand({ ...launch, InstanceType: "t3.micro", SubnetId: "", SecurityGroupIds: [GroupId], IamInstanceProfile: { Name: "" }, Placement: { AvailabilityZone: "" }, UserData: "" }),
+      new RunInstancesCommand({
+        ...launch,
+        InstanceType: "t3.micro",
+        SubnetId: "",
+        SecurityGroupIds: [GroupId],
+        IamInstanceProfile: { Name: "" },
+        Placement: { AvailabilityZone: "" },
+        UserData: "",
+      }),
     );
     const instance = await waitForState(client, run.Instances?.[0]?.InstanceId ?? "", "running");
     expect(instance.SubnetId).toBe("subnet-0kiln0000000000");
@@ -69,13 +98,17 @@ describe("RunInstances parameters", () => {
       [{ ...launch, BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 4 } }] }, "InvalidBlockDeviceMapping"],
       [{ ...launch, BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { VolumeType: "gp9" as "gp3" } }] }, "InvalidParameterValue"],
       [{ ...launch, BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { KmsKeyId: "alias/mine" } }] }, "InvalidParameterDependency"],
-      [{ ...launch, SecurityGroupIds: [GroupId], NetworkInterfaces: [{ DeviceIndex: 0, Groups: [GroupId] }] }, "InvalidParameterCombination"],
+      [
+        { ...launch, SecurityGroupIds: [GroupId], NetworkInterfaces: [{ DeviceIndex: 0, Groups: [GroupId] }] },
+        "InvalidParameterCombination",
+      ],
       [{ ...launch, SubnetId: "subnet-0aaa", NetworkInterfaces: [{ DeviceIndex: 0 }] }, "InvalidParameterCombination"],
       [{ ...launch, NetworkInterfaces: [{ DeviceIndex: 0, Groups: ["sg-0123456789abcdef0"] }] }, "InvalidGroup.NotFound"],
       [{ ...launch, NetworkInterfaces: [{ DeviceIndex: 1 }] }, "InvalidParameterValue"],
       [{ ...launch, IamInstanceProfile: { Arn: "kiln-builder" } }, "InvalidParameterValue"],
     ];
-    for (const [input, code] of refused) expect([input, await errorName(client.send(new RunInstancesCommand(input)))]).toEqual([input, code]);
+    for (const [input, code] of refused)
+      expect([input, await errorName(client.send(new RunInstancesCommand(input)))]).toEqual([input, code]);
     expect(emulator.resources().instances).toEqual([]);
   });
 
@@ -89,7 +122,9 @@ describe("RunInstances parameters", () => {
     expect(emulator.resources().instances).toHaveLength(1);
     const instance = await waitForState(client, first.Instances?.[0]?.InstanceId ?? "", "running");
     expect(instance.ClientToken).toBe("kiln-token-1");
-    expect(await errorName(client.send(new RunInstancesCommand({ ...launch, InstanceType: "t3.small", ClientToken: "kiln-token-1" })))).toBe("IdempotentParameterMismatch");
+    expect(
+      await errorName(client.send(new RunInstancesCommand({ ...launch, InstanceType: "t3.small", ClientToken: "kiln-token-1" }))),
+    ).toBe("IdempotentParameterMismatch");
   });
 
   it("takes per-transition delays over transitionDelayMs", async () => {

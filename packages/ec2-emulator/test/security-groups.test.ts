@@ -14,15 +14,36 @@ describe("security groups", () => {
   it("creates, authorizes SSH, describes, refuses deletion while an instance uses it, then deletes", async () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
-    const { GroupId } = await client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "Kiln temporary SSH access" }));
+    const { GroupId } = await client.send(
+      new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "Kiln temporary SSH access" }),
+    );
     expect(GroupId).toMatch(/^sg-/);
-    expect(await errorName(client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "again" })))).toBe("InvalidGroup.Duplicate");
-    await client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] }));
+    expect(await errorName(client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-ssh", Description: "again" })))).toBe(
+      "InvalidGroup.Duplicate",
+    );
+    await client.send(
+      new AuthorizeSecurityGroupIngressCommand({
+        GroupId,
+        IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }],
+      }),
+    );
 
     const { SecurityGroups } = await client.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ""] }));
-    expect(SecurityGroups?.[0]).toMatchObject({ GroupName: "kiln-ssh", Description: "Kiln temporary SSH access", IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] });
+    expect(SecurityGroups?.[0]).toMatchObject({
+      GroupName: "kiln-ssh",
+      Description: "Kiln temporary SSH access",
+      IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }],
+    });
 
-    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId ?? ""] }));
+    const run = await client.send(
+      new RunInstancesCommand({
+        ImageId: BASE_AMI_ID,
+        InstanceType: "t3.micro",
+        MinCount: 1,
+        MaxCount: 1,
+        SecurityGroupIds: [GroupId ?? ""],
+      }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     expect(await errorName(client.send(new DeleteSecurityGroupCommand({ GroupId })))).toBe("DependencyViolation");
     await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
@@ -37,14 +58,25 @@ describe("security groups", () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
     const { GroupId } = await client.send(new CreateSecurityGroupCommand({ GroupName: "kiln-web", Description: "web" }));
-    await client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 8080, ToPort: 8080, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }] }));
-    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId as string] }));
+    await client.send(
+      new AuthorizeSecurityGroupIngressCommand({
+        GroupId,
+        IpPermissions: [{ IpProtocol: "tcp", FromPort: 8080, ToPort: 8080, IpRanges: [{ CidrIp: "127.0.0.1/32" }] }],
+      }),
+    );
+    const run = await client.send(
+      new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId as string] }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     const address = (await waitForState(client, instanceId, "running")).PublicIpAddress;
     // setsid: the servers must outlive the exec session that starts them.
     const serve = (port: number) => `setsid -f python3 -m http.server ${port} --directory /srv >/dev/null 2>&1`;
     await shell(emulator, instanceId, `mkdir -p /srv && echo open > /srv/index.html && ${serve(8080)} && ${serve(8081)}`);
-    const get = (port: number) => fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) }).then((response) => response.text(), () => "unreachable");
+    const get = (port: number) =>
+      fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) }).then(
+        (response) => response.text(),
+        () => "unreachable",
+      );
     await expect.poll(() => get(8080), { timeout: 20_000 }).toBe("open\n");
     expect(await get(8081)).toBe("unreachable");
     await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));

@@ -22,7 +22,9 @@ describe("StopInstances and StartInstances", () => {
     const client = ec2Client(emulator);
     const { KeyMaterial = "" } = await client.send(new CreateKeyPairCommand({ KeyName: "k", KeyType: "ed25519" }));
     const userData = Buffer.from("#!/bin/sh\necho ran >> /etc/user-data-runs\n").toString("base64");
-    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, KeyName: "k", MinCount: 1, MaxCount: 1, UserData: userData }));
+    const run = await client.send(
+      new RunInstancesCommand({ ImageId: BASE_AMI_ID, KeyName: "k", MinCount: 1, MaxCount: 1, UserData: userData }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     const running = await waitForState(client, instanceId, "running");
     const hostKey = await shell(emulator, instanceId, `${waitForFile(BOOT_FINISHED)}cat ${HOST_KEY}`);
@@ -30,7 +32,9 @@ describe("StopInstances and StartInstances", () => {
     const containerId = emulator.resources().instances[0]?.containerId ?? "";
 
     const stopping = await client.send(new StopInstancesCommand({ InstanceIds: [instanceId], Force: true }));
-    expect(stopping.StoppingInstances).toEqual([{ InstanceId: instanceId, PreviousState: { Code: 16, Name: "running" }, CurrentState: { Code: 64, Name: "stopping" } }]);
+    expect(stopping.StoppingInstances).toEqual([
+      { InstanceId: instanceId, PreviousState: { Code: 16, Name: "running" }, CurrentState: { Code: 64, Name: "stopping" } },
+    ]);
     expect(await errorName(client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })))).toBe("IncorrectInstanceState");
     const stopped = await waitForState(client, instanceId, "stopped");
     expect(stopped.PublicIpAddress).toBe(running.PublicIpAddress);
@@ -58,19 +62,32 @@ describe("StopInstances and StartInstances", () => {
     expect(await shell(emulator, fromImageId, "cat /etc/user-data-runs")).toBe("ran");
 
     const starting = await client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-    expect(starting.StartingInstances).toEqual([{ InstanceId: instanceId, PreviousState: { Code: 80, Name: "stopped" }, CurrentState: { Code: 0, Name: "pending" } }]);
+    expect(starting.StartingInstances).toEqual([
+      { InstanceId: instanceId, PreviousState: { Code: 80, Name: "stopped" }, CurrentState: { Code: 0, Name: "pending" } },
+    ]);
     const restarted = await waitForState(client, instanceId, "running");
     expect(restarted.PublicIpAddress).toBe(running.PublicIpAddress);
     expect(emulator.resources().instances.find((i) => i.instanceId === instanceId)?.containerId).toBe(containerId);
     {
-      await using machine = await connectSsh({ host: restarted.PublicIpAddress ?? "", port: 22, user: "admin", privateKey: KeyMaterial, deadlineMs: 60_000 });
-      expect((await machine.exec(`${waitForFile(BOOT_FINISHED)}cat ${HOST_KEY}; cat /etc/user-data-runs`)).stdout.trim()).toBe(`${hostKey}\nran`);
+      await using machine = await connectSsh({
+        host: restarted.PublicIpAddress ?? "",
+        port: 22,
+        user: "admin",
+        privateKey: KeyMaterial,
+        deadlineMs: 60_000,
+      });
+      expect((await machine.exec(`${waitForFile(BOOT_FINISHED)}cat ${HOST_KEY}; cat /etc/user-data-runs`)).stdout.trim()).toBe(
+        `${hostKey}\nran`,
+      );
     }
 
     await client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
     await waitForState(client, instanceId, "stopped");
     const terminating = await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId, fromImageId] }));
-    expect(terminating.TerminatingInstances?.[0]).toMatchObject({ PreviousState: { Name: "stopped" }, CurrentState: { Name: "shutting-down" } });
+    expect(terminating.TerminatingInstances?.[0]).toMatchObject({
+      PreviousState: { Name: "stopped" },
+      CurrentState: { Name: "shutting-down" },
+    });
     await waitForState(client, instanceId, "terminated");
     await waitForState(client, fromImageId, "terminated");
     expect(await errorName(client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })))).toBe("IncorrectInstanceState");
@@ -85,11 +102,16 @@ describe("StopInstances and StartInstances", () => {
     const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1 }));
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     expect(await errorName(client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })))).toBe("IncorrectInstanceState");
-    expect(await errorName(client.send(new StopInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })))).toBe("InvalidInstanceID.NotFound");
+    expect(await errorName(client.send(new StopInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })))).toBe(
+      "InvalidInstanceID.NotFound",
+    );
     await waitForState(client, instanceId, "running");
     await client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
     const terminating = await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
-    expect(terminating.TerminatingInstances?.[0]).toMatchObject({ PreviousState: { Name: "stopping" }, CurrentState: { Name: "shutting-down" } });
+    expect(terminating.TerminatingInstances?.[0]).toMatchObject({
+      PreviousState: { Name: "stopping" },
+      CurrentState: { Name: "shutting-down" },
+    });
     await waitForState(client, instanceId, "terminated");
     expect(await docker.listContainers({ all: true, filters: { label: [`dev.kiln.build=${emulator.runId}`] } })).toEqual([]);
   });

@@ -35,7 +35,9 @@ describe("user data", () => {
   it("runs every shell-script part of multipart user data in order, logs that cloud-config is not applied, then writes boot-finished", async () => {
     await using emulator = await testEmulator();
     const client = ec2Client(emulator);
-    const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, UserData: Buffer.from(MULTIPART).toString("base64") }));
+    const run = await client.send(
+      new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1, UserData: Buffer.from(MULTIPART).toString("base64") }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     await waitForState(client, instanceId, "running");
     // Once boot-finished exists, both scripts have run.
@@ -45,7 +47,9 @@ describe("user data", () => {
     expect(log).toContain("user-data part-001 exited with 0");
     expect(log).toContain("user-data part-002 exited with 0");
     expect(await shell(emulator, instanceId, `ls ${BOOT_FINISHED}`)).toBe(BOOT_FINISHED);
-    expect(JSON.parse(await shell(emulator, instanceId, "cat /var/lib/cloud/data/result.json"))).toEqual({ v1: { datasource: "DataSourceNoCloud", errors: [] } });
+    expect(JSON.parse(await shell(emulator, instanceId, "cat /var/lib/cloud/data/result.json"))).toEqual({
+      v1: { datasource: "DataSourceNoCloud", errors: [] },
+    });
   });
 
   it("lists a failed script in result.json, as cloud-init lists its errors, and still finishes the boot", async () => {
@@ -66,6 +70,8 @@ describe("user data", () => {
     const run = await client.send(new RunInstancesCommand({ ImageId: BASE_AMI_ID, MinCount: 1, MaxCount: 1 }));
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     await waitForState(client, instanceId, "running");
-    expect(await shell(emulator, instanceId, `${waitForFile(BOOT_FINISHED)}cat ${BOOT_FINISHED}`)).toMatch(/^[\d.]+ - .+ - v\. kiln-ec2-emulator$/);
+    expect(await shell(emulator, instanceId, `${waitForFile(BOOT_FINISHED)}cat ${BOOT_FINISHED}`)).toMatch(
+      /^[\d.]+ - .+ - v\. kiln-ec2-emulator$/,
+    );
   });
 });

@@ -1,4 +1,10 @@
-import { CreateTagsCommand, DeleteVolumeCommand, DescribeVolumesCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateTagsCommand,
+  DeleteVolumeCommand,
+  DescribeVolumesCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
 import { BASE_AMI_ID } from "../src/index.js";
 import { ec2Client, errorName, testEmulator, waitForState } from "./helpers.js";
@@ -21,7 +27,9 @@ describe("volumes", () => {
     const instance = await waitForState(client, instanceId, "running");
     const [rootId = "", dataId = ""] = instance.BlockDeviceMappings?.map((mapping) => mapping.Ebs?.VolumeId ?? "") ?? [];
 
-    const { Volumes } = await client.send(new DescribeVolumesCommand({ Filters: [{ Name: "attachment.instance-id", Values: [instanceId] }] }));
+    const { Volumes } = await client.send(
+      new DescribeVolumesCommand({ Filters: [{ Name: "attachment.instance-id", Values: [instanceId] }] }),
+    );
     expect(Volumes).toMatchObject([
       {
         VolumeId: rootId,
@@ -35,7 +43,16 @@ describe("volumes", () => {
         Attachments: [{ VolumeId: rootId, InstanceId: instanceId, Device: "/dev/xvda", State: "attached", DeleteOnTermination: true }],
         Tags: [{ Key: "dev.kiln.build", Value: "r1" }],
       },
-      { VolumeId: dataId, Size: 2, VolumeType: "gp3", Iops: 3000, Throughput: 125, SnapshotId: "", State: "in-use", Attachments: [{ Device: "/dev/sdf", DeleteOnTermination: false }] },
+      {
+        VolumeId: dataId,
+        Size: 2,
+        VolumeType: "gp3",
+        Iops: 3000,
+        Throughput: 125,
+        SnapshotId: "",
+        State: "in-use",
+        Attachments: [{ Device: "/dev/sdf", DeleteOnTermination: false }],
+      },
     ]);
     expect(Volumes?.[0]?.CreateTime).toBeInstanceOf(Date);
     expect(await errorName(client.send(new DeleteVolumeCommand({ VolumeId: dataId })))).toBe("VolumeInUse");
@@ -46,9 +63,21 @@ describe("volumes", () => {
     await waitForState(client, instanceId, "terminated");
     // Packer's cleanup asks by the `volume-id` filter: a deleted volume is simply not listed (by VolumeId.N it is NotFound).
     const left = await client.send(new DescribeVolumesCommand({ Filters: [{ Name: "volume-id", Values: [rootId, dataId] }] }));
-    expect(left.Volumes).toMatchObject([{ VolumeId: dataId, State: "available", Attachments: [], Tags: [{ Key: "dev.kiln.build", Value: "r1" }, { Key: "Name", Value: "data" }] }]);
+    expect(left.Volumes).toMatchObject([
+      {
+        VolumeId: dataId,
+        State: "available",
+        Attachments: [],
+        Tags: [
+          { Key: "dev.kiln.build", Value: "r1" },
+          { Key: "Name", Value: "data" },
+        ],
+      },
+    ]);
     expect(await errorName(client.send(new DescribeVolumesCommand({ VolumeIds: [rootId] })))).toBe("InvalidVolume.NotFound");
-    expect(emulator.resources().volumes).toEqual([{ volumeId: dataId, state: "available", instanceId, tags: { "dev.kiln.build": "r1", Name: "data" } }]);
+    expect(emulator.resources().volumes).toEqual([
+      { volumeId: dataId, state: "available", instanceId, tags: { "dev.kiln.build": "r1", Name: "data" } },
+    ]);
 
     await client.send(new DeleteVolumeCommand({ VolumeId: dataId }));
     expect((await client.send(new DescribeVolumesCommand({ Filters: [{ Name: "status", Values: ["available"] }] }))).Volumes).toEqual([]);

@@ -70,7 +70,18 @@ export function testDriver(name: string, fixture: DriverFixture): void {
 
     /** Processes of the machine whose command line starts with `prefix`, from /proc (no ps needed). */
     const running = async (machine: Machine, prefix: string) =>
-      (await machine.exec(["/bin/sh", "-c", 'for p in /proc/[0-9]*; do tr "\\0" " " < "$p/cmdline" 2>/dev/null; echo; done | grep -c "^$1" || true', "sh", prefix], { user: "root" })).stdout.trim();
+      (
+        await machine.exec(
+          [
+            "/bin/sh",
+            "-c",
+            'for p in /proc/[0-9]*; do tr "\\0" " " < "$p/cmdline" 2>/dev/null; echo; done | grep -c "^$1" || true',
+            "sh",
+            prefix,
+          ],
+          { user: "root" },
+        )
+      ).stdout.trim();
 
     it("has a name and validates its options", async () => {
       expect(driver.name).toBeTruthy();
@@ -97,7 +108,10 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     it("runs a command as a non-root user, who can read the system and work in /tmp", async () => {
       await using test = createTestContext();
       await using machine = await launched(test);
-      const result = await machine.exec("id -un; test -r /etc/passwd && echo readable; ls / >/dev/null && echo listable; touch /tmp/mine && echo writable", { user: "nobody", cwd: "/tmp" });
+      const result = await machine.exec(
+        "id -un; test -r /etc/passwd && echo readable; ls / >/dev/null && echo listable; touch /tmp/mine && echo writable",
+        { user: "nobody", cwd: "/tmp" },
+      );
       expect(result).toMatchObject({ exitCode: 0, stdout: "nobody\nreadable\nlistable\nwritable\n" });
       expect((await machine.exec("stat -c %U /tmp/mine", { user: "root" })).stdout).toBe("nobody\n");
     });
@@ -105,13 +119,19 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     it("stops a command at its timeout and when its signal aborts, and the command no longer runs", async () => {
       await using test = createTestContext();
       await using machine = await launched(test);
-      const timedOut = await machine.exec("sleep 611", { timeout: 1000 }).then(() => undefined, (error: unknown) => error);
+      const timedOut = await machine.exec("sleep 611", { timeout: 1000 }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       expect(timedOut).toBeInstanceOf(KilnError);
       expect((timedOut as KilnError).code).toBe("E_TIMEOUT");
       await expect.poll(() => running(machine, "sleep 611"), { timeout: 15_000 }).toBe("0");
 
       const controller = new AbortController();
-      const aborted = machine.exec("sleep 622", { signal: controller.signal }).then(() => undefined, (error: unknown) => error);
+      const aborted = machine.exec("sleep 622", { signal: controller.signal }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       await expect.poll(() => running(machine, "sleep 622"), { timeout: 15_000 }).toBe("1");
       controller.abort(new KilnError("E_INTERRUPTED", "stopped by the test"));
       expect(await aborted).toMatchObject({ code: "E_INTERRUPTED" });
@@ -170,7 +190,9 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       await machine.upload(join(local, "one.txt"), "/opt/kiln/one.txt", { mode: 0o600 });
       await machine.upload(join(local, "tree"), "/opt/kiln/tree");
       await machine.upload(Readable.from([Buffer.from("streamed")]), "/opt/kiln/stream.txt");
-      expect((await machine.exec("cat /opt/kiln/one.txt /opt/kiln/tree/top.txt /opt/kiln/tree/sub/two.txt /opt/kiln/stream.txt")).stdout).toBe("onetoptwostreamed");
+      expect(
+        (await machine.exec("cat /opt/kiln/one.txt /opt/kiln/tree/top.txt /opt/kiln/tree/sub/two.txt /opt/kiln/stream.txt")).stdout,
+      ).toBe("onetoptwostreamed");
       expect((await machine.exec("stat -c %a /opt/kiln/one.txt")).stdout.trim()).toBe("600");
 
       await machine.download("/opt/kiln/one.txt", join(local, "back/one.txt"));
@@ -221,11 +243,17 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       if (!driver.runtimeSupport?.hostPorts) return context.skip("the driver declares no host-port support");
       await withArtifact(async (test, artifact) => {
         await using fresh = await driver.launchArtifact(test.ctx, artifact, { ports: [8765] }, opts().value);
-        await fresh.exec("mkdir -p /srv/web && echo served > /srv/web/index.html && (nohup python3 -m http.server 8765 --directory /srv/web >/dev/null 2>&1 &)");
+        await fresh.exec(
+          "mkdir -p /srv/web && echo served > /srv/web/index.html && (nohup python3 -m http.server 8765 --directory /srv/web >/dev/null 2>&1 &)",
+        );
         // Any address this host reaches: loopback for published container ports, an instance's or a VM's own address.
         const address = await fresh.hostAddress?.(8765);
         expect(address?.host).toBeTruthy();
-        const get = () => fetch(`http://${address?.host}:${address?.port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => "");
+        const get = () =>
+          fetch(`http://${address?.host}:${address?.port}/`, { signal: AbortSignal.timeout(2000) }).then(
+            (r) => r.text(),
+            () => "",
+          );
         await expect.poll(get, { timeout: 20_000 }).toBe("served\n");
       });
     });
@@ -317,13 +345,29 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("a successful bake produces an artefact with provenance labels and cleans up the build machine", async () => {
-      const checks = [{ command: { run: "cat /ok.txt", stdout_contains: "ok" } }, { file: { path: "/ok.txt", mode: "0644", owner: "root" } }, { user: "root" }, { package: "coreutils" }];
-      const result = await bakeWith({ driver: fixture.factory, options, commands: ["echo ok > /ok.txt && chmod 0644 /ok.txt"], verify: { runtime: { env: { A: "1" } }, checks } });
+      const checks = [
+        { command: { run: "cat /ok.txt", stdout_contains: "ok" } },
+        { file: { path: "/ok.txt", mode: "0644", owner: "root" } },
+        { user: "root" },
+        { package: "coreutils" },
+      ];
+      const result = await bakeWith({
+        driver: fixture.factory,
+        options,
+        commands: ["echo ok > /ok.txt && chmod 0644 /ok.txt"],
+        verify: { runtime: { env: { A: "1" } }, checks },
+      });
       const artifact = result.records[0]?.artifact;
       try {
         expect(result.ok, JSON.stringify(result.records[0]?.error)).toBe(true);
-        expect(result.events.filter((event) => event.type === "verify.check").map((event) => event.type === "verify.check" && event.ok)).toEqual([true, true, true, true]);
-        expect(artifact?.labels).toMatchObject({ [LABELS.image]: "conformance", [LABELS.build]: result.runId, [LABELS.key]: result.records[0]?.bakeKey });
+        expect(
+          result.events.filter((event) => event.type === "verify.check").map((event) => event.type === "verify.check" && event.ok),
+        ).toEqual([true, true, true, true]);
+        expect(artifact?.labels).toMatchObject({
+          [LABELS.image]: "conformance",
+          [LABELS.build]: result.runId,
+          [LABELS.key]: result.records[0]?.bakeKey,
+        });
         for (const label of Object.values(LABELS)) expect(artifact?.labels).toHaveProperty([label]);
         expect((await fixture.listResources(result.runId)).filter((resource) => !resource.includes(artifact?.id ?? "?"))).toEqual([]);
       } finally {

@@ -29,7 +29,9 @@ export async function runOutside(connection: Connection, command: string[], opti
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       child.on("error", (error: NodeJS.ErrnoException) =>
-        reject(error.code === "ENOENT" ? new Error(`${file} not found: install the platform's CLI to check the connection from outside`) : error),
+        reject(
+          error.code === "ENOENT" ? new Error(`${file} not found: install the platform's CLI to check the connection from outside`) : error,
+        ),
       );
       child.on("close", (exitCode) => resolve({ argv, exitCode, stdout, stderr }));
     });

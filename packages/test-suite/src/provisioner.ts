@@ -112,7 +112,10 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
           await writeFiles(fixture.failing.files);
           await using test = createTestContext({ cwd: dir });
           await using target = await launch(test);
-          const error = await provisioner.run(test.ctx, target, await validated(fixture.failing.options)).then(() => undefined, (thrown: unknown) => thrown);
+          const error = await provisioner.run(test.ctx, target, await validated(fixture.failing.options)).then(
+            () => undefined,
+            (thrown: unknown) => thrown,
+          );
           expect(error).toBeInstanceOf(KilnError);
           expect((error as KilnError).message).toMatch(fixture.failing.message);
         });

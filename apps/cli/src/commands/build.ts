@@ -19,7 +19,10 @@ export async function build(argv: string[], version: string): Promise<number> {
   };
   if (values["rebake-outdated"]) {
     const outdated = (await findOutdated(project, { maxAge: values["max-age"] })).filter((entry) => entry.reasons.length > 0);
-    const waves = rebakeWaves(project, outdated.map((entry) => entry.image));
+    const waves = rebakeWaves(
+      project,
+      outdated.map((entry) => entry.image),
+    );
     if (values["dry-run"] || waves.length === 0) {
       for (const entry of outdated) process.stdout.write(`${entry.image}: ${entry.reasons.join("; ")}\n`);
       for (const [index, wave] of waves.entries()) process.stdout.write(`wave ${index + 1}: ${wave.join(", ")}\n`);
@@ -72,7 +75,9 @@ export async function build(argv: string[], version: string): Promise<number> {
     renderer.stop();
     if (!values.json) {
       for (const record of result.records.filter((item) => item.artifact)) {
-        process.stdout.write(`${record.image}: ${record.artifact?.id}${record.artifact?.tags.length ? ` (${record.artifact.tags.join(", ")})` : ""}\n`);
+        process.stdout.write(
+          `${record.image}: ${record.artifact?.id}${record.artifact?.tags.length ? ` (${record.artifact.tags.join(", ")})` : ""}\n`,
+        );
       }
       process.stdout.write(`manifest: ${manifestPath}\n`);
     }

@@ -33,8 +33,12 @@ export async function images(argv: string[]): Promise<number> {
   const children = (parent: string) => all.filter(({ artifact }) => artifact.labels[LABELS.parent] === parent);
   const print = (entry: { image: string; artifact: Artifact }, depth: number) => {
     const d = describe(project, entry.image, entry.artifact);
-    const extras = [d.tags.length ? `tags: ${d.tags.join(", ")}` : "", d.channels.length ? `channels: ${d.channels.join(", ")}` : ""].filter(Boolean).join("  ");
-    process.stdout.write(`${"  ".repeat(depth)}${depth ? "└─ " : ""}${d.image}  ${shortId(d.id)}  key ${d.key.slice(0, 12)}  ${d.created.slice(0, 16).replace("T", " ")}  git ${d.git.slice(0, 12)}${extras ? `  ${extras}` : ""}\n`);
+    const extras = [d.tags.length ? `tags: ${d.tags.join(", ")}` : "", d.channels.length ? `channels: ${d.channels.join(", ")}` : ""]
+      .filter(Boolean)
+      .join("  ");
+    process.stdout.write(
+      `${"  ".repeat(depth)}${depth ? "└─ " : ""}${d.image}  ${shortId(d.id)}  key ${d.key.slice(0, 12)}  ${d.created.slice(0, 16).replace("T", " ")}  git ${d.git.slice(0, 12)}${extras ? `  ${extras}` : ""}\n`,
+    );
     for (const child of children(entry.artifact.id)) print(child, depth + 1);
   };
   const roots = all.filter(({ artifact }) => !ids.has(artifact.labels[LABELS.parent] ?? ""));
@@ -68,14 +72,21 @@ export async function provenance(argv: string[]): Promise<number> {
   for (let next: string | undefined = ref; next; ) {
     const found = await findByRef(project, next);
     if (!found) {
-      if (chain.length === 0) throw new KilnError("E_CONFIG", `no artefact "${ref}" found`, { hint: "give an artefact id or tag (kiln images lists them)" });
+      if (chain.length === 0)
+        throw new KilnError("E_CONFIG", `no artefact "${ref}" found`, { hint: "give an artefact id or tag (kiln images lists them)" });
       break;
     }
     chain.push(found);
     next = found.labels[LABELS.parent] || undefined;
   }
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(chain.map((artifact) => ({ id: artifact.id, tags: artifact.tags, labels: artifact.labels })), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        chain.map((artifact) => ({ id: artifact.id, tags: artifact.tags, labels: artifact.labels })),
+        null,
+        2,
+      )}\n`,
+    );
     return 0;
   }
   chain.forEach((artifact, depth) => {
@@ -93,7 +104,9 @@ export async function provenance(argv: string[]): Promise<number> {
   const origin = chain.at(-1)?.labels ?? {};
   const debootstrap = Object.entries(origin).filter(([key]) => key.startsWith("dev.kiln.debootstrap."));
   if (debootstrap.length) {
-    process.stdout.write(`from a debootstrap tree: ${debootstrap.map(([key, value]) => `${key.slice("dev.kiln.debootstrap.".length)}=${value}`).join(", ")}\n`);
+    process.stdout.write(
+      `from a debootstrap tree: ${debootstrap.map(([key, value]) => `${key.slice("dev.kiln.debootstrap.".length)}=${value}`).join(", ")}\n`,
+    );
   }
   return 0;
 }
@@ -104,10 +117,14 @@ export async function outdated(argv: string[]): Promise<number> {
   const project = await openProject(values, positionals[0]);
   const entries = await findOutdated(project, { maxAge: values["max-age"] });
   if (values.json) {
-    for (const entry of entries) process.stdout.write(`${JSON.stringify({ image: entry.image, outdated: entry.reasons.length > 0, reasons: entry.reasons, artifact_id: entry.artifact?.id ?? null })}\n`);
+    for (const entry of entries)
+      process.stdout.write(
+        `${JSON.stringify({ image: entry.image, outdated: entry.reasons.length > 0, reasons: entry.reasons, artifact_id: entry.artifact?.id ?? null })}\n`,
+      );
   } else {
     const width = Math.max(...entries.map((entry) => entry.image.length));
-    for (const entry of entries) process.stdout.write(`${entry.image.padEnd(width)}  ${entry.reasons.length ? `outdated: ${entry.reasons.join("; ")}` : "current"}\n`);
+    for (const entry of entries)
+      process.stdout.write(`${entry.image.padEnd(width)}  ${entry.reasons.length ? `outdated: ${entry.reasons.join("; ")}` : "current"}\n`);
   }
   return entries.some((entry) => entry.reasons.length > 0) ? OUTDATED_EXIT_CODE : 0;
 }
@@ -117,15 +134,21 @@ export async function promote(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("promote", argv);
   const [image, channel] = positionals;
   if (!image || !channel) throw new KilnError("E_CONFIG", "kiln promote needs an image and a channel", { hint: "kiln promote web prod" });
-  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(channel)) throw new KilnError("E_CONFIG", `channel "${channel}" must be lowercase letters, digits, _, . or -`);
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(channel))
+    throw new KilnError("E_CONFIG", `channel "${channel}" must be lowercase letters, digits, _, . or -`);
   const project = await openProject(values, undefined);
   if (values.rollback) {
     const result = await rollback(project, image, channel);
     process.stdout.write(`${image}: ${channel} rolled back from ${shortId(result.from.id)} to ${shortId(result.artifact.id)}\n`);
     return 0;
   }
-  const result = await promoteArtifact(project, image, channel, { ...(values.artifact ? { artifact: values.artifact } : {}), ...(values.force ? { force: true } : {}) });
-  process.stdout.write(`${image}: ${channel} → ${shortId(result.artifact.id)}${result.previous ? ` (was ${shortId(result.previous.id)})` : ""}\n`);
+  const result = await promoteArtifact(project, image, channel, {
+    ...(values.artifact ? { artifact: values.artifact } : {}),
+    ...(values.force ? { force: true } : {}),
+  });
+  process.stdout.write(
+    `${image}: ${channel} → ${shortId(result.artifact.id)}${result.previous ? ` (was ${shortId(result.previous.id)})` : ""}\n`,
+  );
   return 0;
 }
 
@@ -145,7 +168,8 @@ export async function prune(argv: string[]): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
   }
-  for (const artifact of result.removed) process.stdout.write(`${values["dry-run"] ? "would remove" : "removed"} ${artifact.image} ${shortId(artifact.id)}\n`);
+  for (const artifact of result.removed)
+    process.stdout.write(`${values["dry-run"] ? "would remove" : "removed"} ${artifact.image} ${shortId(artifact.id)}\n`);
   process.stdout.write(`${result.removed.length} ${values["dry-run"] ? "to remove" : "removed"}, ${result.kept} kept\n`);
   return 0;
 }

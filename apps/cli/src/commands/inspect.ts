@@ -15,7 +15,11 @@ export async function inspect(argv: string[]): Promise<number> {
   if (Object.keys(description.variables).length === 0) lines.push("  (none)");
   lines.push("", "images (in bake order):");
   for (const image of description.images) {
-    lines.push(`  ${image.name}`, `    driver:  ${image.driver}`, `    source:  ${image.from ? `from ${image.from}` : JSON.stringify(image.source)}`);
+    lines.push(
+      `  ${image.name}`,
+      `    driver:  ${image.driver}`,
+      `    source:  ${image.from ? `from ${image.from}` : JSON.stringify(image.source)}`,
+    );
     lines.push(`    provision:${image.provision.length === 0 ? " (none)" : ""}`);
     for (const step of image.provision) lines.push(`      - ${step}`);
     if (image.tags.length) lines.push(`    tags:    ${image.tags.join(", ")}`);
@@ -29,7 +33,9 @@ function describeProject(project: Project) {
   return redactDeep(
     {
       file: project.file,
-      variables: Object.fromEntries(Object.entries(project.variables).map(([name, variable]) => [name, variable.sensitive ? "<sensitive>" : variable.value])),
+      variables: Object.fromEntries(
+        Object.entries(project.variables).map(([name, variable]) => [name, variable.sensitive ? "<sensitive>" : variable.value]),
+      ),
       images: project.images.map((image) => ({
         name: image.name,
         driver: image.driverName,

@@ -8,11 +8,15 @@ import { forceOption } from "./build.js";
 export async function plan(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("plan", argv);
   const project = await openProject(values, positionals[0]);
-  return printPlan(project, {
-    ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
-    ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
-    ...forceOption(values.force, listFlag(values["force-image"])),
-  }, values.json ?? false);
+  return printPlan(
+    project,
+    {
+      ...(values.only ? { only: listFlag(values.only) ?? [] } : {}),
+      ...(values.except ? { except: listFlag(values.except) ?? [] } : {}),
+      ...forceOption(values.force, listFlag(values["force-image"])),
+    },
+    values.json ?? false,
+  );
 }
 
 /** Prints the plan (also `kiln build --dry-run`). */
@@ -20,7 +24,9 @@ export async function printPlan(project: Project, options: Omit<PlanOptions, "pr
   const entries = await planBuild({ project, ...options });
   if (json) {
     for (const entry of entries) {
-      process.stdout.write(`${JSON.stringify({ image: entry.image, action: entry.action, reasons: entry.reasons, bake_key: entry.bakeKey ?? null, artifact_id: entry.artifact?.id ?? null })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ image: entry.image, action: entry.action, reasons: entry.reasons, bake_key: entry.bakeKey ?? null, artifact_id: entry.artifact?.id ?? null })}\n`,
+      );
     }
     return 0;
   }

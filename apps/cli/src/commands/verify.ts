@@ -20,14 +20,24 @@ export async function verify(argv: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   const stalled = stallGuard(controller);
   try {
-    const result = await verifyExisting({ project, target, ...(runtime ? { runtime } : {}), signal: controller.signal, onEvent: (event) => renderer.onEvent(event) });
+    const result = await verifyExisting({
+      project,
+      target,
+      ...(runtime ? { runtime } : {}),
+      signal: controller.signal,
+      onEvent: (event) => renderer.onEvent(event),
+    });
     renderer.stop();
     const passed = result.results.filter((item) => item.ok).length;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ type: "verify.result", image: result.image, artifact: result.artifact.id, ok: !result.error, passed, total: result.results.length, ...(result.error ? { error: { code: result.error.code, message: result.error.message } } : {}), time: new Date().toISOString() })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ type: "verify.result", image: result.image, artifact: result.artifact.id, ok: !result.error, passed, total: result.results.length, ...(result.error ? { error: { code: result.error.code, message: result.error.message } } : {}), time: new Date().toISOString() })}\n`,
+      );
     } else {
       const what = `${result.image} (${shortId(result.artifact.id)}${result.artifact.tags.length ? `, ${result.artifact.tags.join(", ")}` : ""})`;
-      process.stdout.write(result.error ? `verify FAILED for ${what}:\n${result.error.message}\n` : `verified ${what}: ${passed} checks passed\n`);
+      process.stdout.write(
+        result.error ? `verify FAILED for ${what}:\n${result.error.message}\n` : `verified ${what}: ${passed} checks passed\n`,
+      );
     }
     if (stalled.fired) return 1;
     if (controller.signal.aborted) return 130;

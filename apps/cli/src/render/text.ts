@@ -16,7 +16,9 @@ export function eventLine(event: KilnEvent): string | undefined {
     case "verify.check":
       return checkLine(event);
     case "log":
-      return event.level === "debug" ? undefined : `    ${event.image ?? "kiln"}: ${event.level === "warn" ? "warning: " : ""}${event.message}`;
+      return event.level === "debug"
+        ? undefined
+        : `    ${event.image ?? "kiln"}: ${event.level === "warn" ? "warning: " : ""}${event.message}`;
     case "image.done":
       return `==> ${event.image}: baked ${shortId(event.artifact.id)}${event.artifact.tags.length ? ` as ${event.artifact.tags.join(", ")}` : ""} in ${formatDuration(event.durationMs)}`;
     case "image.cached":

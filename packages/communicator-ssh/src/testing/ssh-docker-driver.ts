@@ -1,6 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type ExecOptions, type Machine, type SshConnection, type StandardSchemaV1 } from "@kiln/core";
+import {
+  defineDriver,
+  KilnError,
+  LABELS,
+  type Artifact,
+  type BakeContext,
+  type ExecOptions,
+  type Machine,
+  type SshConnection,
+  type StandardSchemaV1,
+} from "@kiln/core";
 import { connectSsh, type SshExecResult, type SshMachine } from "../ssh.js";
 import { docker, ensureSshdImage, generateKeyPair, startSshd, type SshdContainer } from "./sshd.js";
 
@@ -24,10 +34,12 @@ const schema: StandardSchemaV1<unknown, SshDockerOptions> = {
     vendor: "kiln-test",
     validate(value) {
       const input = value as Record<string, unknown> | null;
-      if (typeof input !== "object" || input === null || typeof input.source !== "string") return { issues: [{ message: "source must be an image" }] };
+      if (typeof input !== "object" || input === null || typeof input.source !== "string")
+        return { issues: [{ message: "source must be an image" }] };
       const unknown = Object.keys(input).filter((key) => key !== "source" && key !== "login");
       if (unknown.length > 0) return { issues: unknown.map((key) => ({ message: `unknown option "${key}"`, path: [key] })) };
-      if (input.login !== undefined && input.login !== "root" && input.login !== "kiln") return { issues: [{ message: 'login must be "root" or "kiln"', path: ["login"] }] };
+      if (input.login !== undefined && input.login !== "root" && input.login !== "kiln")
+        return { issues: [{ message: 'login must be "root" or "kiln"', path: ["login"] }] };
       return { value: { source: input.source, ...(input.login ? { login: input.login } : {}) } };
     },
   },
@@ -81,9 +93,13 @@ export const sshDocker = defineDriver<SshDockerOptions>(() => ({
 
   async findArtifacts(query) {
     const wanted = Object.entries(query.labels ?? {});
-    const matches = (labels: Record<string, string>) => wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
+    const matches = (labels: Record<string, string>) =>
+      wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
     if (query.ref !== undefined) {
-      const info = await docker.getImage(query.ref).inspect().catch(() => undefined);
+      const info = await docker
+        .getImage(query.ref)
+        .inspect()
+        .catch(() => undefined);
       return info && matches(info.Config?.Labels ?? {}) ? [toArtifact(info.Id, info.RepoTags, info.Config?.Labels ?? {})] : [];
     }
     const filters = wanted.map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
@@ -105,7 +121,12 @@ export async function sshDockerOptions(login: SshDockerOptions["login"] = "root"
   return { source: await ensureSshdImage(), login };
 }
 
-async function launchMachine(ctx: BakeContext, image: string, files: Record<string, { content: string; mode?: number | undefined }>, login: "root" | "kiln"): Promise<Machine> {
+async function launchMachine(
+  ctx: BakeContext,
+  image: string,
+  files: Record<string, { content: string; mode?: number | undefined }>,
+  login: "root" | "kiln",
+): Promise<Machine> {
   const keys = generateKeyPair();
   const runId = ctx.resourceLabels[LABELS.build] ?? ctx.runId;
   const name = `kiln-${runId}-${ctx.image.replace(/[^A-Za-z0-9_.-]/g, "-")}-${randomBytes(2).toString("hex")}`;
@@ -171,15 +192,21 @@ function containerOf(machine: Machine): string {
 }
 
 async function removeContainer(name: string): Promise<void> {
-  await docker.getContainer(name).remove({ force: true, v: true }).catch((error: { statusCode?: number }) => {
-    if (error.statusCode !== 404 && error.statusCode !== 409) throw error;
-  });
+  await docker
+    .getContainer(name)
+    .remove({ force: true, v: true })
+    .catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404 && error.statusCode !== 409) throw error;
+    });
 }
 
 async function removeImage(id: string): Promise<void> {
-  await docker.getImage(id).remove({ force: true }).catch((error: { statusCode?: number }) => {
-    if (error.statusCode !== 404) throw error;
-  });
+  await docker
+    .getImage(id)
+    .remove({ force: true })
+    .catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error;
+    });
 }
 
 function toArtifact(id: string, repoTags: string[] | undefined, labels: Record<string, string>): Artifact {

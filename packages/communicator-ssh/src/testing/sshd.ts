@@ -39,16 +39,26 @@ export function ensureSshdImage(): Promise<string> {
 }
 
 async function buildSshdImage(): Promise<string> {
-  const exists = await docker.getImage(SSHD_IMAGE).inspect().then(() => true, () => false);
+  const exists = await docker
+    .getImage(SSHD_IMAGE)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
   if (exists) return SSHD_IMAGE;
   const base = await debootstrapImage(docker, { suite: "bookworm", variant: "minbase", include: ["python3", "openssh-server", "sudo"] });
   const runId = `sshd-fixture-${randomBytes(4).toString("hex")}`;
   const container = await docker.createContainer({ Image: base.id, Cmd: ["/bin/sh", "-c", SETUP], Labels: { [LABELS.build]: runId } });
   try {
-    await container.putArchive(filesArchive({ "/usr/local/sbin/kiln-sshd": { content: START_SCRIPT, mode: 0o755 } }) as unknown as NodeJS.ReadableStream, { path: "/" });
+    await container.putArchive(
+      filesArchive({ "/usr/local/sbin/kiln-sshd": { content: START_SCRIPT, mode: 0o755 } }) as unknown as NodeJS.ReadableStream,
+      { path: "/" },
+    );
     await container.start();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    if (StatusCode !== 0) throw new Error(`sshd fixture setup failed with ${StatusCode}: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
+    if (StatusCode !== 0)
+      throw new Error(`sshd fixture setup failed with ${StatusCode}: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
     const [repo, tag] = SSHD_IMAGE.split(":") as [string, string];
     const config = (await docker.getImage(base.id).inspect()).Config;
     // Commit merges the setup container's labels in; blank its run id so this shared, cached fixture is not taken for a leak.
@@ -119,7 +129,10 @@ export async function startSshd(options: SshdContainerOptions): Promise<SshdCont
     await container.putArchive(filesArchive(files) as unknown as NodeJS.ReadableStream, { path: "/" });
     await container.start();
     // kiln's home exists in the image; its key is set up by root at start-up time through an exec.
-    await run(container, `mkdir -p /home/kiln/.ssh && cp /root/.ssh/authorized_keys /home/kiln/.ssh/ && chown -R kiln:kiln /home/kiln/.ssh && chmod 700 /home/kiln/.ssh`);
+    await run(
+      container,
+      `mkdir -p /home/kiln/.ssh && cp /root/.ssh/authorized_keys /home/kiln/.ssh/ && chown -R kiln:kiln /home/kiln/.ssh && chmod 700 /home/kiln/.ssh`,
+    );
     const info = await container.inspect();
     const port = Number(info.NetworkSettings.Ports["22/tcp"]?.[0]?.HostPort);
     return { id: container.id, host: "127.0.0.1", port, remove, [Symbol.asyncDispose]: remove };

@@ -365,12 +365,7 @@ describe("loadProject diagnostics", () => {
   });
 
   it("reports a driver that is neither registered nor installed, with the command to install it", async () => {
-    const file = await writeBakeFile([
-      /* 1 */ "images:",
-      /* 2 */ "  web:",
-      /* 3 */ "    driver: foo",
-      /* 4 */ "    source: debian",
-    ]);
+    const file = await writeBakeFile([/* 1 */ "images:", /* 2 */ "  web:", /* 3 */ "    driver: foo", /* 4 */ "    source: debian"]);
     const error = await loadFailure(file);
     expect(error.diagnostics).toEqual([
       {
@@ -503,12 +498,7 @@ describe("loadProject diagnostics", () => {
   });
 
   it("reports an image built from itself", async () => {
-    const file = await writeBakeFile([
-      /* 1 */ "images:",
-      /* 2 */ "  a:",
-      /* 3 */ "    driver: docker",
-      /* 4 */ "    from: a",
-    ]);
+    const file = await writeBakeFile([/* 1 */ "images:", /* 2 */ "  a:", /* 3 */ "    driver: docker", /* 4 */ "    from: a"]);
     const error = await loadFailure(file);
     expect(error.diagnostics.map((d) => [d.path, d.line, d.message])).toEqual([["images.a.from", 4, "cycle in from: a → a"]]);
   });
@@ -553,12 +543,7 @@ describe("loadProject diagnostics", () => {
   });
 
   it("refuses an image with neither from: nor source:", async () => {
-    const file = await writeBakeFile([
-      /* 1 */ "images:",
-      /* 2 */ "  web:",
-      /* 3 */ "    driver: docker",
-      /* 4 */ "    tags: [acme/web]",
-    ]);
+    const file = await writeBakeFile([/* 1 */ "images:", /* 2 */ "  web:", /* 3 */ "    driver: docker", /* 4 */ "    tags: [acme/web]"]);
     const error = await loadFailure(file);
     expect(error.diagnostics.map(where)).toEqual([{ path: "images.web", line: 3, column: 5 }]);
     expect(error.diagnostics[0]?.message).toBe("no `source:` — say what the image starts from");
@@ -634,7 +619,10 @@ describe("loadProject diagnostics", () => {
     ["an unknown driver", ["images:", "  a: { driver: foo, source: x }"]],
     ["an unknown provisioner", ["images:", "  a: { driver: docker, source: x, provision: [foo: {}] }"]],
     ["an undefined variable", ["images:", '  a: { driver: docker, source: "{{ nope }}" }']],
-    ["a sensitive variable in tags", ["variables: { t: { sensitive: true, default: s } }", "images:", '  a: { driver: docker, source: x, tags: ["{{ t }}"] }']],
+    [
+      "a sensitive variable in tags",
+      ["variables: { t: { sensitive: true, default: s } }", "images:", '  a: { driver: docker, source: x, tags: ["{{ t }}"] }'],
+    ],
     ["a cycle in from:", ["images:", "  a: { driver: docker, from: b }", "  b: { driver: docker, from: a }"]],
     ["a missing parent", ["images:", "  a: { driver: docker, from: b }"]],
     ["both from: and source:", ["images:", "  a: { driver: docker, source: x }", "  b: { driver: docker, source: x, from: a }"]],

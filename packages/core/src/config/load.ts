@@ -120,7 +120,12 @@ function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
   return options.plugins?.registry ? { registry: options.plugins.registry } : {};
 }
 
-async function resolveImage(name: string, bakeFile: BakeFile, variables: Record<string, VariableValue>, resolution: Resolution): Promise<ImageSpec | undefined> {
+async function resolveImage(
+  name: string,
+  bakeFile: BakeFile,
+  variables: Record<string, VariableValue>,
+  resolution: Resolution,
+): Promise<ImageSpec | undefined> {
   const { search, dir, log, diagnostics } = resolution;
   const image = interpolate(bakeFile.images[name], variables);
   if (!image) return undefined;
@@ -143,7 +148,12 @@ async function resolveImage(name: string, bakeFile: BakeFile, variables: Record<
   }
 
   const provision: ProvisionStep[] = [];
-  for (const { step, path, via } of expandSteps(image.provision, [...at, "provision"], interpolate(bakeFile.steps, variables), diagnostics)) {
+  for (const { step, path, via } of expandSteps(
+    image.provision,
+    [...at, "provision"],
+    interpolate(bakeFile.steps, variables),
+    diagnostics,
+  )) {
     const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
     const stepPath = [...path, stepName];
     const loaded = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
@@ -162,18 +172,28 @@ async function resolveImage(name: string, bakeFile: BakeFile, variables: Record<
   const runtimeOnly = normalizeRuntimeOnly(image.runtime_only);
   for (const [index, name] of (runtimeOnly?.variables ?? []).entries()) {
     if (!(name in bakeFile.variables)) {
-      const at2 = Array.isArray(image.runtime_only) ? [...at, "runtime_only", image.runtime_only.indexOf(name)] : [...at, "runtime_only", "variables", index];
-      diagnostics.add(at2, `"${name}" is neither an absolute path nor a declared variable`, { hint: "paths start with /; variables must be declared under variables:" });
+      const at2 = Array.isArray(image.runtime_only)
+        ? [...at, "runtime_only", image.runtime_only.indexOf(name)]
+        : [...at, "runtime_only", "variables", index];
+      diagnostics.add(at2, `"${name}" is neither an absolute path nor a declared variable`, {
+        hint: "paths start with /; variables must be declared under variables:",
+      });
     }
   }
   for (const [index, scenario] of verifyScenarios(image.verify).entries()) {
     const where = Array.isArray(image.verify) ? [...at, "verify", index, "runtime"] : [...at, "verify", "runtime"];
     const support = instance?.runtimeSupport ?? {};
     if (scenario.runtime?.user_data !== undefined && !support.userData) {
-      diagnostics.add([...where, "user_data"], `driver "${image.driver}" cannot inject cloud-init user-data`, { atKey: true, hint: "use env, files or boot_script" });
+      diagnostics.add([...where, "user_data"], `driver "${image.driver}" cannot inject cloud-init user-data`, {
+        atKey: true,
+        hint: "use env, files or boot_script",
+      });
     }
     if (scenario.runtime?.boot_script !== undefined && !support.bootScript) {
-      diagnostics.add([...where, "boot_script"], `driver "${image.driver}" cannot run a boot script`, { atKey: true, hint: "use env or files" });
+      diagnostics.add([...where, "boot_script"], `driver "${image.driver}" cannot run a boot script`, {
+        atKey: true,
+        hint: "use env or files",
+      });
     }
   }
   if (!instance || driverOptions === INVALID) return undefined;
@@ -211,7 +231,12 @@ async function preflight(
   try {
     problems = await check();
   } catch (error) {
-    problems = [{ message: `host check failed: ${(error as Error).message}`, ...((error as { hint?: string }).hint ? { hint: (error as { hint: string }).hint } : {}) }];
+    problems = [
+      {
+        message: `host check failed: ${(error as Error).message}`,
+        ...((error as { hint?: string }).hint ? { hint: (error as { hint: string }).hint } : {}),
+      },
+    ];
   }
   for (const problem of problems) {
     const path = problem.path?.length ? [...at, ...problem.path] : fallback;

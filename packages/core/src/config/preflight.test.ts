@@ -37,7 +37,9 @@ const playbook = defineProvisioner(
     name: "playbook",
     schema: z.strictObject({ file: z.string() }),
     preflight: (_opts, target) =>
-      target.connectionKinds?.includes("ssh") ? [] : [{ message: `cannot reach machines of driver "${target.driver}"`, hint: "use a driver whose machines have SSH" }],
+      target.connectionKinds?.includes("ssh")
+        ? []
+        : [{ message: `cannot reach machines of driver "${target.driver}"`, hint: "use a driver whose machines have SSH" }],
     fingerprint: never,
     run: never,
   }),
@@ -48,10 +50,21 @@ async function validate(yaml: string, driver: ReturnType<typeof driverNeeding>):
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, "kiln.yaml"), yaml);
   const loading = loadProject(join(dir, "kiln.yaml"), { plugins: { registry: { drivers: { box: driver }, provisioners: { playbook } } } });
-  return loading.then(() => undefined, (error: unknown) => error as KilnError);
+  return loading.then(
+    () => undefined,
+    (error: unknown) => error as KilnError,
+  );
 }
 
-const BAKE_FILE = ["images:", "  web:", "    driver: box", "    source: base", "    provision:", "      - playbook: { file: site.yml }", ""].join("\n");
+const BAKE_FILE = [
+  "images:",
+  "  web:",
+  "    driver: box",
+  "    source: base",
+  "    provision:",
+  "      - playbook: { file: site.yml }",
+  "",
+].join("\n");
 
 describe("preflight: kiln validate sees the host before anything runs", () => {
   it("reports a missing host tool at the image's driver, with the install command, exit 2", async () => {
@@ -59,7 +72,7 @@ describe("preflight: kiln validate sees the host before anything runs", () => {
     expect(error).toBeInstanceOf(KilnError);
     expect(error?.exitCode).toBe(2);
     expect(error?.diagnostics.map((d) => formatDiagnostic({ ...d, file: "kiln.yaml" }))).toEqual([
-      'kiln.yaml:3:5: images.web.driver: kiln-no-such-tool not found on this host — install it: apt-get install -y box-tools',
+      "kiln.yaml:3:5: images.web.driver: kiln-no-such-tool not found on this host — install it: apt-get install -y box-tools",
     ]);
   });
 

@@ -10,7 +10,13 @@ export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln
 export async function findBakeFile(dir: string): Promise<string> {
   for (const name of BAKE_FILE_NAMES) {
     const candidate = resolve(dir, name);
-    if (await readFile(candidate).then(() => true, () => false)) return candidate;
+    if (
+      await readFile(candidate).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   throw new KilnError("E_CONFIG", `no bake file in ${dir} (looked for ${BAKE_FILE_NAMES.join(", ")})`, {
     hint: "create one with `kiln init`, or point at it with -C <dir> or --file <path>",

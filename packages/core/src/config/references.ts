@@ -6,7 +6,10 @@ import type { BakeFile } from "./schema.js";
 /** Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels. */
 export function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
   const declared = bakeFile.variables;
-  const sections: [PathSegment[], unknown][] = [[["steps"], bakeFile.steps], ...Object.entries(bakeFile.images).map(([name, image]): [PathSegment[], unknown] => [["images", name], image])];
+  const sections: [PathSegment[], unknown][] = [
+    [["steps"], bakeFile.steps],
+    ...Object.entries(bakeFile.images).map(([name, image]): [PathSegment[], unknown] => [["images", name], image]),
+  ];
   for (const [at, section] of sections) {
     walkStrings(section, at, (text, path) => {
       for (const name of templateReferences(text)) {
@@ -26,8 +29,7 @@ function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, 
   if (typeof value === "string") visit(value, path);
   else if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) walkStrings(item, [...path, index], visit);
-  }
-  else if (value !== null && typeof value === "object") {
+  } else if (value !== null && typeof value === "object") {
     for (const [key, item] of Object.entries(value)) walkStrings(item, [...path, key], visit);
   }
 }

@@ -8,7 +8,6 @@ export { durationSchema };
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-
 export const variableSchema = z
   .strictObject({
     default: z.union([z.string(), z.number(), z.boolean()]).optional().describe("Value used when none is given."),
@@ -33,12 +32,16 @@ export const provisionStepSchema = z
   .superRefine((step, context) => {
     const keys = Object.keys(step);
     if (keys.length !== 1) {
-      context.addIssue({ code: "custom", message: "a provision step names exactly one provisioner, e.g. `- shell: { inline: [...] }`, or `- use: <steps name>`" });
+      context.addIssue({
+        code: "custom",
+        message: "a provision step names exactly one provisioner, e.g. `- shell: { inline: [...] }`, or `- use: <steps name>`",
+      });
       return;
     }
     const [name] = keys as [string];
     const value = step[name];
-    if (name === "use" && typeof value !== "string") context.addIssue({ code: "custom", path: [name], message: "use: takes the name of a list under steps:" });
+    if (name === "use" && typeof value !== "string")
+      context.addIssue({ code: "custom", path: [name], message: "use: takes the name of a list under steps:" });
     if (name !== "use" && (value === null || typeof value !== "object" || Array.isArray(value))) {
       context.addIssue({ code: "custom", path: [name], message: `the options of ${name} must be a map, e.g. ${name}: { … }` });
     }
@@ -55,7 +58,10 @@ export const runtimeOnlySchema = z
     z.strictObject({
       paths: z.array(z.string().startsWith("/")).optional().describe("Paths that must not exist in the image."),
       variables: z.array(z.string()).optional().describe("Variables whose values must not appear in files written while provisioning."),
-      scan: z.array(z.string().startsWith("/")).optional().describe("Directories scanned for those values. Default: /etc /srv /opt /home /root /var/www /usr/local/etc /app."),
+      scan: z
+        .array(z.string().startsWith("/"))
+        .optional()
+        .describe("Directories scanned for those values. Default: /etc /srv /opt /home /root /var/www /usr/local/etc /app."),
     }),
   ])
   .describe("Runtime configuration that must be injected at boot, not baked into the image.");

@@ -21,7 +21,9 @@ export function expandSteps(
     if (typeof name !== "string") return [{ step, path: [...path, index], ...(chain.length ? { via: chain.join(" → ") } : {}) }];
     const list = lists[name];
     if (!list) {
-      diagnostics.add([...path, index, "use"], `no step list named "${name}"`, { hint: `define it under steps:${Object.keys(lists).length ? ` (defined: ${Object.keys(lists).join(", ")})` : ""}` });
+      diagnostics.add([...path, index, "use"], `no step list named "${name}"`, {
+        hint: `define it under steps:${Object.keys(lists).length ? ` (defined: ${Object.keys(lists).join(", ")})` : ""}`,
+      });
       return [];
     }
     if (chain.includes(name)) {

@@ -37,7 +37,10 @@ export const fileCheckSchema = z.strictObject({
     z.strictObject({
       path: z.string().startsWith("/").describe("Absolute path on the verify machine."),
       exists: z.boolean().optional().describe("false: the file must NOT exist. Default true."),
-      mode: z.string().regex(/^0?[0-7]{3,4}$/, 'write the mode in octal, e.g. "0644"').optional(),
+      mode: z
+        .string()
+        .regex(/^0?[0-7]{3,4}$/, 'write the mode in octal, e.g. "0644"')
+        .optional(),
       owner: z.string().optional().describe('"user" or "user:group".'),
       ...textMatch,
     }),
@@ -62,7 +65,10 @@ export const httpCheckSchema = z.strictObject({
   http: z.strictObject({
     port: z.number().int().min(1).max(65535),
     path: z.string().startsWith("/").optional().describe('Default "/".'),
-    from: z.enum(["host", "machine"]).optional().describe('Where the request comes from. Default "host" where the driver allows, else "machine".'),
+    from: z
+      .enum(["host", "machine"])
+      .optional()
+      .describe('Where the request comes from. Default "host" where the driver allows, else "machine".'),
     status: z.number().int().optional().describe("Expected status. Default 200."),
     body_contains: z.string().optional(),
     body_matches: z.string().optional(),
@@ -121,7 +127,19 @@ export const runtimeSchema = z
   .strictObject({
     env: z.record(z.string(), z.string()).optional().describe("Environment variables given to the machine at start."),
     files: z
-      .record(z.string(), z.union([z.string(), z.strictObject({ content: z.string(), mode: z.string().regex(/^0?[0-7]{3,4}$/).optional() })]))
+      .record(
+        z.string(),
+        z.union([
+          z.string(),
+          z.strictObject({
+            content: z.string(),
+            mode: z
+              .string()
+              .regex(/^0?[0-7]{3,4}$/)
+              .optional(),
+          }),
+        ]),
+      )
       .optional()
       .describe("Files written before start, e.g. /etc/default/myapp: path → content."),
     boot_script: z.string().optional().describe("Shell script run at boot before the image's own command (a configure-on-boot step)."),

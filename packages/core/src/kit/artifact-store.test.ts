@@ -13,7 +13,11 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 const sha256 = (content: string | Buffer) => createHash("sha256").update(content).digest("hex");
 
 /** A store in a fresh temp dir, and a helper that writes an input file outside it. */
@@ -104,7 +108,10 @@ describe("artifactStore add", () => {
   it("leaves nothing in the store when one of the files cannot be taken in", async () => {
     const { root, store, input } = await setup();
     const good = await input("good.tar");
-    const files = [{ from: good, format: "tar" }, { from: join(root, "missing.tar"), format: "tar" }];
+    const files = [
+      { from: good, format: "tar" },
+      { from: join(root, "missing.tar"), format: "tar" },
+    ];
     const error = await store.add({ id: "broken", image: "web", labels: {}, files }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "ENOENT" });
     expect(await store.get("broken")).toBeUndefined();

@@ -75,7 +75,9 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
 
   async function read(id: string): Promise<ArtifactRecord | undefined> {
     if (!isId(id)) return undefined;
-    const text = await readFile(join(dir, id, RECORD), "utf8").catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? undefined : Promise.reject(error)));
+    const text = await readFile(join(dir, id, RECORD), "utf8").catch((error: NodeJS.ErrnoException) =>
+      error.code === "ENOENT" ? undefined : Promise.reject(error),
+    );
     return text === undefined ? undefined : (JSON.parse(text) as ArtifactRecord);
   }
 
@@ -114,7 +116,16 @@ export function artifactStore(options: { dir: string; driver: string }): Artifac
           taken.push({ from: file.from, to: join(staging, name) });
           files.push({ name, format: file.format, ...(await checksum(join(staging, name))) });
         }
-        const record: ArtifactRecord = { version: 1, id, driver, image: input.image, labels: input.labels, tags: [], created: new Date().toISOString(), files };
+        const record: ArtifactRecord = {
+          version: 1,
+          id,
+          driver,
+          image: input.image,
+          labels: input.labels,
+          tags: [],
+          created: new Date().toISOString(),
+          files,
+        };
         await writeFile(join(staging, RECORD), `${JSON.stringify(record, null, 2)}\n`);
         await rename(staging, join(dir, id));
         return toArtifact(record);

@@ -16,15 +16,32 @@ export interface OutsideCommandOptions {
  * `lxc-attach -P … -n …`, `chroot`. The conformance suite proves every driver's connection with it; a person or another
  * tool can use it to reach a machine as Kiln does.
  */
-export async function outsideCommand(connection: Connection, command: readonly string[], options: OutsideCommandOptions): Promise<string[]> {
+export async function outsideCommand(
+  connection: Connection,
+  command: readonly string[],
+  options: OutsideCommandOptions,
+): Promise<string[]> {
   const root = options.root ?? true;
   switch (connection.kind) {
     case "docker": {
       const tls = connection.tls;
       const tlsFlags = tls
-        ? [tls.verify ? "--tlsverify" : "--tls", ...["ca", "cert", "key"].flatMap((name) => [`--tls${name === "ca" ? "cacert" : name}`, join(tls.certPath, `${name}.pem`)])]
+        ? [
+            tls.verify ? "--tlsverify" : "--tls",
+            ...["ca", "cert", "key"].flatMap((name) => [`--tls${name === "ca" ? "cacert" : name}`, join(tls.certPath, `${name}.pem`)]),
+          ]
         : [];
-      return ["docker", "-H", connection.host, ...tlsFlags, "exec", "-u", root ? "root" : connection.user, connection.container, ...command];
+      return [
+        "docker",
+        "-H",
+        connection.host,
+        ...tlsFlags,
+        "exec",
+        "-u",
+        root ? "root" : connection.user,
+        connection.container,
+        ...command,
+      ];
     }
     case "ssh": {
       const key = join(options.workDir, "id_kiln");
@@ -36,7 +53,16 @@ export async function outsideCommand(connection: Connection, command: readonly s
         "ssh",
         ...["-i", key, "-p", String(connection.port)],
         // Quoted: ssh splits this option's value at spaces.
-        ...["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile="${knownHosts}"`],
+        ...[
+          "-o",
+          "IdentitiesOnly=yes",
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "StrictHostKeyChecking=yes",
+          "-o",
+          `UserKnownHostsFile="${knownHosts}"`,
+        ],
         `${connection.user}@${connection.host}`,
         shellJoin([...become, ...command]),
       ];

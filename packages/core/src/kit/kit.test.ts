@@ -120,7 +120,8 @@ describe("lazyDriver", () => {
     });
     const results = await Promise.allSettled([driver.findArtifacts({}, opts), driver.remove(artifact, opts)]);
     expect(results.map((result) => result.status)).toEqual(["rejected", "rejected"]);
-    for (const result of results) if (result.status === "rejected") expect(result.reason).toHaveProperty("message", "cannot import the SDK");
+    for (const result of results)
+      if (result.status === "rejected") expect(result.reason).toHaveProperty("message", "cannot import the SDK");
     expect(state.loads).toBe(1);
 
     await driver.remove(artifact, opts);
@@ -241,10 +242,26 @@ describe("outsideCommand", () => {
     it("runs docker exec against the connection's engine, as root unless root is not wanted, writing no files", async () => {
       const workDir = await tempDir(0o700);
       expect(await outsideCommand(connection, ["id", "-u"], { workDir })).toEqual([
-        "docker", "-H", "tcp://10.0.0.5:2376", "exec", "-u", "root", "c0ffee", "id", "-u",
+        "docker",
+        "-H",
+        "tcp://10.0.0.5:2376",
+        "exec",
+        "-u",
+        "root",
+        "c0ffee",
+        "id",
+        "-u",
       ]);
       expect(await outsideCommand(connection, ["id", "-u"], { workDir, root: false })).toEqual([
-        "docker", "-H", "tcp://10.0.0.5:2376", "exec", "-u", "app", "c0ffee", "id", "-u",
+        "docker",
+        "-H",
+        "tcp://10.0.0.5:2376",
+        "exec",
+        "-u",
+        "app",
+        "c0ffee",
+        "id",
+        "-u",
       ]);
       expect(await readdir(workDir)).toEqual([]);
     });
@@ -324,7 +341,8 @@ describe("outsideCommand", () => {
 
       const options = argv.filter((_, index) => argv[index - 1] === "-o");
       // Quoted for ssh, which splits this option's value at spaces.
-      const knownHosts = /^UserKnownHostsFile="(.*)"$/.exec(options.find((option) => option.startsWith("UserKnownHostsFile=")) ?? "")?.[1] ?? "";
+      const knownHosts =
+        /^UserKnownHostsFile="(.*)"$/.exec(options.find((option) => option.startsWith("UserKnownHostsFile=")) ?? "")?.[1] ?? "";
       expect(knownHosts.startsWith(`${workDir}/`)).toBe(true);
       expect(await readFile(knownHosts, "utf8")).toBe(`[10.0.0.5]:2222 ${connection.hostKey}\n`);
       expect((await stat(knownHosts)).mode & 0o777).toBe(0o600);

@@ -1,7 +1,10 @@
 import type { Driver } from "../types.js";
 
 /** The methods of a driver that talk to its platform: what `lazyDriver` loads on first use. */
-export type DriverOperations<Opts> = Pick<Driver<Opts>, "resolveSource" | "launch" | "capture" | "launchArtifact" | "findArtifacts" | "tag" | "remove">;
+export type DriverOperations<Opts> = Pick<
+  Driver<Opts>,
+  "resolveSource" | "launch" | "capture" | "launchArtifact" | "findArtifacts" | "tag" | "remove"
+>;
 
 /** The parts of a driver Kiln needs without touching the platform: name, schema, declared support, preflight. */
 export type DriverShape<Opts> = Omit<Driver<Opts>, keyof DriverOperations<Opts>>;

@@ -36,7 +36,9 @@ describe("extractDownload", () => {
 
   it("fails with tar's words when what arrives is not an archive", async () => {
     const dir = await tempDir();
-    const error = await extractDownload(Readable.from([Buffer.from("not a tar archive")]), "/x", join(dir, "x"), false).catch((thrown: unknown) => thrown);
+    const error = await extractDownload(Readable.from([Buffer.from("not a tar archive")]), "/x", join(dir, "x"), false).catch(
+      (thrown: unknown) => thrown,
+    );
     expect(error).toBeInstanceOf(KilnError);
     expect((error as KilnError).message).toMatch(/does not look like a tar archive/);
   });

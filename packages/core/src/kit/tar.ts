@@ -14,12 +14,25 @@ export async function extractTar(archive: Readable, dir: string, options: { stri
   // Taken up at once: a child process's stdout that nobody reads before the child exits loses its data.
   const held = archive.pipe(new PassThrough());
   await mkdir(dir, { recursive: true });
-  const args = ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions", ...(options.strip ? [`--strip-components=${options.strip}`] : [])];
+  const args = [
+    "-x",
+    "-f",
+    "-",
+    "-C",
+    dir,
+    "--no-same-owner",
+    "--no-same-permissions",
+    ...(options.strip ? [`--strip-components=${options.strip}`] : []),
+  ];
   const tar = spawn("tar", args, { stdio: ["pipe", "ignore", "pipe"] });
   let stderr = "";
   tar.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {
-    tar.on("error", (error: NodeJS.ErrnoException) => reject(error.code === "ENOENT" ? new KilnError("E_MISSING_TOOL", "tar not found", { hint: "install it: apt-get install -y tar" }) : error));
+    tar.on("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT" ? new KilnError("E_MISSING_TOOL", "tar not found", { hint: "install it: apt-get install -y tar" }) : error,
+      ),
+    );
     tar.on("close", resolve);
   });
   await Promise.all([pipeline(held, tar.stdin), exited]);

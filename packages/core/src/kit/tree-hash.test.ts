@@ -211,7 +211,10 @@ describe("hashTree", () => {
 
   it("hashes single files as roots, by content and exec bit, not by their names", async () => {
     const dir = await tempDir();
-    await writeTree(dir, { "x/script.sh": { content: "echo hi\n", mode: 0o755 }, "y/other-name.sh": { content: "echo hi\n", mode: 0o700 } });
+    await writeTree(dir, {
+      "x/script.sh": { content: "echo hi\n", mode: 0o755 },
+      "y/other-name.sh": { content: "echo hi\n", mode: 0o700 },
+    });
     await writeTree(dir, { "z/script.sh": { content: "echo hi\n", mode: 0o644 } });
     const hash = await hashTree(join(dir, "x", "script.sh"));
     expect(await hashTree(join(dir, "y", "other-name.sh"))).toBe(hash);

@@ -22,7 +22,9 @@ export async function verifyArtifact(
     ctx.defer(() => machine[Symbol.asyncDispose](), { resource: `verify machine ${machine.id}` });
     try {
       const onResult = (result: CheckResult) => ctx.emit(checkEvent(ctx.image, result));
-      results.push(...(await runChecks({ machine, scenario: scenario.name, checks: scenario.checks, signal: ctx.signal, hostPorts, onResult })));
+      results.push(
+        ...(await runChecks({ machine, scenario: scenario.name, checks: scenario.checks, signal: ctx.signal, hostPorts, onResult })),
+      );
     } finally {
       // Removed now so scenarios do not pile up; if that fails, the cleanup registered above tries again and reports it,
       // and what the checks found stays the bake's outcome.

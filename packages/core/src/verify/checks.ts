@@ -42,10 +42,15 @@ async function commandCheck(env: CheckEnv, check: CheckOf<"command">): Promise<C
   const spec = typeof check.command === "string" ? { run: check.command } : check.command;
   const result = await env.machine.exec(spec.run, { signal: env.signal, ...("user" in spec && spec.user ? { user: spec.user } : {}) });
   const wanted = "exit_code" in spec && spec.exit_code !== undefined ? spec.exit_code : 0;
-  if (result.exitCode !== wanted) return fail(`exit code ${wanted}`, `exit code ${result.exitCode}: ${excerpt(result.stderr || result.stdout)}`);
+  if (result.exitCode !== wanted)
+    return fail(`exit code ${wanted}`, `exit code ${result.exitCode}: ${excerpt(result.stderr || result.stdout)}`);
   if (!("run" in spec) || typeof check.command === "string") return pass;
   const c = check.command;
-  return textProblem(result.stdout, "stdout", c.stdout_contains, c.stdout_matches) ?? textProblem(result.stderr, "stderr", c.stderr_contains, c.stderr_matches) ?? pass;
+  return (
+    textProblem(result.stdout, "stdout", c.stdout_contains, c.stdout_matches) ??
+    textProblem(result.stderr, "stderr", c.stderr_contains, c.stderr_matches) ??
+    pass
+  );
 }
 
 async function fileCheck(env: CheckEnv, check: CheckOf<"file">): Promise<CheckOutcome> {
@@ -58,10 +63,12 @@ async function fileCheck(env: CheckEnv, check: CheckOf<"file">): Promise<CheckOu
   const newline = output.indexOf("\n");
   const [mode = "", owner = "", group = ""] = output.slice(0, newline).split(" ");
   const content = output.slice(newline + 1);
-  if ("mode" in spec && spec.mode && Number.parseInt(spec.mode, 8) !== Number.parseInt(mode, 8)) return fail(`mode ${spec.mode}`, `mode ${mode.padStart(4, "0")}`);
+  if ("mode" in spec && spec.mode && Number.parseInt(spec.mode, 8) !== Number.parseInt(mode, 8))
+    return fail(`mode ${spec.mode}`, `mode ${mode.padStart(4, "0")}`);
   if ("owner" in spec && spec.owner) {
     const [wantUser, wantGroup] = spec.owner.split(":");
-    if (owner !== wantUser || (wantGroup !== undefined && group !== wantGroup)) return fail(`owner ${spec.owner}`, `owner ${owner}:${group}`);
+    if (owner !== wantUser || (wantGroup !== undefined && group !== wantGroup))
+      return fail(`owner ${spec.owner}`, `owner ${owner}:${group}`);
   }
   return ("contains" in spec || "matches" in spec ? textProblem(content, spec.path, spec.contains, spec.matches) : undefined) ?? pass;
 }
@@ -70,7 +77,9 @@ async function fileCheck(env: CheckEnv, check: CheckOf<"file">): Promise<CheckOu
 async function listeningPorts(env: CheckEnv, protocol: "tcp" | "udp"): Promise<Set<number>> {
   const lines = (await probe(env, SOCKETS_PROBE, protocol)).trim().split("\n");
   const listening = protocol === "tcp" ? "0A" : "07";
-  return new Set(lines.filter((line) => line.split(" ")[1] === listening).map((line) => Number.parseInt(line.split(" ")[0]?.split(":")[1] ?? "", 16)));
+  return new Set(
+    lines.filter((line) => line.split(" ")[1] === listening).map((line) => Number.parseInt(line.split(" ")[0]?.split(":")[1] ?? "", 16)),
+  );
 }
 
 /**
@@ -116,7 +125,11 @@ async function portCheck(env: CheckEnv, check: CheckOf<"port">): Promise<CheckOu
   const protocol = ("protocol" in spec && spec.protocol) || "tcp";
   const open = (await listeningPorts(env, protocol)).has(spec.port);
   const wantOpen = !("listening" in spec) || spec.listening !== false;
-  if (open !== wantOpen) return fail(`${protocol} port ${spec.port} ${wantOpen ? "listening" : "closed"}`, `${open ? "listening" : "nothing listening"} (listening: ${[...(await listeningPorts(env, protocol))].sort((a, b) => a - b).join(", ") || "none"})`);
+  if (open !== wantOpen)
+    return fail(
+      `${protocol} port ${spec.port} ${wantOpen ? "listening" : "closed"}`,
+      `${open ? "listening" : "nothing listening"} (listening: ${[...(await listeningPorts(env, protocol))].sort((a, b) => a - b).join(", ") || "none"})`,
+    );
   if (wantOpen && "from_host" in spec && spec.from_host) {
     const address = await env.machine.hostAddress?.(spec.port);
     if (!address) return fail(`port ${spec.port} reachable from the host`, "this driver does not publish ports to the host");
@@ -135,7 +148,8 @@ async function httpCheck(env: CheckEnv, check: CheckOf<"http">): Promise<CheckOu
   let body: string;
   if (from === "host") {
     const address = await env.machine.hostAddress?.(spec.port);
-    if (!address) return fail(`GET :${spec.port}${path} from the host`, "this driver does not publish ports to the host; use from: machine");
+    if (!address)
+      return fail(`GET :${spec.port}${path} from the host`, "this driver does not publish ports to the host; use from: machine");
     // Connect first: through a port proxy, a request to a port nobody listens on yet can hang instead of failing.
     const unreachable = await canConnect(address.host, address.port);
     if (unreachable) return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, unreachable);
@@ -145,26 +159,39 @@ async function httpCheck(env: CheckEnv, check: CheckOf<"http">): Promise<CheckOu
       status = response.status;
       body = await response.text();
     } catch (error) {
-      return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, `request failed: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
+      return fail(
+        `HTTP ${wantStatus} from :${spec.port}${path}`,
+        `request failed: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`,
+      );
     } finally {
       limit.clear();
     }
   } else {
     const output = await probe(env, HTTP_PROBE, `http://127.0.0.1:${spec.port}${path}`);
-    if (output.startsWith("KILN_NO_CLIENT")) return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, "no HTTP client in the image (curl, python3 or wget); use from: host");
+    if (output.startsWith("KILN_NO_CLIENT"))
+      return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, "no HTTP client in the image (curl, python3 or wget); use from: host");
     const marker = output.lastIndexOf("KILN_STATUS:");
     if (marker < 0) return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, "request failed (connection refused?)");
     status = Number(output.slice(marker + "KILN_STATUS:".length).trim()) || 0;
     body = output.slice(0, marker).replace(/\n$/, "");
   }
-  if (status !== wantStatus) return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, `HTTP ${status || "no response"}: ${excerpt(body, 3)}`);
+  if (status !== wantStatus)
+    return fail(`HTTP ${wantStatus} from :${spec.port}${path}`, `HTTP ${status || "no response"}: ${excerpt(body, 3)}`);
   return textProblem(body, "body", spec.body_contains, spec.body_matches) ?? pass;
 }
 
 async function processCheck(env: CheckEnv, name: string, wantRunning: boolean): Promise<CheckOutcome> {
   const found = (await probe(env, PROCESS_PROBE, name)).trim();
   if (Boolean(found) === wantRunning) return pass;
-  return fail(`process "${name}" ${wantRunning ? "running" : "not running"}`, found ? `running as pid ${found.split("\n").map((line) => line.split(" ")[0]).join(", ")}` : "not running");
+  return fail(
+    `process "${name}" ${wantRunning ? "running" : "not running"}`,
+    found
+      ? `running as pid ${found
+          .split("\n")
+          .map((line) => line.split(" ")[0])
+          .join(", ")}`
+      : "not running",
+  );
 }
 
 async function serviceCheck(env: CheckEnv, check: CheckOf<"service">): Promise<CheckOutcome> {
@@ -174,7 +201,10 @@ async function serviceCheck(env: CheckEnv, check: CheckOf<"service">): Promise<C
   if (manager === "systemd" || manager === "init") {
     const running = manager === "systemd" ? state === "active" : state === "0";
     if (running === wantRunning) return pass;
-    return fail(`service ${spec.name} ${wantRunning ? "active" : "inactive"} (${manager})`, manager === "systemd" ? state || "unknown" : `status exit code ${state}`);
+    return fail(
+      `service ${spec.name} ${wantRunning ? "active" : "inactive"} (${manager})`,
+      manager === "systemd" ? state || "unknown" : `status exit code ${state}`,
+    );
   }
   // No service manager runs in most containers: a service is then its process.
   return processCheck(env, spec.name, wantRunning);
@@ -187,8 +217,13 @@ async function packageCheck(env: CheckEnv, check: CheckOf<"package">): Promise<C
   const installed = state === "installed";
   const version = versionParts.join(" ");
   const wantInstalled = !("installed" in spec) || spec.installed !== false;
-  if (installed !== wantInstalled) return fail(`package ${spec.name} ${wantInstalled ? "installed" : "not installed"}`, installed ? `installed ${version}` : "not installed");
-  if (wantInstalled && "version" in spec && spec.version && !globMatch(spec.version, version)) return fail(`package ${spec.name} ${spec.version}`, `${spec.name} ${version}`);
+  if (installed !== wantInstalled)
+    return fail(
+      `package ${spec.name} ${wantInstalled ? "installed" : "not installed"}`,
+      installed ? `installed ${version}` : "not installed",
+    );
+  if (wantInstalled && "version" in spec && spec.version && !globMatch(spec.version, version))
+    return fail(`package ${spec.name} ${spec.version}`, `${spec.name} ${version}`);
   return pass;
 }
 
@@ -201,7 +236,11 @@ async function userCheck(env: CheckEnv, check: CheckOf<"user">): Promise<CheckOu
   if (exists !== wantExists) return fail(`user ${spec.name} ${wantExists ? "exists" : "absent"}`, exists ? entry : "no such user");
   if (!exists) return pass;
   const [, , uid, , , home, shell] = fields;
-  const groups = groupLine.replace(/^groups:\s*/, "").trim().split(/\s+/).filter(Boolean);
+  const groups = groupLine
+    .replace(/^groups:\s*/, "")
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
   if ("uid" in spec && spec.uid !== undefined && Number(uid) !== spec.uid) return fail(`uid ${spec.uid}`, `uid ${uid}`);
   if ("home" in spec && spec.home !== undefined && home !== spec.home) return fail(`home ${spec.home}`, `home ${home}`);
   if ("shell" in spec && spec.shell !== undefined && shell !== spec.shell) return fail(`shell ${spec.shell}`, `shell ${shell}`);
@@ -211,7 +250,12 @@ async function userCheck(env: CheckEnv, check: CheckOf<"user">): Promise<CheckOu
 }
 
 function globMatch(pattern: string, text: string): boolean {
-  const regex = new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  const regex = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
   return regex.test(text);
 }
 
@@ -222,7 +266,8 @@ const HANDLERS: { [K in CheckKind]: (env: CheckEnv, check: CheckOf<K>) => Promis
   file: fileCheck,
   port: portCheck,
   http: httpCheck,
-  process: (env, { process }) => (typeof process === "string" ? processCheck(env, process, true) : processCheck(env, process.name, process.running !== false)),
+  process: (env, { process }) =>
+    typeof process === "string" ? processCheck(env, process, true) : processCheck(env, process.name, process.running !== false),
   service: serviceCheck,
   package: packageCheck,
   user: userCheck,

@@ -37,7 +37,9 @@ export async function verifyExisting(options: VerifyExistingOptions): Promise<Ve
   const { project } = options;
   const { image, artifact } = await findTarget(project, options.target, options.signal);
   if (image.verify.length === 0) {
-    throw new KilnError("E_CONFIG", `image "${image.name}" has no verify block`, { hint: "add verify: { checks: [...] } to it in the bake file" });
+    throw new KilnError("E_CONFIG", `image "${image.name}" has no verify block`, {
+      hint: "add verify: { checks: [...] } to it in the bake file",
+    });
   }
   const runId = newRunId();
   const cleanup = new CleanupStack();
@@ -67,12 +69,17 @@ export async function verifyExisting(options: VerifyExistingOptions): Promise<Ve
   return { runId, image: image.name, artifact, results, ...(error ? { error } : {}) };
 }
 
-async function findTarget(project: Project, target: string, signal: AbortSignal | undefined): Promise<{ image: ImageSpec; artifact: Artifact }> {
+async function findTarget(
+  project: Project,
+  target: string,
+  signal: AbortSignal | undefined,
+): Promise<{ image: ImageSpec; artifact: Artifact }> {
   const call = fleetCall(project, signal);
   const named = project.images.find((image) => image.name === target);
   if (named) {
     const newest = await findLatest(project.name, named, call);
-    if (!newest) throw new KilnError("E_CONFIG", `no artefact of image "${target}" exists`, { hint: `bake it first: kiln build --only ${target}` });
+    if (!newest)
+      throw new KilnError("E_CONFIG", `no artefact of image "${target}" exists`, { hint: `bake it first: kiln build --only ${target}` });
     return { image: named, artifact: newest };
   }
   const artifact = await findByRef(project, target, call);
@@ -80,9 +87,13 @@ async function findTarget(project: Project, target: string, signal: AbortSignal 
     const imageName = artifact.labels[LABELS.image];
     const image = project.images.find((candidate) => candidate.name === imageName);
     if (!image) {
-      throw new KilnError("E_CONFIG", `artefact ${target} was baked from image "${imageName ?? "?"}", which this bake file does not define`, {
-        hint: "run kiln verify from the project that baked it",
-      });
+      throw new KilnError(
+        "E_CONFIG",
+        `artefact ${target} was baked from image "${imageName ?? "?"}", which this bake file does not define`,
+        {
+          hint: "run kiln verify from the project that baked it",
+        },
+      );
     }
     return { image, artifact };
   }
@@ -102,7 +113,9 @@ export async function readRuntimeFile(path: string): Promise<RuntimeDefinition> 
   const parsed = runtimeSchema.safeParse(data);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(top)"}: ${issue.message}`);
-    throw new KilnError("E_CONFIG", `runtime file ${path} is not valid:\n  ${problems.join("\n  ")}`, { hint: "it holds env, files, boot_script or user_data" });
+    throw new KilnError("E_CONFIG", `runtime file ${path} is not valid:\n  ${problems.join("\n  ")}`, {
+      hint: "it holds env, files, boot_script or user_data",
+    });
   }
   return parsed.data;
 }

@@ -1,5 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { checkKind, type Check, type CheckKind, type RuntimeDefinition, type VerifyDefinition, type VerifyScenario } from "../config/verify-schema.js";
+import {
+  checkKind,
+  type Check,
+  type CheckKind,
+  type RuntimeDefinition,
+  type VerifyDefinition,
+  type VerifyScenario,
+} from "../config/verify-schema.js";
 import { parseDuration } from "../duration.js";
 import { KilnError } from "../errors.js";
 import type { Machine, RuntimeInputs } from "../types.js";
@@ -44,7 +51,9 @@ export function runtimeInputs(runtime: RuntimeDefinition | undefined, checks: Ch
   });
   const files = Object.fromEntries(
     Object.entries(runtime?.files ?? {}).map(([path, file]) =>
-      typeof file === "string" ? [path, { content: file }] : [path, { content: file.content, ...(file.mode ? { mode: Number.parseInt(file.mode, 8) } : {}) }],
+      typeof file === "string"
+        ? [path, { content: file }]
+        : [path, { content: file.content, ...(file.mode ? { mode: Number.parseInt(file.mode, 8) } : {}) }],
     ),
   );
   return {
@@ -79,10 +88,12 @@ export async function runChecks(options: RunChecksOptions): Promise<CheckResult[
     let outcome: CheckOutcome;
     for (;;) {
       attempts += 1;
-      outcome = await runCheckOnce({ machine: options.machine, signal: options.signal, hostPorts: options.hostPorts }, kind, check).catch((error: unknown) => {
-        if (options.signal.aborted || (error instanceof KilnError && error.code === "E_LAUNCH")) throw error;
-        return { ok: false, expected: "the check to run", actual: (error as Error).message };
-      });
+      outcome = await runCheckOnce({ machine: options.machine, signal: options.signal, hostPorts: options.hostPorts }, kind, check).catch(
+        (error: unknown) => {
+          if (options.signal.aborted || (error instanceof KilnError && error.code === "E_LAUNCH")) throw error;
+          return { ok: false, expected: "the check to run", actual: (error as Error).message };
+        },
+      );
       if (outcome.ok || Date.now() - started + RETRY_EVERY_MS > within) break;
       await sleep(RETRY_EVERY_MS, undefined, { signal: options.signal });
     }

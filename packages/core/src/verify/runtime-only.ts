@@ -47,20 +47,30 @@ export async function checkRuntimeOnly(
 ): Promise<RuntimeOnlyReport> {
   const problems: string[] = [];
   const sh = (script: string, args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) =>
-    machine.exec(["/bin/sh", "-c", script, "kiln-runtime-only", ...args], { signal, user: "root", ...options }).then((result) => result.stdout.trim().split("\n").filter(Boolean));
+    machine
+      .exec(["/bin/sh", "-c", script, "kiln-runtime-only", ...args], { signal, user: "root", ...options })
+      .then((result) => result.stdout.trim().split("\n").filter(Boolean));
 
   if (spec.paths.length > 0) {
     for (const path of await sh(EXISTING, spec.paths)) problems.push(`${path} exists in the image, but is runtime-only: supply it at boot`);
   }
 
-  const watched = Object.entries(variables).filter(([name, variable]) => (variable.sensitive || spec.variables.includes(name)) && variable.value.length > 0);
+  const watched = Object.entries(variables).filter(
+    ([name, variable]) => (variable.sensitive || spec.variables.includes(name)) && variable.value.length > 0,
+  );
   // A multi-line secret (a PEM key) is found by any of its lines; short lines would match by accident.
   const needles = watched.flatMap(([name, variable]) =>
-    variable.value.split("\n").filter((line) => line.trim().length >= 8 || line === variable.value).map((line) => ({ name, line })),
+    variable.value
+      .split("\n")
+      .filter((line) => line.trim().length >= 8 || line === variable.value)
+      .map((line) => ({ name, line })),
   );
   const recent = await sh(RECENT, [String(minutesSinceLaunch + 1), ...spec.scan]);
   if (needles.length > 0 && recent.length > 0) {
-    const hits = await sh(SCAN, [], { env: { KILN_SECRETS: needles.map((needle) => needle.line).join("\n") }, stdin: `${recent.join("\n")}\n` });
+    const hits = await sh(SCAN, [], {
+      env: { KILN_SECRETS: needles.map((needle) => needle.line).join("\n") },
+      stdin: `${recent.join("\n")}\n`,
+    });
     const seen = new Set<string>();
     for (const hit of hits) {
       const [file, index] = hit.split("\t");
@@ -71,7 +81,10 @@ export async function checkRuntimeOnly(
     }
   }
 
-  const perInstance = await sh(RECENT, [String(minutesSinceLaunch + 1), ...PER_INSTANCE.map((path) => path.replace(/\/[^/]*\*[^/]*$/, ""))]);
+  const perInstance = await sh(RECENT, [
+    String(minutesSinceLaunch + 1),
+    ...PER_INSTANCE.map((path) => path.replace(/\/[^/]*\*[^/]*$/, "")),
+  ]);
   const warnings = perInstance
     .filter((file) => PER_INSTANCE.some((pattern) => new RegExp(`^${pattern.replace(/\*/g, "[^/]*")}(/|$)`).test(file)))
     .map((file) => `provisioning wrote ${file}: per-instance state, shared by every machine started from this image`);
@@ -79,10 +92,16 @@ export async function checkRuntimeOnly(
 }
 
 /** The list form (`["/etc/app.env", "db_password"]`) or the object form, with defaults. */
-export function normalizeRuntimeOnly(value: string[] | { paths?: string[] | undefined; variables?: string[] | undefined; scan?: string[] | undefined } | undefined): RuntimeOnly | undefined {
+export function normalizeRuntimeOnly(
+  value: string[] | { paths?: string[] | undefined; variables?: string[] | undefined; scan?: string[] | undefined } | undefined,
+): RuntimeOnly | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value)) {
-    return { paths: value.filter((item) => item.startsWith("/")), variables: value.filter((item) => !item.startsWith("/")), scan: DEFAULT_SCAN_DIRS };
+    return {
+      paths: value.filter((item) => item.startsWith("/")),
+      variables: value.filter((item) => !item.startsWith("/")),
+      scan: DEFAULT_SCAN_DIRS,
+    };
   }
   return { paths: value.paths ?? [], variables: value.variables ?? [], scan: value.scan ?? DEFAULT_SCAN_DIRS };
 }

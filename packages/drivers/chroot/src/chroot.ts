@@ -32,7 +32,12 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
   const store = artifactStore({ dir: join(init.stateDir, "artifacts"), driver: "chroot" });
 
   /** Unpacks `tarball` into a new machine directory, registered for removal before anything exists. */
-  async function start(ctx: BakeContext, tarball: string, role: "build" | "verify", setup: Partial<ConstructorParameters<typeof ChrootMachine>[0]> = {}) {
+  async function start(
+    ctx: BakeContext,
+    tarball: string,
+    role: "build" | "verify",
+    setup: Partial<ConstructorParameters<typeof ChrootMachine>[0]> = {},
+  ) {
     const name = `kiln-${ctx.runId}-${ctx.image.replace(/[^A-Za-z0-9_.-]/g, "-")}-${role}-${randomBytes(2).toString("hex")}`;
     const machine = new ChrootMachine({ name, dir: join(MACHINES_DIR, name), ...setup });
     ctx.defer(() => machine[Symbol.asyncDispose](), {
@@ -54,7 +59,11 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
 
     async preflight(opts) {
       const problems: PreflightProblem[] = [];
-      if (process.getuid?.() !== 0) problems.push({ message: "the chroot driver needs root (it mounts /proc and enters the tree with chroot)", hint: "run kiln as root" });
+      if (process.getuid?.() !== 0)
+        problems.push({
+          message: "the chroot driver needs root (it mounts /proc and enters the tree with chroot)",
+          hint: "run kiln as root",
+        });
       const tools = [
         { command: "chroot", install: "apt-get install -y coreutils" },
         { command: "tar", install: "apt-get install -y tar" },
@@ -62,7 +71,8 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
       ];
       const recipe = opts.source && "debootstrap" in opts.source ? opts.source.debootstrap : undefined;
       // debootstrap is only needed when the tree is not built yet; finding out reads the host's apt sources, nothing more.
-      if (recipe && !(await findRootfs(recipe).catch(() => undefined))) tools.push({ command: "debootstrap", install: "apt-get install -y debootstrap" });
+      if (recipe && !(await findRootfs(recipe).catch(() => undefined)))
+        tools.push({ command: "debootstrap", install: "apt-get install -y debootstrap" });
       problems.push(...(await missingTools(tools)));
       return problems;
     },
@@ -71,14 +81,28 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
       if (ctx.parent) {
         const parent = ctx.parent.files?.[0] ? ctx.parent : await store.get(ctx.parent.id);
         const file = parent?.files?.[0];
-        if (!file) throw new KilnError("E_SOURCE", `artefact ${ctx.parent.id} of "${ctx.parent.image}" is not in the chroot store ${store.dir}`);
-        return { id: ctx.parent.id, digest: file.sha256, description: `${ctx.parent.image} (${ctx.parent.id})`, details: { tarball: file.path } };
+        if (!file)
+          throw new KilnError("E_SOURCE", `artefact ${ctx.parent.id} of "${ctx.parent.image}" is not in the chroot store ${store.dir}`);
+        return {
+          id: ctx.parent.id,
+          digest: file.sha256,
+          description: `${ctx.parent.image} (${ctx.parent.id})`,
+          details: { tarball: file.path },
+        };
       }
       const source = opts.source;
-      if (!source) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: { debootstrap: { suite: bookworm } } or from:" });
+      if (!source)
+        throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, {
+          hint: "set source: { debootstrap: { suite: bookworm } } or from:",
+        });
       if ("tarball" in source) {
         const tarball = resolve(ctx.cwd, source.tarball);
-        return { id: `tarball:${tarball}`, digest: await sha256Of(tarball, source.tarball), description: source.tarball, details: { tarball } };
+        return {
+          id: `tarball:${tarball}`,
+          digest: await sha256Of(tarball, source.tarball),
+          description: source.tarball,
+          details: { tarball },
+        };
       }
       const recipe = await resolveRecipe(source.debootstrap);
       const found = await findRootfs(recipe);
@@ -96,14 +120,23 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     launch: (ctx, source) => start(ctx, tarballOf(source), "build"),
 
     async capture(ctx, machine, target) {
-      if (!(machine instanceof ChrootMachine)) throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the chroot driver`);
+      if (!(machine instanceof ChrootMachine))
+        throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the chroot driver`);
       await machine.restoreResolvConf();
       const work = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-capture-`));
       try {
         // --one-file-system leaves out what is mounted inside (/proc, /sys): only the tree itself is the image.
         await run("tar", ["--numeric-owner", "--one-file-system", "-C", machine.root, "-cf", join(work, "rootfs.tar"), "."]);
-        const artifact = await store.add({ image: ctx.image, labels: target.labels, files: [{ from: join(work, "rootfs.tar"), format: "tar" }] });
-        ctx.defer(() => store.remove(artifact.id), { when: "failure", resource: `chroot artefact ${artifact.id}`, manualCommand: `rm -rf ${join(store.dir, artifact.id)}` });
+        const artifact = await store.add({
+          image: ctx.image,
+          labels: target.labels,
+          files: [{ from: join(work, "rootfs.tar"), format: "tar" }],
+        });
+        ctx.defer(() => store.remove(artifact.id), {
+          when: "failure",
+          resource: `chroot artefact ${artifact.id}`,
+          manualCommand: `rm -rf ${join(store.dir, artifact.id)}`,
+        });
         return artifact;
       } finally {
         await rm(work, { recursive: true, force: true });
@@ -114,11 +147,13 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
       const tarball = (artifact.files?.[0] ? artifact : await store.get(artifact.id))?.files?.[0]?.path;
       if (!tarball) throw new KilnError("E_LAUNCH", `artefact ${artifact.id} is not in the chroot store ${store.dir}`);
       const machine = await start(ctx, tarball, "verify", { env: runtime.env ?? {}, ports: runtime.ports ?? [] });
-      for (const [path, file] of Object.entries(runtime.files ?? {})) await machine.upload(Readable.from([Buffer.from(file.content)]), path, { mode: file.mode ?? 0o644 });
+      for (const [path, file] of Object.entries(runtime.files ?? {}))
+        await machine.upload(Readable.from([Buffer.from(file.content)]), path, { mode: file.mode ?? 0o644 });
       if (runtime.bootScript) {
         // As an init would run it at boot, with the runtime environment; services it starts keep running until disposal.
         const booted = await machine.exec(["/bin/sh", "-c", runtime.bootScript], { signal: ctx.signal });
-        if (booted.exitCode !== 0) throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
+        if (booted.exitCode !== 0)
+          throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
       }
       return machine;
     },
@@ -140,10 +175,11 @@ async function sha256Of(path: string, shownAs: string): Promise<string> {
   try {
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   } catch (error) {
-    throw new KilnError("E_SOURCE", `cannot read the source tarball ${shownAs}: ${(error as Error).message}`, { hint: "tarballs are relative to the bake file's directory" });
+    throw new KilnError("E_SOURCE", `cannot read the source tarball ${shownAs}: ${(error as Error).message}`, {
+      hint: "tarballs are relative to the bake file's directory",
+    });
   }
   return `sha256:${hash.digest("hex")}`;
 }
-
 
 export default chroot;

@@ -87,8 +87,12 @@ export class ChrootMachine implements Machine {
         killGroup(child);
         reject(reason);
       };
-      const timer = options.timeout === undefined ? undefined : setTimeout(() => stop(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
-      const onAbort = () => stop(options.signal?.reason instanceof Error ? options.signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
+      const timer =
+        options.timeout === undefined
+          ? undefined
+          : setTimeout(() => stop(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
+      const onAbort = () =>
+        stop(options.signal?.reason instanceof Error ? options.signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
       if (options.signal?.aborted) onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
       child.on("error", reject);
@@ -106,7 +110,11 @@ export class ChrootMachine implements Machine {
     if (!info.isDirectory()) return this.write(to, createReadStream(from), options.mode ?? info.mode & 0o7777);
     // Owned by root inside, as a container's upload would be.
     const archive = tarFs.pack(from, { map: (header) => ({ ...header, uid: 0, gid: 0 }) });
-    await this.check(["/bin/sh", "-c", 'mkdir -p "$1" && exec tar -C "$1" -xf -', "sh", to], `upload ${from} to ${to}`, archive as unknown as Readable);
+    await this.check(
+      ["/bin/sh", "-c", 'mkdir -p "$1" && exec tar -C "$1" -xf -', "sh", to],
+      `upload ${from} to ${to}`,
+      archive as unknown as Readable,
+    );
   }
 
   async download(from: string, to: string): Promise<void> {
@@ -117,7 +125,8 @@ export class ChrootMachine implements Machine {
     const exited = new Promise<number | null>((resolve) => archive.on("close", resolve));
     await extractDownload(archive.stdout as Readable, from, to, isDirectory);
     const code = await exited;
-    if (code !== 0) throw new KilnError("E_PROVISION", `cannot download ${from} from ${this.id}: ${stderr.trim() || `tar exited with ${code}`}`);
+    if (code !== 0)
+      throw new KilnError("E_PROVISION", `cannot download ${from} from ${this.id}: ${stderr.trim() || `tar exited with ${code}`}`);
   }
 
   /**
@@ -136,7 +145,8 @@ export class ChrootMachine implements Machine {
     await killProcessesIn(this.root);
     for (const target of await mountsBelow(this.dir)) await run("umount", [target]).catch(() => run("umount", ["-l", target]));
     const left = await mountsBelow(this.dir);
-    if (left.length > 0) throw new KilnError("E_CLEANUP", `cannot unmount ${left.join(", ")}`, { hint: `umount -l ${left.join(" ")}; rm -rf ${this.dir}` });
+    if (left.length > 0)
+      throw new KilnError("E_CLEANUP", `cannot unmount ${left.join(", ")}`, { hint: `umount -l ${left.join(" ")}; rm -rf ${this.dir}` });
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -168,7 +178,8 @@ export class ChrootMachine implements Machine {
 
   private async check(argv: string[], what: string, stdin?: Buffer | Readable): Promise<void> {
     const result = await this.exec(argv, { user: "root", ...(stdin === undefined ? {} : { stdin }) });
-    if (result.exitCode !== 0) throw new KilnError("E_PROVISION", `cannot ${what} in ${this.id}: ${result.stderr.trim() || `exit code ${result.exitCode}`}`);
+    if (result.exitCode !== 0)
+      throw new KilnError("E_PROVISION", `cannot ${what} in ${this.id}: ${result.stderr.trim() || `exit code ${result.exitCode}`}`);
   }
 }
 
@@ -179,7 +190,11 @@ export function run(command: string, args: string[]): Promise<void> {
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new KilnError("E_LAUNCH", `${command} ${args.join(" ")} failed: ${stderr.trim() || `exit code ${code}`}`))));
+    child.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(new KilnError("E_LAUNCH", `${command} ${args.join(" ")} failed: ${stderr.trim() || `exit code ${code}`}`)),
+    );
   });
 }
 
@@ -221,4 +236,3 @@ async function killProcessesIn(root: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
-

@@ -27,7 +27,11 @@ async function launched(test: ReturnType<typeof createTestContext>) {
 }
 
 const hostProcesses = (prefix: string) =>
-  execFileSync("/bin/sh", ["-c", `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^${prefix}' || true`], { encoding: "utf8" }).trim();
+  execFileSync(
+    "/bin/sh",
+    ["-c", `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^${prefix}' || true`],
+    { encoding: "utf8" },
+  ).trim();
 
 describe("chroot driver", () => {
   it("keeps an upload through a symlink of the image inside the tree, never on the host", async () => {
@@ -58,7 +62,8 @@ describe("chroot driver", () => {
       await machine[Symbol.asyncDispose]();
       return artifact;
     };
-    const resolvConfOf = (artifact: { files?: { path: string }[] }) => execFileSync("tar", ["-xOf", artifact.files?.[0]?.path as string, "./etc/resolv.conf"], { encoding: "utf8" });
+    const resolvConfOf = (artifact: { files?: { path: string }[] }) =>
+      execFileSync("tar", ["-xOf", artifact.files?.[0]?.path as string, "./etc/resolv.conf"], { encoding: "utf8" });
     // An image whose resolver a provisioner set: that file is the image's and is kept.
     const parentMachine = await launched(test);
     await parentMachine.exec("echo 'nameserver 192.0.2.53 # the image s own' > /etc/resolv.conf");

@@ -3,7 +3,16 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import { KilnError } from "@kiln/core";
 import { withFileLock } from "@kiln/core/kit";
-import { buildRootfs, type BuildIo, DEBOOTSTRAP_LABEL_PREFIX, defaultCacheDir, type DebootstrapRecipe, type ResolvedRecipe, resolveRecipe, rootfsLabels } from "@kiln/debootstrap";
+import {
+  buildRootfs,
+  type BuildIo,
+  DEBOOTSTRAP_LABEL_PREFIX,
+  defaultCacheDir,
+  type DebootstrapRecipe,
+  type ResolvedRecipe,
+  resolveRecipe,
+  rootfsLabels,
+} from "@kiln/debootstrap";
 
 /** A Debian root file system built with `@kiln/debootstrap` and imported as a Docker image. */
 export type DebootstrapSource = DebootstrapRecipe;
@@ -57,7 +66,12 @@ async function findImage(docker: Docker, tag: string): Promise<DebootstrapImage 
   try {
     const info = await docker.getImage(tag).inspect();
     const labels = info.Config?.Labels ?? {};
-    return { id: info.Id, tag, mirror: labels[`${DEBOOTSTRAP_LABEL_PREFIX}.mirror`] ?? "", created: labels[`${DEBOOTSTRAP_LABEL_PREFIX}.created`] ?? info.Created };
+    return {
+      id: info.Id,
+      tag,
+      mirror: labels[`${DEBOOTSTRAP_LABEL_PREFIX}.mirror`] ?? "",
+      created: labels[`${DEBOOTSTRAP_LABEL_PREFIX}.created`] ?? info.Created,
+    };
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;

@@ -43,7 +43,11 @@ export const docker = defineDriver<DockerOptions>(() => {
           Image: source.id,
           Entrypoint: opts.run_command ?? KEEP_ALIVE,
           Labels: { ...ctx.resourceLabels },
-          HostConfig: { Privileged: opts.privileged ?? false, Binds: Object.entries(opts.volumes ?? {}).map(([host, inside]) => `${host}:${inside}`), Init: false },
+          HostConfig: {
+            Privileged: opts.privileged ?? false,
+            Binds: Object.entries(opts.volumes ?? {}).map(([host, inside]) => `${host}:${inside}`),
+            Init: false,
+          },
         },
       } as Docker.ContainerCreateOptions);
       await startContainer(container, "build");
@@ -52,7 +56,10 @@ export const docker = defineDriver<DockerOptions>(() => {
 
     async capture(ctx, machine, target, opts) {
       const api = await engine();
-      const sourceImage = machine instanceof DockerMachine && machine.sourceImage ? machine.sourceImage : (await api.getContainer(machine.id).inspect()).Image;
+      const sourceImage =
+        machine instanceof DockerMachine && machine.sourceImage
+          ? machine.sourceImage
+          : (await api.getContainer(machine.id).inspect()).Image;
       const base = (await api.getImage(sourceImage).inspect()).Config;
       // Start from the source image's config, not the container's: the keep-alive entrypoint must not end up in the image.
       const config = {
@@ -70,10 +77,19 @@ export const docker = defineDriver<DockerOptions>(() => {
       if (opts.changes && !Array.isArray(opts.changes)) applyChanges(config, opts.changes);
       config.Labels = { ...config.Labels, ...target.labels };
       const result = (await api.getContainer(machine.id).commit({
-        _query: { container: machine.id, pause: true, comment: `kiln bake of ${ctx.image}`, ...(dockerfileChanges.length ? { changes: dockerfileChanges } : {}) },
+        _query: {
+          container: machine.id,
+          pause: true,
+          comment: `kiln bake of ${ctx.image}`,
+          ...(dockerfileChanges.length ? { changes: dockerfileChanges } : {}),
+        },
         _body: config,
       })) as { Id: string };
-      ctx.defer(() => removeImage(api, result.Id), { when: "failure", resource: `image ${shortId(result.Id)}`, manualCommand: `docker rmi -f ${result.Id}` });
+      ctx.defer(() => removeImage(api, result.Id), {
+        when: "failure",
+        resource: `image ${shortId(result.Id)}`,
+        manualCommand: `docker rmi -f ${result.Id}`,
+      });
       return { id: result.Id, driver: "docker", image: ctx.image, tags: [], labels: config.Labels, created: new Date().toISOString() };
     },
 
@@ -109,7 +125,10 @@ export const docker = defineDriver<DockerOptions>(() => {
       const api = await engine();
       const wanted = Object.entries(query.labels ?? {});
       if (query.ref !== undefined) {
-        const info = await api.getImage(query.ref).inspect().catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
+        const info = await api
+          .getImage(query.ref)
+          .inspect()
+          .catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
         if (!info) return [];
         const labels = info.Config?.Labels ?? {};
         const matches = wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
@@ -140,7 +159,12 @@ async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions): Prom
       throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} base is not built yet`);
     }
     const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
-    return { id: built.id, digest: built.id, description: describeRecipe(recipe), details: { mirror: built.mirror, built: built.created, tag: built.tag } };
+    return {
+      id: built.id,
+      digest: built.id,
+      description: describeRecipe(recipe),
+      details: { mirror: built.mirror, built: built.created, tag: built.tag },
+    };
   }
   return resolveImageRef(api, ctx, source, opts.pull ?? "missing");
 }
@@ -151,7 +175,9 @@ async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string,
   if (!info) {
     if (ctx.planning) throw new KilnError("E_SOURCE", `image "${reference}" would have to be pulled`);
     if (pull === "never") {
-      throw new KilnError("E_SOURCE", `image "${reference}" is not present and pull is "never"`, { hint: `docker load or build it first, or set pull: missing` });
+      throw new KilnError("E_SOURCE", `image "${reference}" is not present and pull is "never"`, {
+        hint: `docker load or build it first, or set pull: missing`,
+      });
     }
     await pullImage(api, ctx, reference);
     info = await inspect();
@@ -178,7 +204,16 @@ async function pullImage(api: Docker, ctx: BakeContext, reference: string): Prom
   }
 }
 
-type ImageConfig = { Entrypoint: string[]; Cmd: string[]; Env: string[]; WorkingDir: string; User: string; ExposedPorts: Record<string, object>; Labels: Record<string, string>; StopSignal: string | undefined };
+type ImageConfig = {
+  Entrypoint: string[];
+  Cmd: string[];
+  Env: string[];
+  WorkingDir: string;
+  User: string;
+  ExposedPorts: Record<string, object>;
+  Labels: Record<string, string>;
+  StopSignal: string | undefined;
+};
 
 function applyChanges(config: ImageConfig, changes: DockerChanges): void {
   const argv = (value: string | string[]) => (typeof value === "string" ? ["/bin/sh", "-c", value] : value);

@@ -51,5 +51,8 @@ export async function engineEndpoint(api: Docker): Promise<Pick<DockerConnection
   if (modem.protocol === "ssh") return { host: process.env.DOCKER_HOST ?? `ssh://${modem.host}` };
   const host = `tcp://${modem.host}:${modem.port}`;
   if (modem.protocol !== "https") return { host };
-  return { host, tls: { certPath: process.env.DOCKER_CERT_PATH ?? join(homedir(), ".docker"), verify: process.env.DOCKER_TLS_VERIFY === "1" } };
+  return {
+    host,
+    tls: { certPath: process.env.DOCKER_CERT_PATH ?? join(homedir(), ".docker"), verify: process.env.DOCKER_TLS_VERIFY === "1" },
+  };
 }

@@ -50,15 +50,17 @@ export class DockerMachine implements Machine {
 
   async exec(cmd: string | string[], options: ExecOptions = {}): Promise<ExecResult> {
     const user = options.user ?? this.defaultUser;
-    const exec = await this.container.exec({
-      Cmd: typeof cmd === "string" ? ["/bin/sh", "-c", cmd] : cmd,
-      AttachStdout: true,
-      AttachStderr: true,
-      AttachStdin: options.stdin !== undefined,
-      Env: Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
-      ...(user ? { User: user } : {}),
-      ...(options.cwd ? { WorkingDir: options.cwd } : {}),
-    }).catch((error: unknown) => this.explainNotRunning(error));
+    const exec = await this.container
+      .exec({
+        Cmd: typeof cmd === "string" ? ["/bin/sh", "-c", cmd] : cmd,
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: options.stdin !== undefined,
+        Env: Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
+        ...(user ? { User: user } : {}),
+        ...(options.cwd ? { WorkingDir: options.cwd } : {}),
+      })
+      .catch((error: unknown) => this.explainNotRunning(error));
     const stream = await exec.start({ hijack: options.stdin !== undefined, stdin: options.stdin !== undefined });
     const output = { stdout: "", stderr: "" };
     const sink = (name: "stdout" | "stderr") => {
@@ -89,12 +91,22 @@ export class DockerMachine implements Machine {
   }
 
   private async notRunning(cause?: unknown): Promise<KilnError> {
-    const state = await this.container.inspect().then((info) => info.State, () => undefined);
-    const logs = await this.container.logs({ stdout: true, stderr: true, tail: 5 }).then((buffer) => demuxedText(buffer), () => "");
-    return new KilnError("E_LAUNCH", `container ${this.id.slice(0, 12)} is not running: its command exited with code ${state?.ExitCode ?? "?"}${logs ? `; last output:\n${logs}` : ""}`, {
-      hint: "a verify machine runs the image's own command, which must keep running (a service); one-shot images need a long-running cmd to be verified",
-      ...(cause ? { cause } : {}),
-    });
+    const state = await this.container.inspect().then(
+      (info) => info.State,
+      () => undefined,
+    );
+    const logs = await this.container.logs({ stdout: true, stderr: true, tail: 5 }).then(
+      (buffer) => demuxedText(buffer),
+      () => "",
+    );
+    return new KilnError(
+      "E_LAUNCH",
+      `container ${this.id.slice(0, 12)} is not running: its command exited with code ${state?.ExitCode ?? "?"}${logs ? `; last output:\n${logs}` : ""}`,
+      {
+        hint: "a verify machine runs the image's own command, which must keep running (a service); one-shot images need a long-running cmd to be verified",
+        ...(cause ? { cause } : {}),
+      },
+    );
   }
 
   /** Waits for the command; on timeout or abort, kills it (best effort) and rejects. */
@@ -102,18 +114,22 @@ export class DockerMachine implements Machine {
     const stops: Promise<never>[] = [];
     let timer: NodeJS.Timeout | undefined;
     if (options.timeout !== undefined) {
-      stops.push(new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
-      }));
+      stops.push(
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new KilnError("E_TIMEOUT", `command timed out after ${options.timeout}ms`)), options.timeout);
+        }),
+      );
     }
     const signal = options.signal;
     let onAbort: (() => void) | undefined;
     if (signal) {
-      stops.push(new Promise((_, reject) => {
-        onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      }));
+      stops.push(
+        new Promise((_, reject) => {
+          onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new KilnError("E_INTERRUPTED", "command aborted"));
+          if (signal.aborted) onAbort();
+          else signal.addEventListener("abort", onAbort, { once: true });
+        }),
+      );
     }
     try {
       await Promise.race([finished, ...stops]);

@@ -9,7 +9,10 @@ const changesSchema = z.strictObject({
   entrypoint: stringOrList.optional().describe("ENTRYPOINT of the image."),
   env: z.record(z.string(), z.string()).optional().describe("ENV entries added to the image."),
   workdir: z.string().optional().describe("WORKDIR of the image."),
-  expose: z.array(z.union([z.string(), z.number().int()])).optional().describe('EXPOSE entries, e.g. [8080, "53/udp"].'),
+  expose: z
+    .array(z.union([z.string(), z.number().int()]))
+    .optional()
+    .describe('EXPOSE entries, e.g. [8080, "53/udp"].'),
   user: z.string().optional().describe("USER the image runs as."),
   labels: z.record(z.string(), z.string()).optional().describe("LABELs added to the image."),
   stop_signal: z.string().optional().describe('STOPSIGNAL, e.g. "SIGTERM".'),
@@ -39,7 +42,9 @@ export const dockerOptionsSchema = z.strictObject({
   changes: z
     .union([changesSchema, z.array(z.string())])
     .optional()
-    .describe('Image config set at commit: { cmd, entrypoint, env, workdir, expose, user, labels } or Dockerfile lines like Packer ("EXPOSE 80").'),
+    .describe(
+      'Image config set at commit: { cmd, entrypoint, env, workdir, expose, user, labels } or Dockerfile lines like Packer ("EXPOSE 80").',
+    ),
 });
 
 export type DockerOptions = z.infer<typeof dockerOptionsSchema>;

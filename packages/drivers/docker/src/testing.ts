@@ -16,7 +16,13 @@ export const FIXTURE_IMAGE = "kiln-fixture/debian:bookworm";
 export async function ensureFixtureImage(): Promise<string> {
   const docker = await connect();
   await ensureEngine(docker);
-  const exists = await docker.getImage(FIXTURE_IMAGE).inspect().then(() => true, () => false);
+  const exists = await docker
+    .getImage(FIXTURE_IMAGE)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
   if (exists) return FIXTURE_IMAGE;
   try {
     const built = await debootstrapImage(docker, { suite: "bookworm", variant: "minbase", include: ["python3"] });
@@ -24,7 +30,9 @@ export async function ensureFixtureImage(): Promise<string> {
     await docker.getImage(built.id).tag({ repo, tag });
   } catch (error) {
     if (error instanceof KilnError && error.code === "E_MISSING_TOOL") {
-      throw new KilnError("E_MISSING_TOOL", `cannot build the test fixture image ${FIXTURE_IMAGE}: ${error.message}`, { hint: error.hint ?? "apt-get install -y debootstrap" });
+      throw new KilnError("E_MISSING_TOOL", `cannot build the test fixture image ${FIXTURE_IMAGE}: ${error.message}`, {
+        hint: error.hint ?? "apt-get install -y debootstrap",
+      });
     }
     throw error;
   }
@@ -45,13 +53,20 @@ export async function removeDockerResources(runId: string): Promise<void> {
   const docker = await connect();
   const filter = { label: [`${LABELS.build}=${runId}`] };
   for (const container of await docker.listContainers({ all: true, filters: filter })) {
-    await docker.getContainer(container.Id).remove({ force: true, v: true }).catch(() => {});
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true, v: true })
+      .catch(() => {});
   }
   // A parent image cannot go while a child built on it exists: remove in passes until nothing is left or nothing moves.
   for (let pass = 0; pass < 5; pass++) {
     const images = await docker.listImages({ all: true, filters: filter });
     if (images.length === 0) break;
-    for (const image of images) await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
+    for (const image of images)
+      await docker
+        .getImage(image.Id)
+        .remove({ force: true })
+        .catch(() => {});
   }
 }
 

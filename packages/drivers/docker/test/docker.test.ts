@@ -47,7 +47,11 @@ describe("docker driver: sources", () => {
     expect(source.description).toBe("debootstrap bookworm/minbase");
     expect(source.details?.mirror).toBe(mirror);
     const labels = (await api.getImage(source.id).inspect()).Config?.Labels;
-    expect(labels).toMatchObject({ "dev.kiln.debootstrap.suite": "bookworm", "dev.kiln.debootstrap.mirror": mirror, "dev.kiln.debootstrap.include": "python3" });
+    expect(labels).toMatchObject({
+      "dev.kiln.debootstrap.suite": "bookworm",
+      "dev.kiln.debootstrap.mirror": mirror,
+      "dev.kiln.debootstrap.include": "python3",
+    });
     const again = await driver.resolveSource(test.ctx, { source: recipe });
     expect(again.id).toBe(source.id);
     await using machine = await driver.launch(test.ctx, source, {});
@@ -81,7 +85,9 @@ describe("docker driver: sources", () => {
     process.env.DOCKER_HOST = "unix:///nonexistent/docker.sock";
     try {
       await using test = createTestContext();
-      const error = await docker(testPluginInit("driver", "docker")).resolveSource(test.ctx, { source: FIXTURE_IMAGE }).catch((thrown: unknown) => thrown);
+      const error = await docker(testPluginInit("driver", "docker"))
+        .resolveSource(test.ctx, { source: FIXTURE_IMAGE })
+        .catch((thrown: unknown) => thrown);
       expect((error as KilnError).code).toBe("E_MISSING_TOOL");
       expect((error as KilnError).hint).toMatch(/apt-get install -y docker.io/);
     } finally {
@@ -101,7 +107,8 @@ describe("docker driver: build container options", () => {
 
   it("runs privileged only when asked (or reports that the engine refuses it)", async () => {
     const runs: string[] = [];
-    const caps = (options: DockerOptions) => withMachine(options, async (m) => (await m.exec("grep CapEff /proc/self/status")).stdout.trim(), runs);
+    const caps = (options: DockerOptions) =>
+      withMachine(options, async (m) => (await m.exec("grep CapEff /proc/self/status")).stdout.trim(), runs);
     expect(await caps({ source: FIXTURE_IMAGE })).not.toMatch(/CapEff:\s+0000003f?f{8,}/);
     const privileged = await caps({ source: FIXTURE_IMAGE, privileged: true }).catch((error: unknown) => error);
     // Sandboxed engines (like this project's CI) cannot grant every capability; the refusal must be a clear launch error.
@@ -167,7 +174,15 @@ describe("docker driver: capture", () => {
   it("applies structured image config changes", async () => {
     const image = await capture({
       source: FIXTURE_IMAGE,
-      changes: { cmd: ["python3", "-m", "http.server", "8080"], env: { APP_MODE: "prod" }, workdir: "/srv", expose: [8080, "53/udp"], user: "nobody", labels: { team: "web" }, stop_signal: "SIGINT" },
+      changes: {
+        cmd: ["python3", "-m", "http.server", "8080"],
+        env: { APP_MODE: "prod" },
+        workdir: "/srv",
+        expose: [8080, "53/udp"],
+        user: "nobody",
+        labels: { team: "web" },
+        stop_signal: "SIGINT",
+      },
     });
     expect(image.Config.Cmd).toEqual(["python3", "-m", "http.server", "8080"]);
     expect(image.Config.Env).toContain("APP_MODE=prod");
@@ -178,14 +193,20 @@ describe("docker driver: capture", () => {
   });
 
   it("applies Dockerfile-style changes like Packer", async () => {
-    const image = await capture({ source: FIXTURE_IMAGE, changes: ["ENV GREETING=hello", 'CMD ["cat", "/srv/index.html"]', "EXPOSE 9000"] });
+    const image = await capture({
+      source: FIXTURE_IMAGE,
+      changes: ["ENV GREETING=hello", 'CMD ["cat", "/srv/index.html"]', "EXPOSE 9000"],
+    });
     expect(image.Config.Env).toContain("GREETING=hello");
     expect(image.Config.Cmd).toEqual(["cat", "/srv/index.html"]);
     expect(image.Config.ExposedPorts).toHaveProperty(["9000/tcp"]);
   });
 
   it("verify machines start the image's own command with runtime env", async () => {
-    const options: DockerOptions = { source: FIXTURE_IMAGE, changes: { cmd: "echo started with $MODE > /tmp/boot.log; exec sleep infinity" } };
+    const options: DockerOptions = {
+      source: FIXTURE_IMAGE,
+      changes: { cmd: "echo started with $MODE > /tmp/boot.log; exec sleep infinity" },
+    };
     const artifact = await withMachine(options, (machine, t) => driver.capture(t.ctx, machine, { labels: {}, tags: [] }, options));
     artifacts.push(artifact);
     await using test = createTestContext();

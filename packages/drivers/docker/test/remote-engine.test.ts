@@ -22,11 +22,24 @@ async function startSecondEngine(): Promise<{ host: string; api: Docker; stop: (
   await run("ip", ["link", "add", bridge, "type", "bridge"]);
   await run("ip", ["addr", "add", "192.0.2.1/24", "dev", bridge]);
   await run("ip", ["link", "set", bridge, "up"]);
-  const args = [`--host=unix://${socket}`, `--data-root=${join(dir, "data")}`, `--exec-root=${join(dir, "exec")}`, `--pidfile=${join(dir, "docker.pid")}`];
+  const args = [
+    `--host=unix://${socket}`,
+    `--data-root=${join(dir, "data")}`,
+    `--exec-root=${join(dir, "exec")}`,
+    `--pidfile=${join(dir, "docker.pid")}`,
+  ];
   const daemon = spawn("dockerd", [...args, `--bridge=${bridge}`, "--iptables=false", "--ip-masq=false"], { stdio: "ignore" });
   const api = new Docker({ socketPath: socket });
-  for (let attempt = 0; !(await api.ping().then(() => true, () => false)); attempt++) {
-    if (attempt > 100 || daemon.exitCode !== null) throw new Error(`the second dockerd did not start (install docker.io); exit ${daemon.exitCode}`);
+  for (
+    let attempt = 0;
+    !(await api.ping().then(
+      () => true,
+      () => false,
+    ));
+    attempt++
+  ) {
+    if (attempt > 100 || daemon.exitCode !== null)
+      throw new Error(`the second dockerd did not start (install docker.io); exit ${daemon.exitCode}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   const stop = async () => {
@@ -81,7 +94,13 @@ describe("docker driver on the engine DOCKER_HOST names", () => {
     const outside = await runOutside(machine.connection, ["cat", "/tmp/where"]);
     expect(outside, outside.stderr).toMatchObject({ exitCode: 0, stdout: "on-the-other-engine\n" });
     // The default engine has no such container: the descriptor did not fall back to it.
-    const local = await new Docker({ socketPath: "/var/run/docker.sock" }).getContainer(machine.id).inspect().then(() => true, () => false);
+    const local = await new Docker({ socketPath: "/var/run/docker.sock" })
+      .getContainer(machine.id)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      );
     expect(local).toBe(false);
     expect(machine.attachCommand()).toContain(`docker -H ${engine.host} exec -it ${machine.id}`);
   });

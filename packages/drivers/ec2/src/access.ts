@@ -32,7 +32,13 @@ export function resourceName(ctx: BakeContext, role: string): string {
  * only the SSH port from this machine) named like the instance and tagged with the run id. Cleanups are registered as each is
  * created, so they run after the instance's (registered later) has terminated it — the group cannot go before the instance.
  */
-export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, name: string, extraPorts: number[] = []): Promise<Access> {
+export async function prepareAccess(
+  api: Ec2Api,
+  ctx: BakeContext,
+  opts: Ec2Options,
+  name: string,
+  extraPorts: number[] = [],
+): Promise<Access> {
   const tags = { ...ctx.resourceLabels, Name: name };
   const signal = ctx.signal;
   let keyName: string;
@@ -42,10 +48,22 @@ export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Opti
     privateKey = await readPrivateKey(resolve(ctx.cwd, opts.key_pair.private_key_file));
   } else {
     // Registered before the call: a Ctrl-C while CreateKeyPair is in flight may leave a key pair whose answer never came.
-    ctx.defer((signal) => deleteKeyPair(api.withSignal(signal), name), { resource: `key pair ${name}`, manualCommand: `aws ec2 delete-key-pair --region ${api.region} --key-name ${name}` });
+    ctx.defer((signal) => deleteKeyPair(api.withSignal(signal), name), {
+      resource: `key pair ${name}`,
+      manualCommand: `aws ec2 delete-key-pair --region ${api.region} --key-name ${name}`,
+    });
     const created = await api.call(
       "CreateKeyPair",
-      (client, http) => client.send(new CreateKeyPairCommand({ KeyName: name, KeyType: "ed25519", KeyFormat: "pem", TagSpecifications: tagSpecs(["key-pair", tags]) }), http),
+      (client, http) =>
+        client.send(
+          new CreateKeyPairCommand({
+            KeyName: name,
+            KeyType: "ed25519",
+            KeyFormat: "pem",
+            TagSpecifications: tagSpecs(["key-pair", tags]),
+          }),
+          http,
+        ),
       { signal },
     );
     keyName = name;
@@ -56,7 +74,10 @@ export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Opti
   const cidrs = opts.ssh_allowed_cidrs ?? [await callerCidr(opts.endpoint)];
   let groupId: string | undefined;
   // Registered before the call, like the key pair's; without the id (the answer never came) the group is found by its name.
-  ctx.defer((signal) => deleteSecurityGroup(api.withSignal(signal), groupId, name), { resource: `security group ${name}`, manualCommand: `aws ec2 delete-security-group --region ${api.region} --group-name ${name}` });
+  ctx.defer((signal) => deleteSecurityGroup(api.withSignal(signal), groupId, name), {
+    resource: `security group ${name}`,
+    manualCommand: `aws ec2 delete-security-group --region ${api.region} --group-name ${name}`,
+  });
   const group = await api.call(
     "CreateSecurityGroup",
     (client, http) =>
@@ -80,7 +101,12 @@ export async function prepareAccess(api: Ec2Api, ctx: BakeContext, opts: Ec2Opti
         new AuthorizeSecurityGroupIngressCommand({
           GroupId: groupId,
           // SSH, and for a verify machine the ports its checks reach from here.
-          IpPermissions: [port, ...extraPorts].map((open) => ({ IpProtocol: "tcp", FromPort: open, ToPort: open, IpRanges: cidrs.map((CidrIp) => ({ CidrIp, Description: "Kiln" })) })),
+          IpPermissions: [port, ...extraPorts].map((open) => ({
+            IpProtocol: "tcp",
+            FromPort: open,
+            ToPort: open,
+            IpRanges: cidrs.map((CidrIp) => ({ CidrIp, Description: "Kiln" })),
+          })),
         }),
         http,
       ),
@@ -109,14 +135,21 @@ async function deleteSecurityGroup(api: Ec2Api, knownId: string | undefined, nam
   const groupId = knownId ?? (await findGroupId(api, name));
   if (!groupId) return;
   try {
-    await api.call("DeleteSecurityGroup", (client) => client.send(new DeleteSecurityGroupCommand({ GroupId: groupId })), { code: "E_CLEANUP", notYet: ["DependencyViolation", "InvalidGroup.InUse"] });
+    await api.call("DeleteSecurityGroup", (client) => client.send(new DeleteSecurityGroupCommand({ GroupId: groupId })), {
+      code: "E_CLEANUP",
+      notYet: ["DependencyViolation", "InvalidGroup.InUse"],
+    });
   } catch (error) {
     if (!isNotFound((error as Error).cause)) throw error;
   }
 }
 
 async function findGroupId(api: Ec2Api, name: string): Promise<string | undefined> {
-  const found = await api.call("DescribeSecurityGroups", (client) => client.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] })), { code: "E_CLEANUP" });
+  const found = await api.call(
+    "DescribeSecurityGroups",
+    (client) => client.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] })),
+    { code: "E_CLEANUP" },
+  );
   return found.SecurityGroups?.[0]?.GroupId;
 }
 

@@ -3,9 +3,25 @@ import { KilnError, parseDuration, retry, type KilnErrorCode, type Logger } from
 import type { Ec2Options } from "./options.js";
 
 /** Codes EC2 answers when it throttles the caller. */
-const THROTTLING = new Set(["RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled", "RequestThrottledException", "TooManyRequestsException"]);
+const THROTTLING = new Set([
+  "RequestLimitExceeded",
+  "Throttling",
+  "ThrottlingException",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "TooManyRequestsException",
+]);
 /** Codes of a transient failure on EC2's side. */
-const TRANSIENT = new Set(["InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "TimeoutError", "ECONNRESET", "EPIPE", "ETIMEDOUT"]);
+const TRANSIENT = new Set([
+  "InternalError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "Unavailable",
+  "TimeoutError",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
 
 export interface CallOptions {
   /** Error codes that mean "not visible yet" for this call (EC2 is eventually consistent), retried like throttling. */
@@ -47,7 +63,11 @@ export class Ec2Api {
   }
 
   /** Runs one API call (named `action` in messages and logs) with the retry policy. */
-  async call<T>(action: string, send: (client: EC2Client, http: { abortSignal?: AbortSignal }) => Promise<T>, options: CallOptions & { region?: string } = {}): Promise<T> {
+  async call<T>(
+    action: string,
+    send: (client: EC2Client, http: { abortSignal?: AbortSignal }) => Promise<T>,
+    options: CallOptions & { region?: string } = {},
+  ): Promise<T> {
     const client = this.client(options.region);
     const notYet = new Set(options.notYet ?? []);
     options = { ...options, signal: options.signal ?? this.signal };
@@ -60,14 +80,14 @@ export class Ec2Api {
         maxDelayMs: 10_000,
         isRetryable: (error) => isRetryable(error, notYet),
         ...(options.signal ? { signal: options.signal } : {}),
-        onRetry: (error, attempt, delayMs) => this.log?.info(`EC2 ${action}: ${errorCode(error)}, retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
+        onRetry: (error, attempt, delayMs) =>
+          this.log?.info(`EC2 ${action}: ${errorCode(error)}, retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1})`),
       });
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : error;
       throw apiError(action, error, options.code ?? "E_LAUNCH", this.options.endpoint);
     }
   }
-
 }
 
 /** One SDK client per region and endpoint, shared by every bake of a driver instance (they keep connections alive). */
@@ -118,5 +138,8 @@ function apiError(action: string, error: unknown, code: KilnErrorCode, endpoint:
   const ec2Code = errorCode(error);
   const message = (error as Error)?.message ?? String(error);
   const where = endpoint ? ` at ${endpoint}` : "";
-  return new KilnError(code, `EC2 ${action} failed${where}: ${ec2Code}: ${message}`, { ...(HINTS[ec2Code] ? { hint: HINTS[ec2Code] } : {}), cause: error });
+  return new KilnError(code, `EC2 ${action} failed${where}: ${ec2Code}: ${message}`, {
+    ...(HINTS[ec2Code] ? { hint: HINTS[ec2Code] } : {}),
+    cause: error,
+  });
 }

@@ -25,7 +25,15 @@ export function ec2Operations(): Ec2Operations {
   };
 
   /** Key pair, security group and instance, then SSH: the same for a build and a verify machine. */
-  async function start(ctx: BakeContext, opts: Ec2Options, role: "build" | "verify", imageId: string, userData: string | undefined, ports: number[], amiName: string): Promise<Ec2Machine> {
+  async function start(
+    ctx: BakeContext,
+    opts: Ec2Options,
+    role: "build" | "verify",
+    imageId: string,
+    userData: string | undefined,
+    ports: number[],
+    amiName: string,
+  ): Promise<Ec2Machine> {
     const ec2Api = api(opts, ctx);
     const instanceName = resourceName(ctx, role);
     const access: Access = await prepareAccess(ec2Api, ctx, opts, instanceName, ports);
@@ -71,4 +79,3 @@ function ec2Machine(machine: Machine): Ec2Machine {
   if (machine instanceof Ec2Machine) return machine;
   throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the ec2 driver`);
 }
-

@@ -35,7 +35,13 @@ interface AmiMeta {
  * for encrypt_boot, copies it to ami_regions, grants launch permissions and sets the deprecation time. Every AMI is deleted
  * again (with its snapshots) if anything later in the bake fails; the cleanup is registered before each create call.
  */
-export async function captureAmi(api: Ec2Api, ctx: BakeContext, machine: Ec2Machine, target: CaptureTarget, opts: Ec2Options): Promise<Artifact> {
+export async function captureAmi(
+  api: Ec2Api,
+  ctx: BakeContext,
+  machine: Ec2Machine,
+  target: CaptureTarget,
+  opts: Ec2Options,
+): Promise<Artifact> {
   const name = machine.amiName;
   const instanceId = machine.instance.instanceId;
   if (opts.stop_before_capture !== false) {
@@ -54,7 +60,10 @@ export async function captureAmi(api: Ec2Api, ctx: BakeContext, machine: Ec2Mach
   // encrypt_boot: the unencrypted AMI only lives until its encrypted copy exists, under a name that frees the final one.
   const firstName = opts.encrypt_boot ? `${name.slice(0, 100)}-unencrypted-${randomBytes(3).toString("hex")}` : name;
   let primary = await created(api, ctx, opts, { region: api.region, name: firstName, action: "CreateImage" }, (client, http) =>
-    client.send(new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: meta.description, TagSpecifications: meta.tags }), http),
+    client.send(
+      new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: meta.description, TagSpecifications: meta.tags }),
+      http,
+    ),
   );
   if (opts.encrypt_boot) {
     const unencrypted = primary;
@@ -72,10 +81,15 @@ export async function captureAmi(api: Ec2Api, ctx: BakeContext, machine: Ec2Mach
   const labels = { ...imageTags };
   if (copies.length > 0) {
     labels[COPIES_TAG] = copies.map((ami) => `${ami.region}=${ami.imageId}`).join(",");
-    await api.call("CreateTags", (client, http) => client.send(new CreateTagsCommand({ Resources: [primary.imageId], Tags: [{ Key: COPIES_TAG, Value: labels[COPIES_TAG] }] }), http), {
-      signal: ctx.signal,
-      code: "E_CAPTURE",
-    });
+    await api.call(
+      "CreateTags",
+      (client, http) =>
+        client.send(new CreateTagsCommand({ Resources: [primary.imageId], Tags: [{ Key: COPIES_TAG, Value: labels[COPIES_TAG] }] }), http),
+      {
+        signal: ctx.signal,
+        code: "E_CAPTURE",
+      },
+    );
   }
   return { id: primary.imageId, driver: "ec2", image: ctx.image, tags: [], labels, created: new Date().toISOString() };
 }
@@ -122,7 +136,12 @@ async function created(
   await waitFor({
     what: `AMI ${id} in ${where.region} to be available`,
     check: () => describeImage(api, where.region, id, ctx.signal),
-    done: (image) => (image?.State === "available" ? true : image?.State === "failed" || image?.State === "error" ? `it ${image.State}: ${image.StateReason?.Message ?? "no reason given"}` : false),
+    done: (image) =>
+      image?.State === "available"
+        ? true
+        : image?.State === "failed" || image?.State === "error"
+          ? `it ${image.State}: ${image.StateReason?.Message ?? "no reason given"}`
+          : false,
     polling: pollingOf(opts),
     signal: ctx.signal,
     log: ctx.log,
@@ -131,7 +150,14 @@ async function created(
   return { region: where.region, imageId: id };
 }
 
-function copy(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, meta: AmiMeta, source: Ami, to: { region: string; name: string; kmsKeyId: string | undefined }): Promise<Ami> {
+function copy(
+  api: Ec2Api,
+  ctx: BakeContext,
+  opts: Ec2Options,
+  meta: AmiMeta,
+  source: Ami,
+  to: { region: string; name: string; kmsKeyId: string | undefined },
+): Promise<Ami> {
   const { region, name, kmsKeyId } = to;
   const encrypted = opts.encrypt_boot === true || kmsKeyId !== undefined;
   return created(api, ctx, opts, { region, name, action: "CopyImage" }, (client, http) =>
@@ -157,30 +183,48 @@ async function grantLaunch(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, ami:
     ...(opts.ami_ou_arns ?? []).map((OrganizationalUnitArn) => ({ OrganizationalUnitArn })),
   ];
   if (add.length === 0) return;
-  await api.call("ModifyImageAttribute", (client, http) => client.send(new ModifyImageAttributeCommand({ ImageId: ami.imageId, LaunchPermission: { Add: add } }), http), {
-    region: ami.region,
-    signal: ctx.signal,
-    code: "E_CAPTURE",
-  });
+  await api.call(
+    "ModifyImageAttribute",
+    (client, http) => client.send(new ModifyImageAttributeCommand({ ImageId: ami.imageId, LaunchPermission: { Add: add } }), http),
+    {
+      region: ami.region,
+      signal: ctx.signal,
+      code: "E_CAPTURE",
+    },
+  );
 }
 
 async function deprecate(api: Ec2Api, ctx: BakeContext, ami: Ami, at: string): Promise<void> {
-  await api.call("EnableImageDeprecation", (client, http) => client.send(new EnableImageDeprecationCommand({ ImageId: ami.imageId, DeprecateAt: new Date(at) }), http), {
-    region: ami.region,
-    signal: ctx.signal,
-    code: "E_CAPTURE",
-  });
+  await api.call(
+    "EnableImageDeprecation",
+    (client, http) => client.send(new EnableImageDeprecationCommand({ ImageId: ami.imageId, DeprecateAt: new Date(at) }), http),
+    {
+      region: ami.region,
+      signal: ctx.signal,
+      code: "E_CAPTURE",
+    },
+  );
 }
 
 /** One AMI. A new AMI may not be visible at once (eventual consistency): NotFound is retried, unless `missingOk`. */
-async function describeImage(api: Ec2Api, region: string, imageId: string, signal?: AbortSignal, missingOk = false): Promise<Image | undefined> {
+async function describeImage(
+  api: Ec2Api,
+  region: string,
+  imageId: string,
+  signal?: AbortSignal,
+  missingOk = false,
+): Promise<Image | undefined> {
   try {
-    const result = await api.call("DescribeImages", (client, http) => client.send(new DescribeImagesCommand({ ImageIds: [imageId] }), http), {
-      region,
-      signal,
-      code: "E_CAPTURE",
-      notYet: missingOk ? [] : ["InvalidAMIID.NotFound"],
-    });
+    const result = await api.call(
+      "DescribeImages",
+      (client, http) => client.send(new DescribeImagesCommand({ ImageIds: [imageId] }), http),
+      {
+        region,
+        signal,
+        code: "E_CAPTURE",
+        notYet: missingOk ? [] : ["InvalidAMIID.NotFound"],
+      },
+    );
     return result.Images?.[0];
   } catch (error) {
     if (missingOk && isNotFound((error as Error).cause)) return undefined;
@@ -189,7 +233,11 @@ async function describeImage(api: Ec2Api, region: string, imageId: string, signa
 }
 
 async function findOwnByName(api: Ec2Api, region: string, name: string): Promise<Image | undefined> {
-  const result = await api.call("DescribeImages", (client) => client.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] })), { region, code: "E_CAPTURE" });
+  const result = await api.call(
+    "DescribeImages",
+    (client) => client.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] })),
+    { region, code: "E_CAPTURE" },
+  );
   return result.Images?.[0];
 }
 
@@ -210,7 +258,9 @@ export async function checkAmiName(api: Ec2Api, ctx: BakeContext, opts: Ec2Optio
 async function deregisterNamed(api: Ec2Api, ctx: BakeContext, region: string, name: string, deleteSnapshots: boolean): Promise<void> {
   const existing = await findOwnByName(api, region, name);
   if (!existing?.ImageId) return;
-  ctx.log.info(`force_deregister: deregistering ${existing.ImageId} (${name}) in ${region}${deleteSnapshots ? " and deleting its snapshots" : ""}`);
+  ctx.log.info(
+    `force_deregister: deregistering ${existing.ImageId} (${name}) in ${region}${deleteSnapshots ? " and deleting its snapshots" : ""}`,
+  );
   await removeAmi(api, { region, imageId: existing.ImageId }, deleteSnapshots, existing);
 }
 
@@ -229,21 +279,32 @@ export async function removeAmi(api: Ec2Api, ami: Ami, deleteSnapshots: boolean,
   if (image) {
     removal.snapshots ??= (image.BlockDeviceMappings ?? []).flatMap((mapping) => (mapping.Ebs?.SnapshotId ? [mapping.Ebs.SnapshotId] : []));
     await api
-      .call("DeregisterImage", (client) => client.send(new DeregisterImageCommand({ ImageId: ami.imageId })), { region: ami.region, code: "E_CLEANUP" })
+      .call("DeregisterImage", (client) => client.send(new DeregisterImageCommand({ ImageId: ami.imageId })), {
+        region: ami.region,
+        code: "E_CLEANUP",
+      })
       .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(error)));
   }
   if (!deleteSnapshots) return;
   for (const snapshotId of removal.snapshots ?? []) {
     await api
       // A just-deregistered AMI may still hold its snapshot for a moment.
-      .call("DeleteSnapshot", (client) => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), { region: ami.region, code: "E_CLEANUP", notYet: ["InvalidSnapshot.InUse"] })
+      .call("DeleteSnapshot", (client) => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), {
+        region: ami.region,
+        code: "E_CLEANUP",
+        notYet: ["InvalidSnapshot.InUse"],
+      })
       .catch((error) => (isNotFound((error as Error).cause) ? undefined : Promise.reject(snapshotLeft(ami, snapshotId, error))));
   }
 }
 
 function snapshotLeft(ami: Ami, snapshotId: string, cause: unknown): KilnError {
-  return new KilnError("E_CLEANUP", `AMI ${ami.imageId} is deregistered, but its snapshot ${snapshotId} was not deleted: ${(cause as Error).message}`, {
-    hint: `delete it: aws ec2 delete-snapshot --region ${ami.region} --snapshot-id ${snapshotId}`,
-    cause,
-  });
+  return new KilnError(
+    "E_CLEANUP",
+    `AMI ${ami.imageId} is deregistered, but its snapshot ${snapshotId} was not deleted: ${(cause as Error).message}`,
+    {
+      hint: `delete it: aws ec2 delete-snapshot --region ${ami.region} --snapshot-id ${snapshotId}`,
+      cause,
+    },
+  );
 }

@@ -53,14 +53,19 @@ export async function launchInstance(api: Ec2Api, ctx: BakeContext, opts: Ec2Opt
   };
   ctx.defer(terminate, {
     resource: `instance ${request.name}`,
-    manualCommand: () => `aws ec2 terminate-instances --region ${api.region} --instance-ids ${instanceId ?? `<id of the instance named ${request.name}>`}`,
+    manualCommand: () =>
+      `aws ec2 terminate-instances --region ${api.region} --instance-ids ${instanceId ?? `<id of the instance named ${request.name}>`}`,
   });
 
-  const reservation = await api.call("RunInstances", (client, http) => client.send(new RunInstancesCommand(runInput(ctx, opts, request)), http), {
-    signal: ctx.signal,
-    // The key pair and group were just created: EC2 may not know them everywhere yet.
-    notYet: ["InvalidKeyPair.NotFound", "InvalidGroup.NotFound"],
-  });
+  const reservation = await api.call(
+    "RunInstances",
+    (client, http) => client.send(new RunInstancesCommand(runInput(ctx, opts, request)), http),
+    {
+      signal: ctx.signal,
+      // The key pair and group were just created: EC2 may not know them everywhere yet.
+      notYet: ["InvalidKeyPair.NotFound", "InvalidGroup.NotFound"],
+    },
+  );
   instanceId = reservation.Instances?.[0]?.InstanceId;
   if (!instanceId) throw new KilnError("E_LAUNCH", "EC2 RunInstances answered without an instance id");
   const id = instanceId;
@@ -68,7 +73,12 @@ export async function launchInstance(api: Ec2Api, ctx: BakeContext, opts: Ec2Opt
   const instance = await waitFor({
     what: `instance ${id} to be running`,
     check: () => describeInstance(api, id, ctx.signal),
-    done: (found) => (found?.State?.Name === "running" ? true : isGone(found) ? `it is ${found?.State?.Name}: ${found?.StateReason?.Message ?? "no reason given"}` : false),
+    done: (found) =>
+      found?.State?.Name === "running"
+        ? true
+        : isGone(found)
+          ? `it is ${found?.State?.Name}: ${found?.StateReason?.Message ?? "no reason given"}`
+          : false,
     polling,
     signal: ctx.signal,
     log: ctx.log,
@@ -82,7 +92,17 @@ function runInput(ctx: BakeContext, opts: Ec2Options, request: LaunchRequest): R
   const network =
     opts.associate_public_ip === undefined
       ? { ...(opts.subnet_id ? { SubnetId: opts.subnet_id } : {}), SecurityGroupIds: groups }
-      : { NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: opts.associate_public_ip, DeleteOnTermination: true, Groups: groups, ...(opts.subnet_id ? { SubnetId: opts.subnet_id } : {}) }] };
+      : {
+          NetworkInterfaces: [
+            {
+              DeviceIndex: 0,
+              AssociatePublicIpAddress: opts.associate_public_ip,
+              DeleteOnTermination: true,
+              Groups: groups,
+              ...(opts.subnet_id ? { SubnetId: opts.subnet_id } : {}),
+            },
+          ],
+        };
   const profile = opts.iam_instance_profile;
   return {
     ImageId: request.imageId,
@@ -97,7 +117,10 @@ function runInput(ctx: BakeContext, opts: Ec2Options, request: LaunchRequest): R
     ...(profile ? { IamInstanceProfile: profile.startsWith("arn:") ? { Arn: profile } : { Name: profile } } : {}),
     ...(opts.launch_block_devices ? { BlockDeviceMappings: opts.launch_block_devices.map(blockDevice) } : {}),
     InstanceInitiatedShutdownBehavior: "terminate",
-    TagSpecifications: tagSpecs(["instance", { ...opts.run_tags, ...ctx.resourceLabels, Name: request.name }], ["volume", { ...ctx.resourceLabels, Name: request.name }]),
+    TagSpecifications: tagSpecs(
+      ["instance", { ...opts.run_tags, ...ctx.resourceLabels, Name: request.name }],
+      ["volume", { ...ctx.resourceLabels, Name: request.name }],
+    ),
   };
 }
 
@@ -120,7 +143,9 @@ function addressOf(instance: Instance, opts: Ec2Options): string {
   const address = usePrivate ? instance.PrivateIpAddress : instance.PublicIpAddress;
   if (!address) {
     throw new KilnError("E_LAUNCH", `instance ${instance.InstanceId} has no ${usePrivate ? "private" : "public"} IP address`, {
-      hint: usePrivate ? "check the subnet" : 'set associate_public_ip: true (and subnet_id), or ssh_interface: private_ip when Kiln runs inside the VPC',
+      hint: usePrivate
+        ? "check the subnet"
+        : "set associate_public_ip: true (and subnet_id), or ssh_interface: private_ip when Kiln runs inside the VPC",
     });
   }
   return address;
@@ -132,10 +157,14 @@ function addressOf(instance: Instance, opts: Ec2Options): string {
  */
 async function describeInstance(api: Ec2Api, instanceId: string, signal?: AbortSignal, seen = false): Promise<Instance | undefined> {
   try {
-    const result = await api.call("DescribeInstances", (client, http) => client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), http), {
-      signal,
-      notYet: seen ? [] : ["InvalidInstanceID.NotFound"],
-    });
+    const result = await api.call(
+      "DescribeInstances",
+      (client, http) => client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), http),
+      {
+        signal,
+        notYet: seen ? [] : ["InvalidInstanceID.NotFound"],
+      },
+    );
     return result.Reservations?.[0]?.Instances?.[0];
   } catch (error) {
     if (seen && isNotFound((error as Error).cause)) return undefined;
@@ -147,15 +176,33 @@ const isGone = (instance: Instance | undefined) => ["shutting-down", "terminated
 
 async function findByName(api: Ec2Api, name: string): Promise<string[]> {
   const result = await api.call("DescribeInstances", (client) =>
-    client.send(new DescribeInstancesCommand({ Filters: [{ Name: "tag:Name", Values: [name] }, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] }] })),
+    client.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: "tag:Name", Values: [name] },
+          { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] },
+        ],
+      }),
+    ),
   );
-  return (result.Reservations ?? []).flatMap((reservation) => (reservation.Instances ?? []).map((instance) => instance.InstanceId ?? "")).filter(Boolean);
+  return (result.Reservations ?? [])
+    .flatMap((reservation) => (reservation.Instances ?? []).map((instance) => instance.InstanceId ?? ""))
+    .filter(Boolean);
 }
 
 /** Terminates and waits for `terminated`, so the security group can go next. An instance already gone is fine. */
-async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polling, log: Logger | undefined, signal: AbortSignal | undefined): Promise<void> {
+async function terminateInstance(
+  api: Ec2Api,
+  instanceId: string,
+  polling: Polling,
+  log: Logger | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   try {
-    await api.call("TerminateInstances", (client) => client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })), { code: "E_CLEANUP", notYet: ["InvalidInstanceID.NotFound"] });
+    await api.call("TerminateInstances", (client) => client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })), {
+      code: "E_CLEANUP",
+      notYet: ["InvalidInstanceID.NotFound"],
+    });
   } catch (error) {
     if (isNotFound((error as Error).cause)) return;
     throw error;
@@ -173,7 +220,10 @@ async function terminateInstance(api: Ec2Api, instanceId: string, polling: Polli
 
 /** Stops the instance before CreateImage (consistent file systems, as Packer does), waiting for `stopped`. */
 export async function stopInstance(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, instanceId: string): Promise<void> {
-  await api.call("StopInstances", (client, http) => client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }), http), { signal: ctx.signal, code: "E_CAPTURE" });
+  await api.call("StopInstances", (client, http) => client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }), http), {
+    signal: ctx.signal,
+    code: "E_CAPTURE",
+  });
   await waitFor({
     what: `instance ${instanceId} to be stopped`,
     check: () => describeInstance(api, instanceId, ctx.signal),

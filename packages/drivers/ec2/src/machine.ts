@@ -88,7 +88,13 @@ export interface ConnectOptions {
   ports: number[];
 }
 
-export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instance: RunningInstance, access: Access, { amiName, hasUserData, ports }: ConnectOptions): Promise<Ec2Machine> {
+export async function connectInstance(
+  ctx: BakeContext,
+  opts: Ec2Options,
+  instance: RunningInstance,
+  access: Access,
+  { amiName, hasUserData, ports }: ConnectOptions,
+): Promise<Ec2Machine> {
   const timeoutMs = parseDuration(opts.ssh_timeout ?? "5m");
   const ssh = await connectSsh({
     host: instance.address,
@@ -98,7 +104,8 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
     deadlineMs: timeoutMs,
     signal: ctx.signal,
     transferAs: opts.exec_user ?? "root",
-    onRetry: (attempt) => attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
+    onRetry: (attempt) =>
+      attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
   });
   const files = await saveAccessFiles(ctx, instance.instanceId, opts.key_pair ? undefined : access.privateKey, ssh.connection);
   const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : files.keyFile;
@@ -109,9 +116,13 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
     if (errors.length > 0) {
       const log = await ssh.exec("tail -n 20 /var/log/cloud-init-output.log", { user: "root" }).catch(() => undefined);
       await machine.disconnect();
-      throw new KilnError("E_LAUNCH", `instance ${instance.instanceId}: user data failed: ${errors.join("; ")}${log?.stdout.trim() ? `\n${ctx.redact(log.stdout.trimEnd())}` : ""}`, {
-        hint: "the last lines of /var/log/cloud-init-output.log are above; user data needs cloud-init (or an image that runs it at boot)",
-      });
+      throw new KilnError(
+        "E_LAUNCH",
+        `instance ${instance.instanceId}: user data failed: ${errors.join("; ")}${log?.stdout.trim() ? `\n${ctx.redact(log.stdout.trimEnd())}` : ""}`,
+        {
+          hint: "the last lines of /var/log/cloud-init-output.log are above; user data needs cloud-init (or an image that runs it at boot)",
+        },
+      );
     }
   }
   return machine;
@@ -121,7 +132,12 @@ export async function connectInstance(ctx: BakeContext, opts: Ec2Options, instan
  * Saves what `--on-error=abort`'s ssh command needs, in a private directory removed at the end: the temporary key pair's
  * private key (0600) and a known_hosts file with the host key Kiln pinned, so the person attaching checks it too.
  */
-async function saveAccessFiles(ctx: BakeContext, instanceId: string, privateKey: string | undefined, connection: SshConnection): Promise<{ keyFile: string; knownHosts: string }> {
+async function saveAccessFiles(
+  ctx: BakeContext,
+  instanceId: string,
+  privateKey: string | undefined,
+  connection: SshConnection,
+): Promise<{ keyFile: string; knownHosts: string }> {
   const dir = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-`));
   ctx.defer(() => rm(dir, { recursive: true, force: true }), { resource: `key files in ${dir}` });
   const keyFile = join(dir, `${instanceId}.pem`);

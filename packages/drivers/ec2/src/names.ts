@@ -15,11 +15,14 @@ export function amiName(template: string | undefined, ctx: Pick<BakeContext, "im
   };
   const name = (template ?? DEFAULT_NAME).replace(/\{(\w+)\}/g, (whole, key: string) => {
     const value = values[key];
-    if (value === undefined) throw new KilnError("E_CONFIG", `ami_name: unknown placeholder ${whole}`, { hint: "use {image}, {timestamp}, {date} or {run_id}" });
+    if (value === undefined)
+      throw new KilnError("E_CONFIG", `ami_name: unknown placeholder ${whole}`, { hint: "use {image}, {timestamp}, {date} or {run_id}" });
     return value;
   });
   if (!AMI_NAME.test(name)) {
-    throw new KilnError("E_CONFIG", `ami_name "${name}" is not a valid AMI name`, { hint: "3–128 characters: letters, digits, spaces and ( ) [ ] . / - ' @ _" });
+    throw new KilnError("E_CONFIG", `ami_name "${name}" is not a valid AMI name`, {
+      hint: "3–128 characters: letters, digits, spaces and ( ) [ ] . / - ' @ _",
+    });
   }
   return name;
 }

@@ -36,7 +36,10 @@ export function fromTags(tags: Tag[] | undefined): Record<string, string> {
   }
   for (const [key, rest] of parts) {
     if (!(key in labels)) continue;
-    labels[key] += rest.sort(([a], [b]) => a - b).map(([, value]) => value).join("");
+    labels[key] += rest
+      .sort(([a], [b]) => a - b)
+      .map(([, value]) => value)
+      .join("");
   }
   return labels;
 }
@@ -47,5 +50,7 @@ export function refsOf(tags: Tag[] | undefined): string[] {
 }
 
 export function tagSpecs(...specs: Array<[TagSpecification["ResourceType"], Record<string, string>]>): TagSpecification[] {
-  return specs.filter(([, labels]) => Object.keys(labels).length > 0).map(([type, labels]) => ({ ResourceType: type, Tags: toTags(labels) }));
+  return specs
+    .filter(([, labels]) => Object.keys(labels).length > 0)
+    .map(([type, labels]) => ({ ResourceType: type, Tags: toTags(labels) }));
 }

@@ -18,7 +18,8 @@ export function runtimeUserData(runtime: RuntimeInputs): string | undefined {
   const own = runtime.userData;
   if (!script) return own;
   if (own === undefined) return script;
-  if (own.startsWith("#!")) return `${script}\ncat > /var/lib/cloud/kiln-user-data <<'KILN_USER_DATA'\n${own}\nKILN_USER_DATA\nchmod 0700 /var/lib/cloud/kiln-user-data\n/var/lib/cloud/kiln-user-data\n`;
+  if (own.startsWith("#!"))
+    return `${script}\ncat > /var/lib/cloud/kiln-user-data <<'KILN_USER_DATA'\n${own}\nKILN_USER_DATA\nchmod 0700 /var/lib/cloud/kiln-user-data\n/var/lib/cloud/kiln-user-data\n`;
   return multipart([
     { type: "text/x-shellscript", content: script },
     { type: own.startsWith("#cloud-config") ? "text/cloud-config" : "text/plain", content: own },
@@ -29,27 +30,42 @@ function runtimeScript(runtime: RuntimeInputs): string | undefined {
   const lines: string[] = [];
   for (const [path, file] of Object.entries(runtime.files ?? {})) {
     const mode = (file.mode ?? 0o644).toString(8);
-    lines.push(`mkdir -p "$(dirname ${quote(path)})" && echo ${Buffer.from(file.content).toString("base64")} | base64 -d > ${quote(path)} && chmod ${mode} ${quote(path)}`);
+    lines.push(
+      `mkdir -p "$(dirname ${quote(path)})" && echo ${Buffer.from(file.content).toString("base64")} | base64 -d > ${quote(path)} && chmod ${mode} ${quote(path)}`,
+    );
   }
   const env = Object.entries(runtime.env ?? {});
   for (const [name, value] of env) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new KilnError("E_CONFIG", `runtime env name "${name}" is not a valid variable name`);
-    if (/["\n]/.test(value)) throw new KilnError("E_CONFIG", `runtime env ${name}: /etc/environment cannot hold a value with a double quote or a newline`, { hint: "put such values in runtime files instead" });
+    if (/["\n]/.test(value))
+      throw new KilnError("E_CONFIG", `runtime env ${name}: /etc/environment cannot hold a value with a double quote or a newline`, {
+        hint: "put such values in runtime files instead",
+      });
     lines.push(`echo ${quote(`${name}="${value}"`)} >> /etc/environment`);
   }
   // sudo resets the environment, and Kiln's checks run as root through sudo: let them see it as a login does.
-  if (env.length > 0) lines.push("if [ -d /etc/sudoers.d ]; then echo 'Defaults env_file=/etc/environment' > /etc/sudoers.d/kiln-runtime-env && chmod 0440 /etc/sudoers.d/kiln-runtime-env; fi");
+  if (env.length > 0)
+    lines.push(
+      "if [ -d /etc/sudoers.d ]; then echo 'Defaults env_file=/etc/environment' > /etc/sudoers.d/kiln-runtime-env && chmod 0440 /etc/sudoers.d/kiln-runtime-env; fi",
+    );
   if (runtime.bootScript) {
     const exports = env.map(([name, value]) => `export ${name}=${quote(value)}`).join("\n");
-    lines.push(`cat > /var/lib/cloud/kiln-boot.sh <<'KILN_BOOT_SCRIPT'\n${exports}\n${runtime.bootScript}\nKILN_BOOT_SCRIPT`, "sh /var/lib/cloud/kiln-boot.sh");
+    lines.push(
+      `cat > /var/lib/cloud/kiln-boot.sh <<'KILN_BOOT_SCRIPT'\n${exports}\n${runtime.bootScript}\nKILN_BOOT_SCRIPT`,
+      "sh /var/lib/cloud/kiln-boot.sh",
+    );
   }
   if (lines.length === 0) return undefined;
-  return ["#!/bin/sh", "# Kiln runtime inputs: files, environment, boot script.", "set -e", "mkdir -p /var/lib/cloud", ...lines, ""].join("\n");
+  return ["#!/bin/sh", "# Kiln runtime inputs: files, environment, boot script.", "set -e", "mkdir -p /var/lib/cloud", ...lines, ""].join(
+    "\n",
+  );
 }
 
 function multipart(parts: Array<{ type: string; content: string }>): string {
   const boundary = `kiln-${randomBytes(8).toString("hex")}`;
-  const body = parts.map((part) => `--${boundary}\nContent-Type: ${part.type}; charset="utf-8"\nMIME-Version: 1.0\n\n${part.content}\n`).join("");
+  const body = parts
+    .map((part) => `--${boundary}\nContent-Type: ${part.type}; charset="utf-8"\nMIME-Version: 1.0\n\n${part.content}\n`)
+    .join("");
   return `Content-Type: multipart/mixed; boundary="${boundary}"\nMIME-Version: 1.0\n\n${body}--${boundary}--\n`;
 }
 

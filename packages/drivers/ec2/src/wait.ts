@@ -41,14 +41,20 @@ export async function waitFor<T>(wait: WaitFor<T>): Promise<T> {
     const value = await wait.check();
     const outcome = wait.done(value);
     if (outcome === true) {
-      wait.log?.debug(`${wait.what}: done after ${formatDuration(Date.now() - started)} (${attempt} ${attempt === 1 ? "check" : "checks"})`);
+      wait.log?.debug(
+        `${wait.what}: done after ${formatDuration(Date.now() - started)} (${attempt} ${attempt === 1 ? "check" : "checks"})`,
+      );
       return value;
     }
     if (typeof outcome === "string") throw new KilnError(wait.code ?? "E_LAUNCH", `gave up waiting for ${wait.what}: ${outcome}`);
     if (attempt >= wait.polling.maxAttempts) {
-      throw new KilnError("E_TIMEOUT", `gave up waiting for ${wait.what} after ${attempt} checks (${formatDuration(Date.now() - started)})`, {
-        hint: "raise polling.max_attempts or polling.delay if the platform is slow",
-      });
+      throw new KilnError(
+        "E_TIMEOUT",
+        `gave up waiting for ${wait.what} after ${attempt} checks (${formatDuration(Date.now() - started)})`,
+        {
+          hint: "raise polling.max_attempts or polling.delay if the platform is slow",
+        },
+      );
     }
     if (Date.now() - reported >= 30_000) {
       reported = Date.now();

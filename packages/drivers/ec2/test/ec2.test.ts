@@ -45,18 +45,27 @@ describe("source", () => {
       code: "E_SOURCE",
       message: "no available AMI with name=ubuntu-* owned by 136693071363 in us-east-1",
     });
-    await expect(driver.resolveSource(test.ctx, { ...opts, source: "ami-0000000000000dead" })).rejects.toMatchObject({ code: "E_SOURCE", message: "no AMI ami-0000000000000dead in us-east-1" });
+    await expect(driver.resolveSource(test.ctx, { ...opts, source: "ami-0000000000000dead" })).rejects.toMatchObject({
+      code: "E_SOURCE",
+      message: "no AMI ami-0000000000000dead in us-east-1",
+    });
 
     // A second match (an own copy, newer): ambiguous unless most_recent picks the newest.
     const ec2Client = await client();
-    const copy = await ec2Client.send(new CopyImageCommand({ SourceImageId: BASE_AMI_ID, SourceRegion: "us-east-1", Name: "debian-12-amd64-kiln-copy" }));
+    const copy = await ec2Client.send(
+      new CopyImageCommand({ SourceImageId: BASE_AMI_ID, SourceRegion: "us-east-1", Name: "debian-12-amd64-kiln-copy" }),
+    );
     try {
-      await expect.poll(async () => (await ownImages("us-east-1")).find((image) => image.ImageId === copy.ImageId)?.State, { timeout: 30_000 }).toBe("available");
+      await expect
+        .poll(async () => (await ownImages("us-east-1")).find((image) => image.ImageId === copy.ImageId)?.State, { timeout: 30_000 })
+        .toBe("available");
       await expect(driver.resolveSource(test.ctx, filter({ name: "debian-12-amd64-*" }, [DEBIAN_OWNER_ID, "self"]))).rejects.toMatchObject({
         message: expect.stringMatching(/matches 2 AMIs: ami-\S+ \(debian-12-amd64-kiln-copy, .*\); ami-0kiln0debian12/),
         hint: expect.stringContaining("most_recent: true"),
       });
-      expect((await driver.resolveSource(test.ctx, filter({ name: "debian-12-amd64-*" }, [DEBIAN_OWNER_ID, "self"], true))).id).toBe(copy.ImageId);
+      expect((await driver.resolveSource(test.ctx, filter({ name: "debian-12-amd64-*" }, [DEBIAN_OWNER_ID, "self"], true))).id).toBe(
+        copy.ImageId,
+      );
     } finally {
       await ec2Client.send(new DeregisterImageCommand({ ImageId: copy.ImageId }));
     }
@@ -64,13 +73,20 @@ describe("source", () => {
 
   it("refuses contradictory options at validation, before anything is launched", async () => {
     const opts = await emulator.options();
-    const result = await driver.schema["~standard"].validate({ ...opts, associate_public_ip: false, ssh_interface: "public_ip", force_delete_snapshot: true });
+    const result = await driver.schema["~standard"].validate({
+      ...opts,
+      associate_public_ip: false,
+      ssh_interface: "public_ip",
+      force_delete_snapshot: true,
+    });
     expect(result.issues?.map((issue) => issue.message)).toEqual([
       "public_ip needs a public address, but associate_public_ip is false",
       "only applies with force_deregister: true",
     ]);
     const badName = await driver.schema["~standard"].validate({ ...opts, ami_name: "web-{version}" });
-    expect(badName.issues?.map((issue) => issue.message)).toEqual(["unknown placeholder {version} (use {image}, {timestamp}, {date} or {run_id})"]);
+    expect(badName.issues?.map((issue) => issue.message)).toEqual([
+      "unknown placeholder {version} (use {image}, {timestamp}, {date} or {run_id})",
+    ]);
     const badChars = await driver.schema["~standard"].validate({ ...opts, ami_name: "web:{date}" });
     expect(badChars.issues?.[0]?.message).toMatch(/^"web:\d{8}-\d{6}" is not a valid AMI name/);
   });
@@ -90,9 +106,15 @@ describe("launch", () => {
     const opts = validated.value;
     await using test = createTestContext();
     const machine = await driver.launch(test.ctx, await driver.resolveSource(test.ctx, opts), opts);
-    const { Reservations } = await (await client()).send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${LABELS.build}`, Values: [test.runId] }] }));
+    const { Reservations } = await (await client()).send(
+      new DescribeInstancesCommand({ Filters: [{ Name: `tag:${LABELS.build}`, Values: [test.runId] }] }),
+    );
     const instance = Reservations?.[0]?.Instances?.[0];
-    expect(tagsOf(instance?.Tags)).toMatchObject({ team: "platform", [LABELS.build]: test.runId, Name: expect.stringMatching(new RegExp(`^kiln-${test.runId}-conformance-build-`)) });
+    expect(tagsOf(instance?.Tags)).toMatchObject({
+      team: "platform",
+      [LABELS.build]: test.runId,
+      Name: expect.stringMatching(new RegExp(`^kiln-${test.runId}-conformance-build-`)),
+    });
     expect(instance?.IamInstanceProfile?.Arn).toMatch(/instance-profile\/kiln-builder$/);
     expect(instance?.SubnetId).toBe("subnet-0kilntest000000");
     // No public address: Kiln reached the instance on its private one (ssh_interface defaults to private_ip here).
@@ -104,7 +126,12 @@ describe("launch", () => {
     await machine[Symbol.asyncDispose]();
     try {
       const [image] = (await (await client()).send(new DescribeImagesCommand({ ImageIds: [artifact.id] }))).Images ?? [];
-      const [snapshot] = (await (await client()).send(new DescribeSnapshotsCommand({ SnapshotIds: [image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string] }))).Snapshots ?? [];
+      const [snapshot] =
+        (
+          await (
+            await client()
+          ).send(new DescribeSnapshotsCommand({ SnapshotIds: [image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string] }))
+        ).Snapshots ?? [];
       expect(snapshot).toMatchObject({ VolumeSize: 12, Encrypted: true });
     } finally {
       await driver.remove(artifact, opts);
@@ -134,7 +161,12 @@ describe("capture", () => {
     try {
       const [primary] = (await (await client()).send(new DescribeImagesCommand({ ImageIds: [artifact.id] }))).Images ?? [];
       expect(primary?.Name).toMatch(/^kiln-conformance-\d{10}$/);
-      expect(tagsOf(primary?.Tags)).toMatchObject({ team: "platform", [LABELS.build]: result.runId, [LABELS.image]: "conformance", [LABELS.key]: result.records[0]?.bakeKey });
+      expect(tagsOf(primary?.Tags)).toMatchObject({
+        team: "platform",
+        [LABELS.build]: result.runId,
+        [LABELS.image]: "conformance",
+        [LABELS.key]: result.records[0]?.bakeKey,
+      });
       expect(primary?.DeprecationTime).toBe(deprecateAt);
       // Only the encrypted copy is left of the first, unencrypted AMI.
       expect((await ownImages("us-east-1")).map((image) => image.ImageId)).toEqual([artifact.id]);
@@ -146,14 +178,23 @@ describe("capture", () => {
       expect(tagsOf(copy?.Tags)).toMatchObject({ team: "platform", [LABELS.build]: result.runId });
       expect(copy?.DeprecationTime).toBe(deprecateAt);
 
-      for (const [region, image] of [["us-east-1", primary], ["us-west-2", copy]] as const) {
+      for (const [region, image] of [
+        ["us-east-1", primary],
+        ["us-west-2", copy],
+      ] as const) {
         const snapshotId = image?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId;
-        const [snapshot] = (await (await client(region)).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId as string] }))).Snapshots ?? [];
+        const [snapshot] =
+          (await (await client(region)).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId as string] }))).Snapshots ?? [];
         expect(snapshot?.Encrypted).toBe(true);
         expect(tagsOf(snapshot?.Tags)).toMatchObject({ backup: "none", [LABELS.build]: result.runId });
-        const permissions = await (await client(region)).send(new DescribeImageAttributeCommand({ ImageId: image?.ImageId, Attribute: "launchPermission" }));
+        const permissions = await (await client(region)).send(
+          new DescribeImageAttributeCommand({ ImageId: image?.ImageId, Attribute: "launchPermission" }),
+        );
         expect(permissions.LaunchPermissions).toEqual(
-          expect.arrayContaining([{ UserId: "111122223333" }, { OrganizationArn: "arn:aws:organizations::123456789012:organization/o-kilntest" }]),
+          expect.arrayContaining([
+            { UserId: "111122223333" },
+            { OrganizationArn: "arn:aws:organizations::123456789012:organization/o-kilntest" },
+          ]),
         );
       }
       expect(primary?.BlockDeviceMappings?.[0]?.Ebs?.KmsKeyId).toBe("arn:aws:kms:us-east-1:123456789012:key/kiln-test");
@@ -174,15 +215,24 @@ describe("capture", () => {
     const launchesBefore = current.callCounts().RunInstances ?? 0;
     // Other commands: the same bake key would find the first AMI in the cache and launch nothing.
     const refused = await bakeWith({ driver: ec2, options: opts, commands: ["echo second"] });
-    expect(refused.records[0]?.error).toMatchObject({ message: `AMI name "kiln-fixed-name" is already used by ${old.id} in us-east-1`, hint: expect.stringContaining("force_deregister") });
+    expect(refused.records[0]?.error).toMatchObject({
+      message: `AMI name "kiln-fixed-name" is already used by ${old.id} in us-east-1`,
+      hint: expect.stringContaining("force_deregister"),
+    });
     expect(current.callCounts().RunInstances ?? 0).toBe(launchesBefore);
     expect(await emulator.leftovers(refused.runId)).toEqual([]);
 
-    const replaced = await bakeWith({ driver: ec2, options: { ...opts, force_deregister: true, force_delete_snapshot: true }, commands: ["echo third"] });
+    const replaced = await bakeWith({
+      driver: ec2,
+      options: { ...opts, force_deregister: true, force_delete_snapshot: true },
+      commands: ["echo third"],
+    });
     expect(replaced.ok, JSON.stringify(replaced.records[0]?.error)).toBe(true);
     const fresh = replaced.records[0]?.artifact as Artifact;
     try {
-      expect((await ownImages("us-east-1")).filter((image) => image.Name === "kiln-fixed-name").map((image) => image.ImageId)).toEqual([fresh.id]);
+      expect((await ownImages("us-east-1")).filter((image) => image.Name === "kiln-fixed-name").map((image) => image.ImageId)).toEqual([
+        fresh.id,
+      ]);
       expect(await emulator.leftovers(first.runId)).toEqual([]);
     } finally {
       await driver.remove(fresh, opts as Ec2Options);
@@ -199,13 +249,22 @@ describe("verify", () => {
       verify: { runtime: { boot_script: "echo 'cannot reach the config service' >&2; exit 5" }, checks: [{ command: "true" }] },
     });
     expect(result.ok).toBe(false);
-    expect(result.records[0]?.error?.message).toMatch(/user data failed: user-data part-001 exited with 5\n[\s\S]*cannot reach the config service/);
+    expect(result.records[0]?.error?.message).toMatch(
+      /user data failed: user-data part-001 exited with 5\n[\s\S]*cannot reach the config service/,
+    );
     expect(await emulator.leftovers(result.runId)).toEqual([]);
   });
 
   it("on an AMI with cloud-init, runtime env, files and the scenario's cloud-config all reach the verify instance", async () => {
     await ensureCloudInitImage(new Docker());
-    const cloudConfig = ["#cloud-config", "write_files:", "  - path: /etc/app/from-cloud-config", "    content: written by cloud-init", "runcmd:", "  - echo ran > /tmp/runcmd"].join("\n");
+    const cloudConfig = [
+      "#cloud-config",
+      "write_files:",
+      "  - path: /etc/app/from-cloud-config",
+      "    content: written by cloud-init",
+      "runcmd:",
+      "  - echo ran > /tmp/runcmd",
+    ].join("\n");
     const result = await bakeWith({
       driver: ec2,
       options: await emulator.options({ source: CLOUD_INIT_AMI_ID }),
@@ -238,9 +297,16 @@ describe("artefacts", () => {
     const runId = `test-tags-${Date.now()}`;
     const make = async (name: string) => {
       const { ImageId } = await ec2Client.send(
-        new CopyImageCommand({ SourceImageId: BASE_AMI_ID, SourceRegion: "us-east-1", Name: name, TagSpecifications: [{ ResourceType: "image", Tags: [{ Key: LABELS.build, Value: runId }] }] }),
+        new CopyImageCommand({
+          SourceImageId: BASE_AMI_ID,
+          SourceRegion: "us-east-1",
+          Name: name,
+          TagSpecifications: [{ ResourceType: "image", Tags: [{ Key: LABELS.build, Value: runId }] }],
+        }),
       );
-      await expect.poll(async () => (await ownImages("us-east-1")).find((image) => image.ImageId === ImageId)?.State, { timeout: 30_000 }).toBe("available");
+      await expect
+        .poll(async () => (await ownImages("us-east-1")).find((image) => image.ImageId === ImageId)?.State, { timeout: 30_000 })
+        .toBe("available");
       return (await driver.findArtifacts({ ref: ImageId as string }, opts))[0] as Artifact;
     };
     const first = await make(`kiln-tag-a-${runId}`);

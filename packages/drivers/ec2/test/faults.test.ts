@@ -46,7 +46,11 @@ describe("EC2 failures leave nothing behind", () => {
     "CreateTags",
   ];
   it.each(actions)("%s refused: the bake fails saying which call and why, and every resource is gone", async (action) => {
-    (await emulator.current()).injectFault(action, { code: "UnauthorizedOperation", message: `You are not authorized to perform ${action}`, status: 403 });
+    (await emulator.current()).injectFault(action, {
+      code: "UnauthorizedOperation",
+      message: `You are not authorized to perform ${action}`,
+      status: 403,
+    });
     const result = await bake();
     expect(result.ok).toBe(false);
     expect(errorOf(result)?.message).toContain(`EC2 ${action} failed`);
@@ -81,7 +85,8 @@ describe("EC2 failures leave nothing behind", () => {
     "%s refused for good: the bake ends, naming what is left and the command that removes it",
     async (action) => {
       const current = await emulator.current();
-      for (let nth = 1; nth <= 200; nth++) current.injectFault(action, { code: "UnauthorizedOperation", message: `not authorized to ${action}`, status: 403, nth });
+      for (let nth = 1; nth <= 200; nth++)
+        current.injectFault(action, { code: "UnauthorizedOperation", message: `not authorized to ${action}`, status: 403, nth });
       const result = await bakeWith({
         driver: ec2,
         options: await emulator.options(),

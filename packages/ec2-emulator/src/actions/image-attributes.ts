@@ -23,7 +23,8 @@ interface PermissionChange {
 }
 
 function applyChange(image: ImageRecord, change: PermissionChange, add: boolean): void {
-  const edit = (list: string[], values: string[]) => (add ? [...new Set([...list, ...values])] : list.filter((value) => !values.includes(value)));
+  const edit = (list: string[], values: string[]) =>
+    add ? [...new Set([...list, ...values])] : list.filter((value) => !values.includes(value));
   const permissions: LaunchPermissions = image.launchPermissions;
   permissions.userIds = edit(permissions.userIds, change.userIds);
   permissions.organizationArns = edit(permissions.organizationArns, change.organizationArns);
@@ -43,7 +44,8 @@ function structuredChange(params: QueryParams, prefix: string): PermissionChange
     if (userId !== undefined) change.userIds.push(userId);
     if (group !== undefined) change.groups.push(group);
     if (organizationArn !== undefined) change.organizationArns.push(checkArn(organizationArn, ORGANIZATION_ARN, "OrganizationArn"));
-    if (organizationalUnitArn !== undefined) change.organizationalUnitArns.push(checkArn(organizationalUnitArn, ORGANIZATIONAL_UNIT_ARN, "OrganizationalUnitArn"));
+    if (organizationalUnitArn !== undefined)
+      change.organizationalUnitArns.push(checkArn(organizationalUnitArn, ORGANIZATIONAL_UNIT_ARN, "OrganizationalUnitArn"));
   }
   return change;
 }
@@ -59,7 +61,9 @@ export const ModifyImageAttribute: ActionHandler = (ctx, params) => {
     userIds: params.list("UserId"),
     groups: params.list("UserGroup"),
     organizationArns: params.list("OrganizationArn").map((arn) => checkArn(arn, ORGANIZATION_ARN, "OrganizationArn")),
-    organizationalUnitArns: params.list("OrganizationalUnitArn").map((arn) => checkArn(arn, ORGANIZATIONAL_UNIT_ARN, "OrganizationalUnitArn")),
+    organizationalUnitArns: params
+      .list("OrganizationalUnitArn")
+      .map((arn) => checkArn(arn, ORGANIZATIONAL_UNIT_ARN, "OrganizationalUnitArn")),
   };
   applyChange(image, flat, params.get("OperationType") !== "remove");
   return fields({ return: true });
@@ -79,7 +83,10 @@ export const DescribeImageAttribute: ActionHandler = (ctx, params) => {
     return fields({ imageId: image.imageId, launchPermission: set(permissions) });
   }
   if (attribute === "description") return fields({ imageId: image.imageId, description: { value: image.description } });
-  throw new Ec2Error("InvalidParameterValue", `Value (${attribute}) for parameter attribute is invalid. Supported: launchPermission, description`);
+  throw new Ec2Error(
+    "InvalidParameterValue",
+    `Value (${attribute}) for parameter attribute is invalid. Supported: launchPermission, description`,
+  );
 };
 
 /** `DeprecateAt` must lie in the future; like EC2, seconds are rounded to the nearest minute. */
@@ -88,7 +95,11 @@ export const EnableImageDeprecation: ActionHandler = (ctx, params) => {
   const deprecateAt = params.require("DeprecateAt");
   const time = Date.parse(deprecateAt);
   if (Number.isNaN(time)) throw new Ec2Error("InvalidParameterValue", `Value (${deprecateAt}) for parameter DeprecateAt is invalid`);
-  if (time <= Date.now()) throw new Ec2Error("InvalidParameterValue", `Value (${deprecateAt}) for parameter DeprecateAt is invalid. The deprecation time must be in the future`);
+  if (time <= Date.now())
+    throw new Ec2Error(
+      "InvalidParameterValue",
+      `Value (${deprecateAt}) for parameter DeprecateAt is invalid. The deprecation time must be in the future`,
+    );
   image.deprecationTime = new Date(Math.round(time / 60_000) * 60_000);
   return fields({ return: true });
 };

@@ -11,9 +11,14 @@ const AMI_NAME = /^[A-Za-z0-9()[\]./\-'@_ ]{3,128}$/;
 
 /** Names are unique per account and region, so a copy in another region may keep its source's name. */
 function checkName(ctx: RequestContext, name: string): void {
-  if (!AMI_NAME.test(name)) throw new Ec2Error("InvalidAMIName.Malformed", `AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'`);
+  if (!AMI_NAME.test(name))
+    throw new Ec2Error(
+      "InvalidAMIName.Malformed",
+      `AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'`,
+    );
   for (const image of ctx.state.imagesIn(ctx.region)) {
-    if (image.ownerId === ACCOUNT_ID && image.name === name) throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${image.imageId}`);
+    if (image.ownerId === ACCOUNT_ID && image.name === name)
+      throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${image.imageId}`);
   }
 }
 
@@ -23,7 +28,13 @@ type NewImage = Pick<ImageRecord, "imageId" | "name" | "description" | "architec
  * Records a new own AMI in the request's region and its snapshot (same size and encryption as the AMI's root volume), both
  * pending until `ready` settles and the `image` transition delay passed (then available/completed, or failed/error).
  */
-function register(ctx: RequestContext, params: QueryParams, base: NewImage, snapshotDescription: string, ready: () => Promise<string>): ImageRecord {
+function register(
+  ctx: RequestContext,
+  params: QueryParams,
+  base: NewImage,
+  snapshotDescription: string,
+  ready: () => Promise<string>,
+): ImageRecord {
   const snapshot: SnapshotRecord = {
     snapshotId: newId("snap"),
     region: ctx.region,
@@ -86,7 +97,15 @@ export const CreateImage: ActionHandler = (ctx, params) => {
   const image = register(
     ctx,
     params,
-    { imageId, name, description: params.get("Description") ?? "", architecture: "x86_64", dockerImage: "", rootVolume, tags: params.tagSpecifications("image") },
+    {
+      imageId,
+      name,
+      description: params.get("Description") ?? "",
+      architecture: "x86_64",
+      dockerImage: "",
+      rootVolume,
+      tags: params.tagSpecifications("image"),
+    },
     `Created by CreateImage(${instanceId}) for ${imageId}`,
     () => commitInstance(ctx, containerId, imageId),
   );
@@ -104,7 +123,8 @@ export const CopyImage: ActionHandler = (ctx, params) => {
   const name = params.require("Name");
   const source = ctx.state.image(sourceId, sourceRegion);
   if (!source) throw notFound("image", sourceId);
-  if (source.state !== "available") throw new Ec2Error("IncorrectState", `Image ${sourceId} is not in a valid state for copying: ${source.state}`);
+  if (source.state !== "available")
+    throw new Ec2Error("IncorrectState", `Image ${sourceId} is not in a valid state for copying: ${source.state}`);
   const encrypt = params.bool("Encrypted") ?? false;
   const kmsKeyId = params.get("KmsKeyId");
   if (kmsKeyId !== undefined && !encrypt) throw new Ec2Error("InvalidParameterCombination", "KmsKeyId requires Encrypted to be true");
@@ -120,7 +140,15 @@ export const CopyImage: ActionHandler = (ctx, params) => {
   const image = register(
     ctx,
     params,
-    { imageId, name, description: params.get("Description") ?? source.description, architecture: source.architecture, dockerImage: source.dockerImage, rootVolume, tags },
+    {
+      imageId,
+      name,
+      description: params.get("Description") ?? source.description,
+      architecture: source.architecture,
+      dockerImage: source.dockerImage,
+      rootVolume,
+      tags,
+    },
     `Copied for DestinationAmi ${imageId} from SourceAmi ${sourceId} for SourceSnapshot ${source.snapshotId}. Task created on ${new Date().toISOString()}.`,
     async () => source.dockerImage,
   );

@@ -38,9 +38,14 @@ export const DescribeImages: ActionHandler = (ctx, params) => {
   for (const id of ids) if (!ctx.state.image(id, ctx.region)) throw notFound("image", id);
   const owners = params.list("Owner");
   const filters = params.filters();
-  const selected = ctx.state.imagesIn(ctx.region).filter(
-    (image) => (ids.length === 0 || ids.includes(image.imageId)) && ownerMatches(image, owners) && matchesFilters(filters, image.tags, (name) => imageFilterValues(image, name)),
-  );
+  const selected = ctx.state
+    .imagesIn(ctx.region)
+    .filter(
+      (image) =>
+        (ids.length === 0 || ids.includes(image.imageId)) &&
+        ownerMatches(image, owners) &&
+        matchesFilters(filters, image.tags, (name) => imageFilterValues(image, name)),
+    );
   return fields({ imagesSet: set(selected.map(imageItem)) });
 };
 
@@ -62,7 +67,14 @@ function imageItem(image: ImageRecord) {
     blockDeviceMapping: set([
       {
         deviceName: ROOT_DEVICE,
-        ebs: { snapshotId: image.snapshotId, volumeSize: root.volumeSize, deleteOnTermination: true, volumeType: root.volumeType, kmsKeyId: root.kmsKeyId, encrypted: root.encrypted },
+        ebs: {
+          snapshotId: image.snapshotId,
+          volumeSize: root.volumeSize,
+          deleteOnTermination: true,
+          volumeType: root.volumeType,
+          kmsKeyId: root.kmsKeyId,
+          encrypted: root.encrypted,
+        },
       },
     ]),
     virtualizationType: "hvm",

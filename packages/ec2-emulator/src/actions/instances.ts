@@ -17,7 +17,11 @@ export const RunInstances: ActionHandler = (ctx, params) => {
   const request = params.fingerprint(["ClientToken"]);
   const earlier = clientToken === undefined ? undefined : ctx.state.clientTokens.get(clientToken);
   if (earlier) {
-    if (earlier.request !== request) throw new Ec2Error("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).");
+    if (earlier.request !== request)
+      throw new Ec2Error(
+        "IdempotentParameterMismatch",
+        "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+      );
     const members = [...ctx.state.instances.values()].filter((instance) => instance.reservationId === earlier.reservationId);
     return reservationXml(ctx, earlier.reservationId, members);
   }
@@ -115,13 +119,22 @@ export const DescribeInstances: ActionHandler = (ctx, params) => {
   }
   const filters = params.filters();
   const selected = [...ctx.state.instances.values()].filter(
-    (i) => i.visibleAt <= now && (ids.length === 0 || ids.includes(i.instanceId)) && matchesFilters(filters, i.tags, (name) => instanceFilterValues(i, name)),
+    (i) =>
+      i.visibleAt <= now &&
+      (ids.length === 0 || ids.includes(i.instanceId)) &&
+      matchesFilters(filters, i.tags, (name) => instanceFilterValues(i, name)),
   );
   const reservations = new Map<string, InstanceRecord[]>();
-  for (const instance of selected) reservations.set(instance.reservationId, [...(reservations.get(instance.reservationId) ?? []), instance]);
+  for (const instance of selected)
+    reservations.set(instance.reservationId, [...(reservations.get(instance.reservationId) ?? []), instance]);
   return fields({
     reservationSet: set(
-      [...reservations].map(([reservationId, members]) => ({ reservationId, ownerId: ACCOUNT_ID, groupSet: set([]), instancesSet: set(members.map((i) => instanceItem(ctx, i))) })),
+      [...reservations].map(([reservationId, members]) => ({
+        reservationId,
+        ownerId: ACCOUNT_ID,
+        groupSet: set([]),
+        instancesSet: set(members.map((i) => instanceItem(ctx, i))),
+      })),
     ),
   });
 };
@@ -190,12 +203,19 @@ function instanceItem(ctx: EmulatorContext, instance: InstanceRecord) {
     blockDeviceMapping: set(
       devices.map((device) => ({
         deviceName: device.deviceName,
-        ebs: { volumeId: device.volumeId, status: "attached", attachTime: device.attachTime.toISOString(), deleteOnTermination: device.deleteOnTermination },
+        ebs: {
+          volumeId: device.volumeId,
+          status: "attached",
+          attachTime: device.attachTime.toISOString(),
+          deleteOnTermination: device.deleteOnTermination,
+        },
       })),
     ),
     virtualizationType: "hvm",
     clientToken: instance.clientToken,
-    iamInstanceProfile: instance.iamInstanceProfile ? { arn: instance.iamInstanceProfile.arn, id: instance.iamInstanceProfile.id } : undefined,
+    iamInstanceProfile: instance.iamInstanceProfile
+      ? { arn: instance.iamInstanceProfile.arn, id: instance.iamInstanceProfile.id }
+      : undefined,
     hypervisor: "xen",
     tagSet: set(tagSet(instance.tags)),
   };

@@ -7,7 +7,8 @@ import { fields, set } from "../xml.js";
 import type { ActionHandler } from "./types.js";
 
 function addKeyPair(record: Omit<KeyPairRecord, "keyPairId" | "createTime">, ctx: EmulatorContext): KeyPairRecord {
-  if (ctx.state.keyPairs.has(record.keyName)) throw new Ec2Error("InvalidKeyPair.Duplicate", `The keypair '${record.keyName}' already exists.`);
+  if (ctx.state.keyPairs.has(record.keyName))
+    throw new Ec2Error("InvalidKeyPair.Duplicate", `The keypair '${record.keyName}' already exists.`);
   const full = { ...record, keyPairId: newId("key"), createTime: new Date() };
   ctx.state.keyPairs.set(record.keyName, full);
   return full;
@@ -16,12 +17,22 @@ function addKeyPair(record: Omit<KeyPairRecord, "keyPairId" | "createTime">, ctx
 export const CreateKeyPair: ActionHandler = (ctx, params) => {
   const keyName = params.require("KeyName");
   const keyType = params.get("KeyType") ?? "rsa";
-  if (keyType !== "rsa" && keyType !== "ed25519") throw new Ec2Error("InvalidParameterValue", `Value (${keyType}) for parameter KeyType is invalid`);
+  if (keyType !== "rsa" && keyType !== "ed25519")
+    throw new Ec2Error("InvalidParameterValue", `Value (${keyType}) for parameter KeyType is invalid`);
   if ((params.get("KeyFormat") ?? "pem") !== "pem") throw new Ec2Error("InvalidParameterValue", "The emulator only supports KeyFormat pem");
   if (ctx.state.keyPairs.has(keyName)) throw new Ec2Error("InvalidKeyPair.Duplicate", `The keypair '${keyName}' already exists.`);
   const key = generateKey(keyType);
-  const record = addKeyPair({ keyName, keyType, keyFingerprint: key.fingerprint, publicKey: key.publicKey, tags: params.tagSpecifications("key-pair") }, ctx);
-  return fields({ keyName, keyFingerprint: record.keyFingerprint, keyMaterial: key.privateKey, keyPairId: record.keyPairId, tagSet: set(tagSet(record.tags)) });
+  const record = addKeyPair(
+    { keyName, keyType, keyFingerprint: key.fingerprint, publicKey: key.publicKey, tags: params.tagSpecifications("key-pair") },
+    ctx,
+  );
+  return fields({
+    keyName,
+    keyFingerprint: record.keyFingerprint,
+    keyMaterial: key.privateKey,
+    keyPairId: record.keyPairId,
+    tagSet: set(tagSet(record.tags)),
+  });
 };
 
 export const ImportKeyPair: ActionHandler = (ctx, params) => {
@@ -29,7 +40,16 @@ export const ImportKeyPair: ActionHandler = (ctx, params) => {
   // The SDK base64-encodes PublicKeyMaterial (a blob) on the wire.
   const material = Buffer.from(params.require("PublicKeyMaterial"), "base64").toString("utf8");
   const key = importPublicKey(material);
-  const record = addKeyPair({ keyName, keyType: key.keyType, keyFingerprint: key.fingerprint, publicKey: key.publicKey, tags: params.tagSpecifications("key-pair") }, ctx);
+  const record = addKeyPair(
+    {
+      keyName,
+      keyType: key.keyType,
+      keyFingerprint: key.fingerprint,
+      publicKey: key.publicKey,
+      tags: params.tagSpecifications("key-pair"),
+    },
+    ctx,
+  );
   return fields({ keyFingerprint: record.keyFingerprint, keyName, keyPairId: record.keyPairId, tagSet: set(tagSet(record.tags)) });
 };
 
@@ -45,7 +65,11 @@ export const DescribeKeyPairs: ActionHandler = (ctx, params) => {
     (k) =>
       (names.length === 0 || names.includes(k.keyName)) &&
       (ids.length === 0 || ids.includes(k.keyPairId)) &&
-      matchesFilters(filters, k.tags, (name) => ({ "key-name": [k.keyName], "key-pair-id": [k.keyPairId], fingerprint: [k.keyFingerprint] })[name]),
+      matchesFilters(
+        filters,
+        k.tags,
+        (name) => ({ "key-name": [k.keyName], "key-pair-id": [k.keyPairId], fingerprint: [k.keyFingerprint] })[name],
+      ),
   );
   return fields({
     keySet: set(

@@ -2,7 +2,16 @@ import { createHash } from "node:crypto";
 import type { EmulatorContext } from "../context.js";
 import { Ec2Error, missingParameter, notFound } from "../errors.js";
 import type { QueryParams } from "../query.js";
-import { ACCOUNT_ID, defaultKmsKeyId, type ImageRecord, type InstanceBlockDevice, ROOT_DEVICE, SUBNET_ID, VOLUME_TYPES, type VolumeType } from "../state.js";
+import {
+  ACCOUNT_ID,
+  defaultKmsKeyId,
+  type ImageRecord,
+  type InstanceBlockDevice,
+  ROOT_DEVICE,
+  SUBNET_ID,
+  VOLUME_TYPES,
+  type VolumeType,
+} from "../state.js";
 
 /** RunInstances' parameters beyond image, key and user data, read and checked as EC2 checks them. */
 
@@ -24,20 +33,37 @@ export function launchNetwork(ctx: EmulatorContext, params: QueryParams): Launch
   const instanceSubnet = params.optional("SubnetId");
   let network: LaunchNetwork = { subnetId: instanceSubnet ?? SUBNET_ID, groupIds: instanceGroups, hasPublicIp: true };
   if (interfaces.length > 0) {
-    if (interfaces.length > 1) throw new Ec2Error("InvalidParameterValue", "The emulator gives an instance one network interface: pass only NetworkInterface.1 (DeviceIndex 0)");
+    if (interfaces.length > 1)
+      throw new Ec2Error(
+        "InvalidParameterValue",
+        "The emulator gives an instance one network interface: pass only NetworkInterface.1 (DeviceIndex 0)",
+      );
     const prefix = `NetworkInterface.${interfaces[0]}`;
     const deviceIndex = params.int(`${prefix}.DeviceIndex`);
     if (deviceIndex === undefined) throw new Ec2Error("InvalidParameterValue", "Each network interface requires a device index.");
-    if (deviceIndex !== 0) throw new Ec2Error("InvalidParameterValue", `The emulator supports only the primary network interface (DeviceIndex 0), not ${deviceIndex}`);
-    if (instanceGroups.length > 0) throw new Ec2Error("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request");
-    if (instanceSubnet !== undefined) throw new Ec2Error("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request");
+    if (deviceIndex !== 0)
+      throw new Ec2Error(
+        "InvalidParameterValue",
+        `The emulator supports only the primary network interface (DeviceIndex 0), not ${deviceIndex}`,
+      );
+    if (instanceGroups.length > 0)
+      throw new Ec2Error(
+        "InvalidParameterCombination",
+        "Network interfaces and an instance-level security groups may not be specified on the same request",
+      );
+    if (instanceSubnet !== undefined)
+      throw new Ec2Error(
+        "InvalidParameterCombination",
+        "Network interfaces and an instance-level subnet ID may not be specified on the same request",
+      );
     network = {
       subnetId: params.optional(`${prefix}.SubnetId`) ?? SUBNET_ID,
       groupIds: params.list(`${prefix}.SecurityGroupId`),
       hasPublicIp: params.bool(`${prefix}.AssociatePublicIpAddress`) ?? true,
     };
   }
-  if (!network.subnetId.startsWith("subnet-")) throw new Ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${network.subnetId}' does not exist`);
+  if (!network.subnetId.startsWith("subnet-"))
+    throw new Ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${network.subnetId}' does not exist`);
   for (const id of network.groupIds) if (!ctx.state.securityGroups.has(id)) throw notFound("group", id);
   return network;
 }
@@ -55,7 +81,10 @@ export function iamInstanceProfile(params: QueryParams): { arn: string; id: stri
   const name = params.optional("IamInstanceProfile.Name");
   if (givenArn === undefined && name === undefined) return undefined;
   if (givenArn !== undefined && !/^arn:aws[\w-]*:iam::\d{12}:instance-profile\/.+$/.test(givenArn)) {
-    throw new Ec2Error("InvalidParameterValue", `Value (${givenArn}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`);
+    throw new Ec2Error(
+      "InvalidParameterValue",
+      `Value (${givenArn}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`,
+    );
   }
   const arn = givenArn ?? `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${name}`;
   return { arn, id: `AIPA${createHash("sha256").update(arn).digest("hex").slice(0, 17).toUpperCase()}` };
@@ -74,7 +103,13 @@ export type LaunchBlockDevice = Omit<InstanceBlockDevice, "volumeId" | "tags">;
  */
 export function blockDevices(params: QueryParams, image: ImageRecord, region: string): LaunchBlockDevice[] {
   const attachTime = new Date();
-  const root: LaunchBlockDevice = { deviceName: ROOT_DEVICE, deleteOnTermination: true, attachTime, snapshotId: image.snapshotId, ...image.rootVolume };
+  const root: LaunchBlockDevice = {
+    deviceName: ROOT_DEVICE,
+    deleteOnTermination: true,
+    attachTime,
+    snapshotId: image.snapshotId,
+    ...image.rootVolume,
+  };
   const devices = [root];
   for (const index of params.indices("BlockDeviceMapping")) {
     const prefix = `BlockDeviceMapping.${index}`;
@@ -87,17 +122,25 @@ export function blockDevices(params: QueryParams, image: ImageRecord, region: st
     const kmsKeyId = params.get(`${prefix}.Ebs.KmsKeyId`);
     const deleteOnTermination = params.bool(`${prefix}.Ebs.DeleteOnTermination`);
     if (volumeType !== undefined && !isVolumeType(volumeType)) {
-      throw new Ec2Error("InvalidParameterValue", `Value (${volumeType}) for parameter volumeType is invalid. Valid volume types are: ${VOLUME_TYPES.join(", ")}`);
+      throw new Ec2Error(
+        "InvalidParameterValue",
+        `Value (${volumeType}) for parameter volumeType is invalid. Valid volume types are: ${VOLUME_TYPES.join(", ")}`,
+      );
     }
-    if (volumeSize !== undefined && volumeSize > MAX_VOLUME_SIZE) throw new Ec2Error("InvalidParameterValue", `Volume of ${volumeSize}GiB is too large; maximum is ${MAX_VOLUME_SIZE}GiB`);
-    if (kmsKeyId !== undefined && encrypted !== true) throw new Ec2Error("InvalidParameterDependency", "The parameter KmsKeyId requires the parameter Encrypted to be set.");
+    if (volumeSize !== undefined && volumeSize > MAX_VOLUME_SIZE)
+      throw new Ec2Error("InvalidParameterValue", `Volume of ${volumeSize}GiB is too large; maximum is ${MAX_VOLUME_SIZE}GiB`);
+    if (kmsKeyId !== undefined && encrypted !== true)
+      throw new Ec2Error("InvalidParameterDependency", "The parameter KmsKeyId requires the parameter Encrypted to be set.");
     if (devices.slice(1).some((device) => device.deviceName === deviceName)) {
       throw new Ec2Error("InvalidBlockDeviceMapping", `The device '${deviceName}' is used in more than one block-device mapping`);
     }
     if (deviceName === ROOT_DEVICE) {
       const minimum = image.rootVolume.volumeSize;
       if (volumeSize !== undefined && volumeSize < minimum) {
-        throw new Ec2Error("InvalidBlockDeviceMapping", `Volume of size ${volumeSize}GB is smaller than snapshot '${image.snapshotId}', expect size >= ${minimum}GB`);
+        throw new Ec2Error(
+          "InvalidBlockDeviceMapping",
+          `Volume of size ${volumeSize}GB is smaller than snapshot '${image.snapshotId}', expect size >= ${minimum}GB`,
+        );
       }
       const encrypt = image.rootVolume.encrypted || encrypted === true;
       Object.assign(root, {
@@ -109,7 +152,11 @@ export function blockDevices(params: QueryParams, image: ImageRecord, region: st
       });
       continue;
     }
-    if (volumeSize === undefined) throw new Ec2Error("MissingParameter", `The request must contain the parameter ${prefix}.Ebs.VolumeSize (the emulator has no snapshots to restore ${deviceName} from)`);
+    if (volumeSize === undefined)
+      throw new Ec2Error(
+        "MissingParameter",
+        `The request must contain the parameter ${prefix}.Ebs.VolumeSize (the emulator has no snapshots to restore ${deviceName} from)`,
+      );
     if (volumeSize < 1) throw new Ec2Error("InvalidParameterValue", `Volume of ${volumeSize}GiB is too small; minimum is 1GiB`);
     devices.push({
       deviceName,

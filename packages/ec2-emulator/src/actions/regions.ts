@@ -24,7 +24,19 @@ const DEFAULT_REGIONS = [
   "us-west-2",
 ];
 /** Opt-in regions the emulated account has not opted in to: listed only with AllRegions=true. */
-const OPT_IN_REGIONS = ["af-south-1", "ap-east-1", "ap-south-2", "ap-southeast-3", "ap-southeast-4", "eu-central-2", "eu-south-1", "eu-south-2", "il-central-1", "me-central-1", "me-south-1"];
+const OPT_IN_REGIONS = [
+  "af-south-1",
+  "ap-east-1",
+  "ap-south-2",
+  "ap-southeast-3",
+  "ap-southeast-4",
+  "eu-central-2",
+  "eu-south-1",
+  "eu-south-2",
+  "il-central-1",
+  "me-central-1",
+  "me-south-1",
+];
 
 interface Region {
   regionName: string;
@@ -43,14 +55,21 @@ const ALL: Region[] = [
  */
 export const DescribeRegions: ActionHandler = (_ctx, params) => {
   const names = params.list("RegionName");
-  for (const name of names) if (!ALL.some((r) => r.regionName === name)) throw new Ec2Error("InvalidParameterValue", `Invalid region: ${name}`);
+  for (const name of names)
+    if (!ALL.some((r) => r.regionName === name)) throw new Ec2Error("InvalidParameterValue", `Invalid region: ${name}`);
   const allRegions = params.bool("AllRegions") ?? false;
   const filters = params.filters();
   const selected = ALL.filter(
     (r) =>
       (allRegions || names.length > 0 || r.optInStatus !== "not-opted-in") &&
       (names.length === 0 || names.includes(r.regionName)) &&
-      matchesFilters(filters, {}, (name) => ({ "region-name": [r.regionName], endpoint: [r.regionEndpoint], "opt-in-status": [r.optInStatus] })[name]),
+      matchesFilters(
+        filters,
+        {},
+        (name) => ({ "region-name": [r.regionName], endpoint: [r.regionEndpoint], "opt-in-status": [r.optInStatus] })[name],
+      ),
   );
-  return fields({ regionInfo: set(selected.map((r) => ({ regionName: r.regionName, regionEndpoint: r.regionEndpoint, optInStatus: r.optInStatus }))) });
+  return fields({
+    regionInfo: set(selected.map((r) => ({ regionName: r.regionName, regionEndpoint: r.regionEndpoint, optInStatus: r.optInStatus }))),
+  });
 };

@@ -10,9 +10,17 @@ export const CreateSecurityGroup: ActionHandler = (ctx, params) => {
   const description = params.require("GroupDescription");
   const vpcId = params.optional("VpcId") ?? VPC_ID;
   for (const group of ctx.state.securityGroups.values()) {
-    if (group.groupName === groupName && group.vpcId === vpcId) throw new Ec2Error("InvalidGroup.Duplicate", `The security group '${groupName}' already exists for VPC '${vpcId}'`);
+    if (group.groupName === groupName && group.vpcId === vpcId)
+      throw new Ec2Error("InvalidGroup.Duplicate", `The security group '${groupName}' already exists for VPC '${vpcId}'`);
   }
-  const group: SecurityGroupRecord = { groupId: newId("sg"), groupName, description, vpcId, ingress: [], tags: params.tagSpecifications("security-group") };
+  const group: SecurityGroupRecord = {
+    groupId: newId("sg"),
+    groupName,
+    description,
+    vpcId,
+    ingress: [],
+    tags: params.tagSpecifications("security-group"),
+  };
   ctx.state.securityGroups.set(group.groupId, group);
   return fields({ return: true, groupId: group.groupId, tagSet: set(tagSet(group.tags)) });
 };
@@ -44,7 +52,12 @@ function ingressRules(params: QueryParams): IngressRule[] {
   if (protocol) {
     const fromPort = params.int("FromPort");
     const toPort = params.int("ToPort");
-    rules.push({ ipProtocol: protocol, ...(fromPort === undefined ? {} : { fromPort }), ...(toPort === undefined ? {} : { toPort }), cidrs: [params.get("CidrIp") ?? "0.0.0.0/0"] });
+    rules.push({
+      ipProtocol: protocol,
+      ...(fromPort === undefined ? {} : { fromPort }),
+      ...(toPort === undefined ? {} : { toPort }),
+      cidrs: [params.get("CidrIp") ?? "0.0.0.0/0"],
+    });
   }
   if (rules.length === 0) throw missingParameter("IpPermissions");
   return rules;
@@ -58,12 +71,24 @@ export const AuthorizeSecurityGroupIngress: ActionHandler = (ctx, params) => {
   const rules = ingressRules(params);
   for (const rule of rules) {
     if (group.ingress.some((existing) => sameRule(existing, rule))) {
-      throw new Ec2Error("InvalidPermission.Duplicate", `the specified rule "peer: ${rule.cidrs.join(",")}, ${rule.ipProtocol.toUpperCase()}, from port: ${rule.fromPort}, to port: ${rule.toPort}, ALLOW" already exists`);
+      throw new Ec2Error(
+        "InvalidPermission.Duplicate",
+        `the specified rule "peer: ${rule.cidrs.join(",")}, ${rule.ipProtocol.toUpperCase()}, from port: ${rule.fromPort}, to port: ${rule.toPort}, ALLOW" already exists`,
+      );
     }
   }
   group.ingress.push(...rules);
   const ruleSet = rules.flatMap((rule) =>
-    rule.cidrs.map((cidr) => ({ securityGroupRuleId: newId("sgr"), groupId: group.groupId, groupOwnerId: ACCOUNT_ID, isEgress: false, ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort, cidrIpv4: cidr })),
+    rule.cidrs.map((cidr) => ({
+      securityGroupRuleId: newId("sgr"),
+      groupId: group.groupId,
+      groupOwnerId: ACCOUNT_ID,
+      isEgress: false,
+      ipProtocol: rule.ipProtocol,
+      fromPort: rule.fromPort,
+      toPort: rule.toPort,
+      cidrIpv4: cidr,
+    })),
   );
   return fields({ return: true, securityGroupRuleSet: set(ruleSet) });
 };
@@ -77,7 +102,18 @@ export const DescribeSecurityGroups: ActionHandler = (ctx, params) => {
     (g) =>
       (ids.length === 0 || ids.includes(g.groupId)) &&
       (names.length === 0 || names.includes(g.groupName)) &&
-      matchesFilters(filters, g.tags, (name) => ({ "group-id": [g.groupId], "group-name": [g.groupName], "vpc-id": [g.vpcId], description: [g.description], "owner-id": [ACCOUNT_ID] })[name]),
+      matchesFilters(
+        filters,
+        g.tags,
+        (name) =>
+          ({
+            "group-id": [g.groupId],
+            "group-name": [g.groupName],
+            "vpc-id": [g.vpcId],
+            description: [g.description],
+            "owner-id": [ACCOUNT_ID],
+          })[name],
+      ),
   );
   return fields({
     securityGroupInfo: set(
@@ -87,7 +123,13 @@ export const DescribeSecurityGroups: ActionHandler = (ctx, params) => {
         groupId: g.groupId,
         groupDescription: g.description,
         ipPermissions: set(
-          g.ingress.map((rule) => ({ ipProtocol: rule.ipProtocol, fromPort: rule.fromPort, toPort: rule.toPort, groups: set([]), ipRanges: set(rule.cidrs.map((cidrIp) => ({ cidrIp }))) })),
+          g.ingress.map((rule) => ({
+            ipProtocol: rule.ipProtocol,
+            fromPort: rule.fromPort,
+            toPort: rule.toPort,
+            groups: set([]),
+            ipRanges: set(rule.cidrs.map((cidrIp) => ({ cidrIp }))),
+          })),
         ),
         ipPermissionsEgress: set([{ ipProtocol: "-1", groups: set([]), ipRanges: set([{ cidrIp: "0.0.0.0/0" }]) }]),
         vpcId: g.vpcId,

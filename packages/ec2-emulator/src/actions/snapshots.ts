@@ -26,7 +26,12 @@ export const DescribeSnapshots: ActionHandler = (ctx, params) => {
   const filters = params.filters();
   const selected = ctx.state
     .snapshotsIn(ctx.region)
-    .filter((s) => ownerMatches && (ids.length === 0 || ids.includes(s.snapshotId)) && matchesFilters(filters, s.tags, (name) => snapshotFilterValues(s, name)));
+    .filter(
+      (s) =>
+        ownerMatches &&
+        (ids.length === 0 || ids.includes(s.snapshotId)) &&
+        matchesFilters(filters, s.tags, (name) => snapshotFilterValues(s, name)),
+    );
   return fields({
     snapshotSet: set(
       selected.map((s) => ({
@@ -51,7 +56,8 @@ export const DeleteSnapshot: ActionHandler = (ctx, params) => {
   const snapshotId = params.require("SnapshotId");
   if (!ctx.state.snapshot(snapshotId, ctx.region)) throw notFound("snapshot", snapshotId);
   for (const image of ctx.state.images.values()) {
-    if (image.snapshotId === snapshotId) throw new Ec2Error("InvalidSnapshot.InUse", `The snapshot ${snapshotId} is currently in use by ${image.imageId}`);
+    if (image.snapshotId === snapshotId)
+      throw new Ec2Error("InvalidSnapshot.InUse", `The snapshot ${snapshotId} is currently in use by ${image.imageId}`);
   }
   ctx.state.snapshots.delete(snapshotId);
   return fields({ return: true });

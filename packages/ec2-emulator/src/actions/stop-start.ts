@@ -15,13 +15,21 @@ export const StopInstances: ActionHandler = (ctx, params) => {
 };
 
 /** stopped → pending → running. Pending or running instances answer their state unchanged; any other state fails the call. */
-export const StartInstances: ActionHandler = (ctx, params) => transition(ctx, params, ["stopped", "pending", "running"], "started", startInstance);
+export const StartInstances: ActionHandler = (ctx, params) =>
+  transition(ctx, params, ["stopped", "pending", "running"], "started", startInstance);
 
 /** Checks every requested instance may make the transition, then applies it to each and answers the state changes. */
-function transition(ctx: Parameters<ActionHandler>[0], params: Parameters<ActionHandler>[1], allowed: InstanceStateName[], verb: string, apply: (ctx: Parameters<ActionHandler>[0], instance: InstanceRecord) => void) {
+function transition(
+  ctx: Parameters<ActionHandler>[0],
+  params: Parameters<ActionHandler>[1],
+  allowed: InstanceStateName[],
+  verb: string,
+  apply: (ctx: Parameters<ActionHandler>[0], instance: InstanceRecord) => void,
+) {
   const instances = requestedInstances(ctx, params);
   for (const instance of instances) {
-    if (!allowed.includes(instance.state)) throw new Ec2Error("IncorrectInstanceState", `The instance '${instance.instanceId}' is not in a state from which it can be ${verb}.`);
+    if (!allowed.includes(instance.state))
+      throw new Ec2Error("IncorrectInstanceState", `The instance '${instance.instanceId}' is not in a state from which it can be ${verb}.`);
   }
   const changes = instances.map((instance) => {
     const previous = instance.state;

@@ -48,7 +48,11 @@ export const DescribeTags: ActionHandler = (ctx, params) => {
     if (!resource) continue;
     for (const [key, value] of Object.entries(resource.tags)) {
       const item = { resourceId, resourceType: resource.type, key, value };
-      const match = matchesFilters(filters, {}, (name) => ({ "resource-id": [resourceId], "resource-type": [resource.type], key: [key], value: [value] })[name]);
+      const match = matchesFilters(
+        filters,
+        {},
+        (name) => ({ "resource-id": [resourceId], "resource-type": [resource.type], key: [key], value: [value] })[name],
+      );
       if (match) items.push(item);
     }
   }

@@ -42,14 +42,27 @@ export const DescribeVolumes: ActionHandler = (ctx, params) => {
   const volumes = ctx.state.volumes();
   for (const id of ids) if (!volumes.some((v) => v.device.volumeId === id)) throw volumeNotFound(id);
   const filters = params.filters();
-  const selected = volumes.filter((v) => (ids.length === 0 || ids.includes(v.device.volumeId)) && matchesFilters(filters, v.device.tags, (name) => volumeFilterValues(v, name)));
+  const selected = volumes.filter(
+    (v) =>
+      (ids.length === 0 || ids.includes(v.device.volumeId)) &&
+      matchesFilters(filters, v.device.tags, (name) => volumeFilterValues(v, name)),
+  );
   return fields({
     volumeSet: set(
       selected.map((view) => {
         const { device, instance, status } = view;
         const attachments =
           status === "in-use"
-            ? [{ volumeId: device.volumeId, instanceId: instance.instanceId, device: device.deviceName, status: "attached", attachTime: device.attachTime.toISOString(), deleteOnTermination: device.deleteOnTermination }]
+            ? [
+                {
+                  volumeId: device.volumeId,
+                  instanceId: instance.instanceId,
+                  device: device.deviceName,
+                  status: "attached",
+                  attachTime: device.attachTime.toISOString(),
+                  deleteOnTermination: device.deleteOnTermination,
+                },
+              ]
             : [];
         return {
           volumeId: device.volumeId,
@@ -77,7 +90,8 @@ export const DeleteVolume: ActionHandler = (ctx, params) => {
   const volumeId = params.require("VolumeId");
   const volume = ctx.state.volumes().find((v) => v.device.volumeId === volumeId);
   if (!volume) throw volumeNotFound(volumeId);
-  if (volume.status === "in-use") throw new Ec2Error("VolumeInUse", `Volume ${volumeId} is currently attached to ${volume.instance.instanceId}`);
+  if (volume.status === "in-use")
+    throw new Ec2Error("VolumeInUse", `Volume ${volumeId} is currently attached to ${volume.instance.instanceId}`);
   ctx.state.deletedVolumes.add(volumeId);
   return fields({ return: true });
 };

@@ -33,7 +33,9 @@ describe("file options", () => {
     expect(await messages({ sources: ["a", "b"], destination: "/etc/app" })).toMatch(/destination must be a directory ending in \//);
     expect(await messages({ content: "x", destination: "/etc/" })).toMatch(/content needs a file destination/);
     expect(await messages({ content: "x", destination: "out.txt", direction: "download" })).toMatch(/content can only be uploaded/);
-    expect(await messages({ source: "/etc/hosts", destination: "hosts", direction: "download", mode: "0600" })).toMatch(/mode applies to uploads only/);
+    expect(await messages({ source: "/etc/hosts", destination: "hosts", direction: "download", mode: "0600" })).toMatch(
+      /mode applies to uploads only/,
+    );
     expect(await messages({ source: "a", destination: "relative/path" })).toMatch(/must be absolute/);
     expect(await messages({ source: "relative", destination: "out", direction: "download" })).toMatch(/must be absolute/);
     expect((await validate({ source: "a", destination: "/x", direction: "sideways" })).issues).toBeDefined();
@@ -52,7 +54,8 @@ describe("file options", () => {
 });
 
 describe("targetPath (Packer's slash rules)", () => {
-  const remote = (source: string, isDirectory: boolean, destination: string) => targetPath(source, isDirectory, destination, posix.join, basename);
+  const remote = (source: string, isDirectory: boolean, destination: string) =>
+    targetPath(source, isDirectory, destination, posix.join, basename);
   it("copies a directory without trailing slash as a directory, with one its contents", () => {
     expect(remote("./site", true, "/var/www")).toBe("/var/www/site");
     expect(remote("./site", true, "/var/www/")).toBe("/var/www/site");
@@ -122,7 +125,9 @@ describe("file fingerprint", () => {
     await writeFile(join(dir, "motd"), "changed");
     expect(await fingerprint(both)).not.toBe(before);
     expect(await fingerprint({ source: "./site", destination: "/var/www/" })).not.toBe(await fingerprint(site));
-    expect(await fingerprint({ content: "a", destination: "/etc/motd" })).not.toBe(await fingerprint({ content: "b", destination: "/etc/motd" }));
+    expect(await fingerprint({ content: "a", destination: "/etc/motd" })).not.toBe(
+      await fingerprint({ content: "b", destination: "/etc/motd" }),
+    );
 
     const copy = await mkdtemp(join(tmpdir(), "kiln-file-unit-copy-"));
     try {

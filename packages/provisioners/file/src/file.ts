@@ -56,10 +56,14 @@ const schema = z
     const download = opts.direction === "download";
     if (download && opts.content !== undefined) problem("content", "content can only be uploaded");
     if (download && opts.mode !== undefined) problem("mode", "mode applies to uploads only");
-    if (opts.content !== undefined && opts.destination.endsWith("/")) problem("destination", "content needs a file destination, not a directory (remove the trailing /)");
-    if (opts.sources && !opts.destination.endsWith("/")) problem("destination", "with sources, destination must be a directory ending in /");
+    if (opts.content !== undefined && opts.destination.endsWith("/"))
+      problem("destination", "content needs a file destination, not a directory (remove the trailing /)");
+    if (opts.sources && !opts.destination.endsWith("/"))
+      problem("destination", "with sources, destination must be a directory ending in /");
     const remote = download ? [opts.source, ...(opts.sources ?? [])] : [opts.destination];
-    for (const path of remote) if (path !== undefined && !path.startsWith("/")) problem(download ? "source" : "destination", `${path}: paths on the machine must be absolute`);
+    for (const path of remote)
+      if (path !== undefined && !path.startsWith("/"))
+        problem(download ? "source" : "destination", `${path}: paths on the machine must be absolute`);
   });
 
 export const file = defineProvisioner<FileOptions>(() => ({
@@ -96,7 +100,13 @@ function sourceList(opts: FileOptions): string[] {
  * Where `source` ends up under Packer's slash rules. `join`/`name` are the path functions of the destination's and the
  * source's side (POSIX on the machine, the host's locally).
  */
-export function targetPath(source: string, isDirectory: boolean, destination: string, join: (a: string, b: string) => string, name: (path: string) => string): string {
+export function targetPath(
+  source: string,
+  isDirectory: boolean,
+  destination: string,
+  join: (a: string, b: string) => string,
+  name: (path: string) => string,
+): string {
   if (isDirectory) return source.endsWith("/") ? trimSlash(destination) : join(destination, name(trimSlash(source)));
   return destination.endsWith("/") ? join(destination, name(source)) : destination;
 }
@@ -109,12 +119,24 @@ export function parseMode(mode: string | number | undefined): number | undefined
   return typeof mode === "string" ? Number.parseInt(mode.replace(/^0o/, ""), 8) : mode;
 }
 
-async function uploadContent(ctx: BakeContext, machine: Machine, content: string, destination: string, mode: string | number | undefined): Promise<void> {
+async function uploadContent(
+  ctx: BakeContext,
+  machine: Machine,
+  content: string,
+  destination: string,
+  mode: string | number | undefined,
+): Promise<void> {
   await remoteRun(ctx, machine, ["mkdir", "-p", posix.dirname(destination)]);
   await machine.upload(Readable.from([Buffer.from(content)]), destination, { mode: parseMode(mode) ?? 0o644 });
 }
 
-async function upload(ctx: BakeContext, machine: Machine, source: string, destination: string, mode: string | number | undefined): Promise<void> {
+async function upload(
+  ctx: BakeContext,
+  machine: Machine,
+  source: string,
+  destination: string,
+  mode: string | number | undefined,
+): Promise<void> {
   const local = resolve(ctx.cwd, source);
   const info = await localStat(local, source);
   const target = targetPath(source, info.isDirectory(), destination, posix.join, basename);
@@ -133,7 +155,8 @@ async function upload(ctx: BakeContext, machine: Machine, source: string, destin
     byMode.set(wanted, [...(byMode.get(wanted) ?? []), posix.join(target, ...entry.path.split(/[\\/]/))]);
   }
   for (const [wanted, paths] of byMode) {
-    for (let at = 0; at < paths.length; at += 200) await remoteRun(ctx, machine, ["chmod", wanted.toString(8), ...paths.slice(at, at + 200)]);
+    for (let at = 0; at < paths.length; at += 200)
+      await remoteRun(ctx, machine, ["chmod", wanted.toString(8), ...paths.slice(at, at + 200)]);
   }
 }
 
@@ -143,9 +166,14 @@ function gitMode(info: Stats): number {
 }
 
 async function download(ctx: BakeContext, machine: Machine, source: string, destination: string): Promise<void> {
-  const probe = await machine.exec(["/bin/sh", "-c", 'if [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; fi', "sh", source], { signal: ctx.signal });
+  const probe = await machine.exec(["/bin/sh", "-c", 'if [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; fi', "sh", source], {
+    signal: ctx.signal,
+  });
   const kind = probe.stdout.trim();
-  if (kind !== "dir" && kind !== "file") throw new KilnError("E_PROVISION", `file: ${source} not found on machine ${machine.id}`, { hint: "check the source path; downloads read from the machine" });
+  if (kind !== "dir" && kind !== "file")
+    throw new KilnError("E_PROVISION", `file: ${source} not found on machine ${machine.id}`, {
+      hint: "check the source path; downloads read from the machine",
+    });
   const target = resolve(ctx.cwd, targetPath(source, kind === "dir", destination, join, posix.basename));
   await mkdir(kind === "dir" ? target : dirname(target), { recursive: true });
   await machine.download(trimSlash(source), target);
@@ -154,7 +182,10 @@ async function download(ctx: BakeContext, machine: Machine, source: string, dest
 async function remoteRun(ctx: BakeContext, machine: Machine, argv: string[]): Promise<void> {
   const result = await machine.exec(argv, { signal: ctx.signal });
   if (result.exitCode !== 0) {
-    throw new KilnError("E_PROVISION", `file: \`${argv.slice(0, 3).join(" ")}${argv.length > 3 ? " …" : ""}\` failed on machine ${machine.id} (exit code ${result.exitCode}): ${result.stderr.trim()}`);
+    throw new KilnError(
+      "E_PROVISION",
+      `file: \`${argv.slice(0, 3).join(" ")}${argv.length > 3 ? " …" : ""}\` failed on machine ${machine.id} (exit code ${result.exitCode}): ${result.stderr.trim()}`,
+    );
   }
 }
 

@@ -4,7 +4,8 @@ import file from "../src/index.js";
 import { sshDocker, sshDockerOptions } from "@kiln/communicator-ssh/testing";
 import { fixtureOptions } from "@kiln/driver-docker/testing";
 
-const read = async (machine: { exec(cmd: string): Promise<{ stdout: string }> }, path: string) => (await machine.exec(`cat ${path}`)).stdout;
+const read = async (machine: { exec(cmd: string): Promise<{ stdout: string }> }, path: string) =>
+  (await machine.exec(`cat ${path}`)).stdout;
 
 testProvisioner("file", {
   factory: file,
@@ -30,7 +31,15 @@ testProvisioner("file", {
       },
     },
   ],
-  failing: { options: { source: "/definitely/not/here", destination: "out/", direction: "download" }, message: /\/definitely\/not\/here not found on machine/ },
-  invalid: [{ destination: "/x" }, { source: "a", destination: "relative" }, { sources: ["a", "b"], destination: "/etc/file" }, { source: "a", destination: "/x", mode: 644 }],
+  failing: {
+    options: { source: "/definitely/not/here", destination: "out/", direction: "download" },
+    message: /\/definitely\/not\/here not found on machine/,
+  },
+  invalid: [
+    { destination: "/x" },
+    { source: "a", destination: "relative" },
+    { sources: ["a", "b"], destination: "/etc/file" },
+    { source: "a", destination: "/x", mode: 644 },
+  ],
   fingerprintFile: "site/index.html",
 });

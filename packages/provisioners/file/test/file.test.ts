@@ -34,15 +34,22 @@ async function provision(steps: unknown[], check: (machine: Machine) => Promise<
   await check(machine);
 }
 
-const tree = async (machine: Machine, path: string) => (await execOk(machine, `cd ${path} && find . -mindepth 1 | sort`)).trim().split("\n");
+const tree = async (machine: Machine, path: string) =>
+  (await execOk(machine, `cd ${path} && find . -mindepth 1 | sort`)).trim().split("\n");
 const modeOf = async (machine: Machine, path: string) => (await execOk(machine, `stat -c %a ${path}`)).trim();
 
 describe("file provisioner uploads", () => {
   it("puts a file exactly at destination (creating parents), or inside a destination ending in /", async () => {
-    await provision([{ source: "app.conf", destination: "/opt/deep/nested/app.conf" }, { source: "./app.conf", destination: "/etc/app/" }], async (machine) => {
-      expect(await execOk(machine, "cat /opt/deep/nested/app.conf")).toBe("port = 8080\n");
-      expect(await execOk(machine, "cat /etc/app/app.conf")).toBe("port = 8080\n");
-    });
+    await provision(
+      [
+        { source: "app.conf", destination: "/opt/deep/nested/app.conf" },
+        { source: "./app.conf", destination: "/etc/app/" },
+      ],
+      async (machine) => {
+        expect(await execOk(machine, "cat /opt/deep/nested/app.conf")).toBe("port = 8080\n");
+        expect(await execOk(machine, "cat /etc/app/app.conf")).toBe("port = 8080\n");
+      },
+    );
   });
 
   it("uploads a directory without trailing slash as a directory inside destination", async () => {
@@ -53,25 +60,44 @@ describe("file provisioner uploads", () => {
   });
 
   it("uploads a directory's contents with a trailing slash, keeping what destination already holds", async () => {
-    await provision([{ content: "keep me\n", destination: "/var/www/existing.txt" }, { source: "./site/", destination: "/var/www/" }], async (machine) => {
-      expect(await tree(machine, "/var/www")).toEqual(["./css", "./css/main.css", "./existing.txt", "./index.html"]);
-      expect(await execOk(machine, "cat /var/www/css/main.css /var/www/existing.txt")).toBe("body { margin: 0 }\nkeep me\n");
-    });
+    await provision(
+      [
+        { content: "keep me\n", destination: "/var/www/existing.txt" },
+        { source: "./site/", destination: "/var/www/" },
+      ],
+      async (machine) => {
+        expect(await tree(machine, "/var/www")).toEqual(["./css", "./css/main.css", "./existing.txt", "./index.html"]);
+        expect(await execOk(machine, "cat /var/www/css/main.css /var/www/existing.txt")).toBe("body { margin: 0 }\nkeep me\n");
+      },
+    );
   });
 
   it("copies several sources into a directory", async () => {
     await provision([{ sources: ["app.conf", "site", "run.sh"], destination: "/srv/app/" }], async (machine) => {
-      expect(await tree(machine, "/srv/app")).toEqual(["./app.conf", "./run.sh", "./site", "./site/css", "./site/css/main.css", "./site/index.html"]);
+      expect(await tree(machine, "/srv/app")).toEqual([
+        "./app.conf",
+        "./run.sh",
+        "./site",
+        "./site/css",
+        "./site/css/main.css",
+        "./site/index.html",
+      ]);
     });
   });
 
   it("writes content to the destination file, 0644 unless mode says otherwise", async () => {
-    await provision([{ content: "welcome\n", destination: "/etc/motd" }, { content: "#!/bin/sh\necho hi\n", destination: "/usr/local/bin/hi", mode: "0755" }], async (machine) => {
-      expect(await execOk(machine, "cat /etc/motd")).toBe("welcome\n");
-      expect(await modeOf(machine, "/etc/motd")).toBe("644");
-      expect(await modeOf(machine, "/usr/local/bin/hi")).toBe("755");
-      expect(await execOk(machine, "hi")).toBe("hi\n");
-    });
+    await provision(
+      [
+        { content: "welcome\n", destination: "/etc/motd" },
+        { content: "#!/bin/sh\necho hi\n", destination: "/usr/local/bin/hi", mode: "0755" },
+      ],
+      async (machine) => {
+        expect(await execOk(machine, "cat /etc/motd")).toBe("welcome\n");
+        expect(await modeOf(machine, "/etc/motd")).toBe("644");
+        expect(await modeOf(machine, "/usr/local/bin/hi")).toBe("755");
+        expect(await execOk(machine, "hi")).toBe("hi\n");
+      },
+    );
   });
 
   it("uploads modes as git checks files out (0755 if executable, else 0644; directories 0755), whatever the local umask", async () => {
@@ -79,12 +105,19 @@ describe("file provisioner uploads", () => {
     await chmod(join(dir, "site/index.html"), 0o664);
     await chmod(join(dir, "site/css"), 0o770);
     try {
-      await provision([{ source: "run.sh", destination: "/opt/run.sh" }, { source: "app.conf", destination: "/opt/app.conf" }, { source: "site", destination: "/srv/" }], async (machine) => {
-        expect(await modeOf(machine, "/opt/run.sh")).toBe("755");
-        expect(await modeOf(machine, "/opt/app.conf")).toBe("644");
-        expect(await modeOf(machine, "/srv/site/index.html")).toBe("644");
-        expect(await modeOf(machine, "/srv/site/css")).toBe("755");
-      });
+      await provision(
+        [
+          { source: "run.sh", destination: "/opt/run.sh" },
+          { source: "app.conf", destination: "/opt/app.conf" },
+          { source: "site", destination: "/srv/" },
+        ],
+        async (machine) => {
+          expect(await modeOf(machine, "/opt/run.sh")).toBe("755");
+          expect(await modeOf(machine, "/opt/app.conf")).toBe("644");
+          expect(await modeOf(machine, "/srv/site/index.html")).toBe("644");
+          expect(await modeOf(machine, "/srv/site/css")).toBe("755");
+        },
+      );
     } finally {
       await chmod(join(dir, "app.conf"), 0o644);
       await chmod(join(dir, "site/index.html"), 0o644);
@@ -93,12 +126,18 @@ describe("file provisioner uploads", () => {
   });
 
   it("applies mode to every uploaded file, directories staying 0755", async () => {
-    await provision([{ source: "app.conf", destination: "/opt/secret.conf", mode: 0o600 }, { source: "site", destination: "/opt/", mode: "0640" }], async (machine) => {
-      expect(await modeOf(machine, "/opt/secret.conf")).toBe("600");
-      expect(await modeOf(machine, "/opt/site/index.html")).toBe("640");
-      expect(await modeOf(machine, "/opt/site/css/main.css")).toBe("640");
-      expect(await modeOf(machine, "/opt/site/css")).toBe("755");
-    });
+    await provision(
+      [
+        { source: "app.conf", destination: "/opt/secret.conf", mode: 0o600 },
+        { source: "site", destination: "/opt/", mode: "0640" },
+      ],
+      async (machine) => {
+        expect(await modeOf(machine, "/opt/secret.conf")).toBe("600");
+        expect(await modeOf(machine, "/opt/site/index.html")).toBe("640");
+        expect(await modeOf(machine, "/opt/site/css/main.css")).toBe("640");
+        expect(await modeOf(machine, "/opt/site/css")).toBe("755");
+      },
+    );
   });
 
   it("reports a missing local source as E_CONFIG naming it", async () => {
@@ -160,7 +199,9 @@ describe("file provisioner downloads", () => {
   });
 
   it("fails with E_PROVISION when the source is not on the machine", async () => {
-    const error = await download([{ source: "/no/such/file", destination: "x", direction: "download" }], async () => {}).catch((thrown: unknown) => thrown);
+    const error = await download([{ source: "/no/such/file", destination: "x", direction: "download" }], async () => {}).catch(
+      (thrown: unknown) => thrown,
+    );
     expect(error).toBeInstanceOf(KilnError);
     expect(error).toMatchObject({ code: "E_PROVISION" });
     expect((error as KilnError).message).toContain("/no/such/file not found on machine");

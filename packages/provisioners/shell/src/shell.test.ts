@@ -54,7 +54,9 @@ describe("renderCommand", () => {
     expect(renderCommand("{{ vars }} {{ path }}", "/tmp/kiln-1-a.sh", [])).toBe("/tmp/kiln-1-a.sh");
     const command = renderCommand("sudo {{vars}} {{ path }}", "/tmp/kiln-1-a.sh", ["TOKEN", "MODE"]);
     expect(command).toBe('sudo TOKEN="$TOKEN" MODE="$MODE" /tmp/kiln-1-a.sh');
-    expect(renderCommand("chmod +x {{ .Path }} && {{ .Vars }} {{ .Path }}", "/tmp/x y.sh", ["A"])).toBe(`chmod +x '/tmp/x y.sh' && A="$A" '/tmp/x y.sh'`);
+    expect(renderCommand("chmod +x {{ .Path }} && {{ .Vars }} {{ .Path }}", "/tmp/x y.sh", ["A"])).toBe(
+      `chmod +x '/tmp/x y.sh' && A="$A" '/tmp/x y.sh'`,
+    );
   });
 });
 

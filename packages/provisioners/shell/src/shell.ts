@@ -3,7 +3,15 @@ import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { canonicalJson, defineProvisioner, KilnError, toKilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
+import {
+  canonicalJson,
+  defineProvisioner,
+  KilnError,
+  toKilnError,
+  type BakeContext,
+  type Machine,
+  type StandardSchemaV1,
+} from "@kiln/core";
 
 /** Options of the `shell` provisioner. Set exactly one of `inline`, `script` or `scripts`. */
 export interface ShellOptions {
@@ -47,7 +55,11 @@ const schema = z
       .record(z.string(), z.string())
       .superRefine((env, issues) => {
         for (const name of Object.keys(env).filter((key) => !ENV_NAME.test(key))) {
-          issues.addIssue({ code: "custom", path: [name], message: `"${name}" is not a shell variable name (letters, digits and _, not starting with a digit)` });
+          issues.addIssue({
+            code: "custom",
+            path: [name],
+            message: `"${name}" is not a shell variable name (letters, digits and _, not starting with a digit)`,
+          });
         }
       })
       .optional(),
@@ -153,11 +165,14 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
     return;
   }
   if ("error" in outcome && !ctx.signal.aborted) await removeQuietly(machine, remotePath);
-  if ("error" in outcome) throw ctx.signal.aborted ? outcome.error : toKilnError(outcome.error, "E_PROVISION", `shell: ${job.label} could not run`);
+  if ("error" in outcome)
+    throw ctx.signal.aborted ? outcome.error : toKilnError(outcome.error, "E_PROVISION", `shell: ${job.label} could not run`);
   const lines = tail.lines().map((line) => `  ${ctx.redact(line)}`);
   const message = `shell: ${job.label} exited with code ${outcome.exitCode}${lines.length ? `\nlast output:\n${lines.join("\n")}` : ""}`;
   throw new KilnError("E_PROVISION", ctx.redact(message), {
-    hint: opts.valid_exit_codes ? `accepted exit codes: ${validCodes.join(", ")}` : "fix the command, or list accepted codes in valid_exit_codes",
+    hint: opts.valid_exit_codes
+      ? `accepted exit codes: ${validCodes.join(", ")}`
+      : "fix the command, or list accepted codes in valid_exit_codes",
   });
 }
 

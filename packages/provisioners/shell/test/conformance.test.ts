@@ -13,7 +13,7 @@ testProvisioner("shell", {
   cases: [
     {
       name: "a script from the bake directory and inline commands with env",
-      files: { "scripts/setup.sh": "#!/bin/sh\nset -e\nmkdir -p /opt/app\necho \"$APP_MODE\" > /opt/app/mode\n" },
+      files: { "scripts/setup.sh": '#!/bin/sh\nset -e\nmkdir -p /opt/app\necho "$APP_MODE" > /opt/app/mode\n' },
       options: { script: "scripts/setup.sh", env: { APP_MODE: "production" } },
       check: async (machine) => {
         const result = await machine.exec("cat /opt/app/mode");

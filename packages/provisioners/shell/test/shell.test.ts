@@ -28,7 +28,10 @@ async function provision(input: unknown, check?: (machine: Awaited<ReturnType<ty
 
 /** Like `provision`, but the step must fail: returns the KilnError. */
 async function failure(input: unknown): Promise<KilnError> {
-  const error = await provision(input).then(() => undefined, (thrown: unknown) => thrown);
+  const error = await provision(input).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
   expect(error).toBeInstanceOf(KilnError);
   return error as KilnError;
 }
@@ -72,13 +75,16 @@ describe("shell provisioner on a real container", () => {
     const env = { GREETING: "hello 'quoted' world", API_TOKEN: "s3cr3t-value" };
     // Every process's command line while the step runs, to prove the value is not on any of them.
     const commandLines = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f"; echo; done > /tmp/cmdlines`;
-    await provision({ inline: ['printf %s "$GREETING" > /tmp/greeting', "printenv API_TOKEN > /tmp/token", commandLines], env }, async (machine) => {
-      expect(await execOk(machine, "cat /tmp/greeting")).toBe("hello 'quoted' world");
-      expect(await execOk(machine, "cat /tmp/token")).toBe("s3cr3t-value\n");
-      const processes = await execOk(machine, "cat /tmp/cmdlines");
-      expect(processes).toMatch(/API_TOKEN="\$API_TOKEN" .*\/tmp\/kiln-/);
-      expect(processes).not.toContain("s3cr3t-value");
-    });
+    await provision(
+      { inline: ['printf %s "$GREETING" > /tmp/greeting', "printenv API_TOKEN > /tmp/token", commandLines], env },
+      async (machine) => {
+        expect(await execOk(machine, "cat /tmp/greeting")).toBe("hello 'quoted' world");
+        expect(await execOk(machine, "cat /tmp/token")).toBe("s3cr3t-value\n");
+        const processes = await execOk(machine, "cat /tmp/cmdlines");
+        expect(processes).toMatch(/API_TOKEN="\$API_TOKEN" .*\/tmp\/kiln-/);
+        expect(processes).not.toContain("s3cr3t-value");
+      },
+    );
     const error = await failure({ inline: ["exit 9"], env });
     expect(error.message).not.toContain("s3cr3t-value");
     expect(error.hint ?? "").not.toContain("s3cr3t-value");
@@ -86,10 +92,13 @@ describe("shell provisioner on a real container", () => {
 
   it("keeps env through a custom execute_command that clears the environment ({{ vars }}), Packer syntax too", async () => {
     const inline = ["printenv MODE > /tmp/mode", "echo ran-$MODE"];
-    await provision({ inline, env: { MODE: "custom" }, execute_command: "echo via-custom && env -i {{ vars }} {{ path }}" }, async (machine, output) => {
-      expect(output).toEqual(expect.arrayContaining(["via-custom", "ran-custom"]));
-      expect(await execOk(machine, "cat /tmp/mode")).toBe("custom\n");
-    });
+    await provision(
+      { inline, env: { MODE: "custom" }, execute_command: "echo via-custom && env -i {{ vars }} {{ path }}" },
+      async (machine, output) => {
+        expect(output).toEqual(expect.arrayContaining(["via-custom", "ran-custom"]));
+        expect(await execOk(machine, "cat /tmp/mode")).toBe("custom\n");
+      },
+    );
     await provision({ inline, env: { MODE: "packer" }, execute_command: "env -i {{ .Vars }} {{ .Path }}" }, async (machine) => {
       expect(await execOk(machine, "cat /tmp/mode")).toBe("packer\n");
     });

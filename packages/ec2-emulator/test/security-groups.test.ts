@@ -69,9 +69,11 @@ describe("security groups", () => {
     );
     const instanceId = run.Instances?.[0]?.InstanceId ?? "";
     const address = (await waitForState(client, instanceId, "running")).PublicIpAddress;
-    // setsid: the servers must outlive the exec session that starts them.
-    const serve = (port: number) => `setsid -f python3 -m http.server ${port} --directory /srv >/dev/null 2>&1`;
-    await shell(emulator, instanceId, `mkdir -p /srv && echo open > /srv/index.html && ${serve(8080)} && ${serve(8081)}`);
+    // setsid: the servers must outlive the exec session that starts them — and the session waits until both listen (a
+    // server still starting when the session's terminal hangs up gets its SIGHUP).
+    const serve = (port: number) => `setsid -f python3 -m http.server ${port} --directory /srv </dev/null >/dev/null 2>&1`;
+    const listening = "for i in $(seq 100); do [ $(grep -c ':1F9[01] 00000000:0000 0A' /proc/net/tcp) -eq 2 ] && break; sleep 0.1; done";
+    await shell(emulator, instanceId, `mkdir -p /srv && echo open > /srv/index.html && ${serve(8080)} && ${serve(8081)}; ${listening}`);
     const get = (port: number) =>
       fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) }).then(
         (response) => response.text(),

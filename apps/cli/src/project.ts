@@ -10,10 +10,14 @@ export interface ProjectFlags {
   "var-file"?: string[] | undefined;
 }
 
-/** Finds and loads the bake file named by -C/--file/a positional path, with variables from flags and KILN_VAR_* env. */
-export async function openProject(flags: ProjectFlags, positional: string | undefined): Promise<Project> {
+/**
+ * Finds and loads the bake file named by -C/--file/a positional path, with variables from flags and KILN_VAR_* env. Plugins
+ * of the project (`plugins:`) are loaded only when `runProjectCode` — not by `kiln validate` and `kiln inspect`.
+ */
+export async function openProject(flags: ProjectFlags, positional: string | undefined, { runProjectCode = true } = {}): Promise<Project> {
   const file = await locateBakeFile(flags, positional);
   return loadProject(file, {
+    runProjectCode,
     variables: {
       vars: Object.fromEntries((flags.var ?? []).map(parseVarFlag)),
       varFiles: (flags["var-file"] ?? []).map((path) => resolve(path)),

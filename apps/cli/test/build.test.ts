@@ -49,7 +49,7 @@ images:
     expect(result.stderr).toBe("");
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/==> base: baked .* as kiln-cli-test\/base/);
-    expect(result.stdout).toMatch(/==> app: verify 1 check\n    app: ✓ file \/opt\/app\/greeting/);
+    expect(result.stdout).toMatch(/==> app: verify 1 check\n {4}app: ✓ file \/opt\/app\/greeting/);
 
     const manifest = JSON.parse(await readFile(join(dir.dir, "kiln-manifest.json"), "utf8"));
     const [base, app] = manifest.builds;

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -52,9 +53,16 @@ describe("packageCandidates", () => {
     expect(packageCandidates("provisioner", "shell")).toEqual(["@kiln/provisioner-shell", "kiln-provisioner-shell", "shell"]);
   });
 
-  it.each(["@acme/kiln-driver-qemu", "./drivers/qemu.js", "acme/qemu"])("tries %s only as written", (name) => {
-    expect(packageCandidates("driver", name)).toEqual([name]);
+  it("tries a scoped package name only as written", () => {
+    expect(packageCandidates("driver", "@acme/kiln-driver-qemu")).toEqual(["@acme/kiln-driver-qemu"]);
   });
+
+  it.each(["./evil.mjs", "../x.mjs", "/tmp/x.mjs", "data:text/javascript,process.exit(9)", "file:///tmp/x.mjs", "acme/qemu", "Docker", ""])(
+    "refuses %j: a path or URL is not a plugin name",
+    (name) => {
+      expect(() => packageCandidates("driver", name)).toThrow(expect.objectContaining({ code: "E_DRIVER_NOT_FOUND", exitCode: 2 }));
+    },
+  );
 });
 
 describe("loadDriverFactory", () => {
@@ -226,12 +234,88 @@ describe("plugins installed next to a bake file", () => {
     expect(project.images[0]?.driver).toMatchObject({ name: "fake", origin: "kiln-driver-fake", cwd: dir });
   });
 
-  it("make loadProject fail with E_PLUGIN_SHAPE when incomplete", async () => {
+  it("make loadProject fail with exit 2 at the driver's position when incomplete", async () => {
     const dir = await tempDir();
     await installPackage(dir, "kiln-driver-fake", `export default () => ({ name: "fake" });\n`);
     await writeFile(join(dir, "kiln.yaml"), "images:\n  web:\n    driver: fake\n    source: debian\n");
     const error = await failure(loadProject(join(dir, "kiln.yaml")));
-    expect(error.code).toBe("E_PLUGIN_SHAPE");
     expect(error.exitCode).toBe(2);
+    expect(error.diagnostics).toEqual([
+      expect.objectContaining({ path: "images.web.driver", line: 3, message: 'driver "fake" from kiln-driver-fake is incomplete' }),
+    ]);
+  });
+
+  it("report a package that cannot be imported (a syntax error) at its position, not as a crash", async () => {
+    const dir = await tempDir();
+    await installPackage(dir, "kiln-driver-broken", 'export default (init) => ({ name: "broken",\n');
+    await writeFile(join(dir, "kiln.yaml"), "images:\n  web:\n    driver: broken\n    source: debian\n");
+    const error = await failure(loadProject(join(dir, "kiln.yaml")));
+    expect(error.exitCode).toBe(2);
+    expect(error.diagnostics[0]).toMatchObject({
+      path: "images.web.driver",
+      line: 3,
+      message: expect.stringMatching(/^cannot load package kiln-driver-broken: /),
+    });
+  });
+});
+
+describe("a bake file names plugins, it never makes validation run code", () => {
+  /** A module that leaves a mark on disk when it is imported: proof that code ran. */
+  const marking = (mark: string) =>
+    `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(mark)}, "ran");\n${driverPackage("local")}`;
+
+  it.each(["./evil.mjs", "../evil.mjs", "data:text/javascript,import('node:fs').then((fs) => fs.writeFileSync('/tmp/kiln-evil', 'ran'))"])(
+    "driver: %s is refused at its position and nothing is imported",
+    async (name) => {
+      const dir = await tempDir();
+      const mark = join(dir, "ran");
+      await writeFile(join(dir, "evil.mjs"), marking(mark));
+      await writeFile(join(dir, "kiln.yaml"), `images:\n  web:\n    driver: ${JSON.stringify(name)}\n    source: debian\n`);
+      const error = await failure(loadProject(join(dir, "kiln.yaml"), { runProjectCode: true }));
+      expect(error.exitCode).toBe(2);
+      expect(error.diagnostics[0]).toMatchObject({
+        path: "images.web.driver",
+        line: 3,
+        message: `driver ${JSON.stringify(name)} is not a plugin name`,
+      });
+      expect(existsSync(mark)).toBe(false);
+    },
+  );
+
+  it("a plugin of the project (plugins:) is not imported by validation, which notes that it runs code; a build loads it", async () => {
+    const dir = await tempDir();
+    const mark = join(dir, "ran");
+    await mkdir(join(dir, "plugins"));
+    await writeFile(join(dir, "plugins/box.mjs"), marking(mark));
+    const yaml = "plugins:\n  drivers: { box: ./plugins/box.mjs }\nimages:\n  web:\n    driver: box\n    source: debian\n";
+    await writeFile(join(dir, "kiln.yaml"), yaml);
+    const validated = await loadProject(join(dir, "kiln.yaml"));
+    expect(existsSync(mark)).toBe(false);
+    expect(validated.notices).toEqual([
+      expect.objectContaining({
+        path: "images.web.driver",
+        line: 5,
+        message: expect.stringMatching(/^runs code of the project: .*plugins\/box\.mjs \(not loaded now/),
+      }),
+    ]);
+    const built = await loadProject(join(dir, "kiln.yaml"), { runProjectCode: true });
+    expect(existsSync(mark)).toBe(true);
+    expect(built.images[0]?.driver).toMatchObject({ name: "fake", origin: "local" });
+  });
+
+  it("a plugin of the project must be a file inside it", async () => {
+    const dir = await tempDir();
+    const outside = await tempDir();
+    await writeFile(join(outside, "box.mjs"), driverPackage("outside"));
+    await symlink(join(outside, "box.mjs"), join(dir, "linked.mjs"));
+    const yaml = `plugins:\n  drivers:\n    a: ${join(outside, "box.mjs")}\n    b: ./linked.mjs\nimages:\n  web:\n    driver: a\n    source: debian\n`;
+    await writeFile(join(dir, "kiln.yaml"), yaml);
+    const error = await failure(loadProject(join(dir, "kiln.yaml"), { runProjectCode: true }));
+    expect(error.diagnostics.map((d) => `${d.path}:${d.line}: ${d.message}`)).toEqual([
+      `plugins.drivers.a:3: ${join(outside, "box.mjs")} is outside the project`,
+      `plugins.drivers.b:4: ./linked.mjs is outside the project (it resolves to ${join(outside, "box.mjs")})`,
+      // Never looked up as a package of the same name instead.
+      'images.web.driver:7: driver "a" is declared under plugins: with a file that was refused',
+    ]);
   });
 });

@@ -1,10 +1,10 @@
-import { redactDeep, type Project } from "@kiln/core";
+import { formatDiagnostic, redactDeep, type Project } from "@kiln/core";
 import { parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 
 export async function inspect(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("inspect", argv);
-  const project = await openProject(values, positionals[0]);
+  const project = await openProject(values, positionals[0], { runProjectCode: false });
   const description = describeProject(project);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(description, null, 2)}\n`);
@@ -25,6 +25,7 @@ export async function inspect(argv: string[]): Promise<number> {
     if (image.tags.length) lines.push(`    tags:    ${image.tags.join(", ")}`);
     if (image.checks) lines.push(`    verify:  ${image.checks} checks`);
   }
+  if (description.notices.length > 0) lines.push("", "notes:", ...description.notices.map((notice) => `  ${formatDiagnostic(notice)}`));
   process.stdout.write(`${lines.join("\n")}\n`);
   return 0;
 }
@@ -45,6 +46,7 @@ function describeProject(project: Project) {
         tags: image.tags,
         checks: image.verify.reduce((count, scenario) => count + scenario.checks.length, 0),
       })),
+      notices: project.notices,
     },
     project.redact,
   );

@@ -5,20 +5,30 @@ import { formatPath, type PathSegment, type SourceMap } from "./positions.js";
 /** Collects every problem in a bake file so they can be reported at once, each with file:line:col. */
 export class Diagnostics {
   readonly items: Diagnostic[] = [];
+  /** What a reviewer should know but is not a problem, e.g. "runs code of the project". */
+  readonly notes: Diagnostic[] = [];
   constructor(
     private readonly file: string,
     private readonly positions: SourceMap,
   ) {}
 
   add(path: readonly PathSegment[], message: string, options: { hint?: string; atKey?: boolean } = {}): void {
+    this.items.push(this.diagnostic(path, message, options));
+  }
+
+  note(path: readonly PathSegment[], message: string, options: { hint?: string; atKey?: boolean } = {}): void {
+    this.notes.push(this.diagnostic(path, message, options));
+  }
+
+  private diagnostic(path: readonly PathSegment[], message: string, options: { hint?: string; atKey?: boolean }): Diagnostic {
     const position = options.atKey ? this.positions.keyAt(path) : this.positions.valueAt(path);
-    this.items.push({
+    return {
       file: this.file,
       path: formatPath(path),
       message,
       ...(options.hint ? { hint: options.hint } : {}),
       ...(position ? { line: position.line, column: position.column } : {}),
-    });
+    };
   }
 
   /** A problem that belongs to no place in the file (e.g. a command-line flag). */

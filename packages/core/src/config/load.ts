@@ -1,6 +1,15 @@
 import { basename, dirname, relative, resolve } from "node:path";
 import { parseDuration } from "../duration.js";
-import { loadDriverFactory, loadProvisionerFactory, pluginInit, type PluginPackage, type PluginSearch } from "../plugins.js";
+import {
+  type LoadedPlugin,
+  loadDriverFactory,
+  loadProvisionerFactory,
+  pluginInit,
+  type PluginPackage,
+  type PluginSearch,
+} from "../plugins.js";
+import type { Diagnostic } from "../errors.js";
+import { confinedPath, OutsideProject } from "./confine.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
 import type { Driver, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
@@ -58,12 +67,20 @@ export interface Project {
   redact: (text: string) => string;
   /** Where plugins log outside a bake (fleet commands), redacted. */
   log: Logger;
+  /** What a reviewer should know that is not a problem: plugins of the project that run code, host access the file asks for. */
+  notices: Diagnostic[];
 }
 
 export interface LoadOptions {
   variables?: VariableInputs;
   /** Where plugins resolve from besides the bake file's directory. */
   plugins?: Partial<PluginSearch>;
+  /**
+   * Load the plugins the bake file declares under `plugins:` — code of the project. Default false: loading runs nothing but
+   * installed packages, so an untrusted bake file can be validated; `kiln build` and the commands that bake or read
+   * artefacts say true.
+   */
+  runProjectCode?: boolean;
   /** Receives plugins' log lines outside a bake (redacted). Default: dropped. */
   log?: Logger;
 }
@@ -92,7 +109,13 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     if (problem.declared) diagnostics.add(["variables", problem.name], problem.message, { atKey: true });
     else diagnostics.addGeneral(problem.message, "declare it under variables:, or check its spelling");
   }
-  const search: PluginSearch = { from: [dir, ...(options.plugins?.from ?? [])], ...pluginRegistry(options) };
+  const local = await localPlugins(bakeFile, dir, diagnostics);
+  const search: PluginSearch = {
+    from: [dir, ...(options.plugins?.from ?? [])],
+    ...pluginRegistry(options),
+    local,
+    runProjectCode: options.runProjectCode ?? false,
+  };
   const redact = createRedactor(variables);
   const log = redactedLogger(options.log ?? SILENT, redact);
   const images: ImageSpec[] = [];
@@ -102,7 +125,24 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   }
   diagnostics.throwIfAny();
   const name = bakeFile.project ?? (basename(dir).replace(/[^A-Za-z0-9_.-]/g, "-") || "kiln");
-  return { name, file: path, dir, variables, images, redact, log };
+  return { name, file: path, dir, variables, images, redact, log, notices: diagnostics.notes };
+}
+
+/** The `plugins:` map with each file checked to be inside the project (it would run as the user who bakes). */
+async function localPlugins(bakeFile: BakeFile, dir: string, diagnostics: Diagnostics): Promise<NonNullable<PluginSearch["local"]>> {
+  const local = { drivers: {} as Record<string, string | null>, provisioners: {} as Record<string, string | null> };
+  for (const kind of ["drivers", "provisioners"] as const) {
+    for (const [name, file] of Object.entries(bakeFile.plugins?.[kind] ?? {})) {
+      try {
+        local[kind][name] = await confinedPath(dir, file);
+      } catch (error) {
+        if (!(error instanceof OutsideProject)) throw error;
+        diagnostics.add(["plugins", kind, name], error.message, { hint: "a plugin of the project is a file inside its directory" });
+        local[kind][name] = null;
+      }
+    }
+  }
+  return local;
 }
 
 function redactedLogger(log: Logger, redact: (text: string) => string): Logger {
@@ -140,7 +180,12 @@ async function resolveImage(
   }
 
   const driver = await loadPlugin(() => loadDriverFactory(image.driver, search), [...at, "driver"], diagnostics);
-  const instance = driver?.factory(pluginInit("driver", image.driver, dir, log));
+  noteLocal(driver, [...at, "driver"], diagnostics);
+  const instance = await loadPlugin(
+    async () => driver?.factory(pluginInit("driver", image.driver, dir, log)),
+    [...at, "driver"],
+    diagnostics,
+  );
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
   if (instance?.preflight && driverOptions !== INVALID) {
@@ -157,7 +202,13 @@ async function resolveImage(
     const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
     const stepPath = [...path, stepName];
     const loaded = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
-    const provisioner = loaded?.factory(pluginInit("provisioner", stepName, dir, log));
+    noteLocal(loaded, stepPath, diagnostics);
+    const provisioner = await loadPlugin(
+      async () => loaded?.factory(pluginInit("provisioner", stepName, dir, log)),
+      stepPath,
+      diagnostics,
+      true,
+    );
     if (loaded?.package) plugins.add(packageId(loaded.package));
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
     const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
@@ -211,6 +262,14 @@ async function resolveImage(
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
     plugins: [...plugins].sort(),
   };
+}
+
+/** A reviewer sees which steps run the project's own code, and that validation did not run it. */
+function noteLocal(plugin: LoadedPlugin<unknown> | undefined, at: PathSegment[], diagnostics: Diagnostics): void {
+  if (!plugin?.local) return;
+  const file = plugin.local.path;
+  if (plugin.local.loaded) diagnostics.note(at, `runs code of the project: ${file}`);
+  else diagnostics.note(at, `runs code of the project: ${file} (not loaded now; its options are checked when it runs)`);
 }
 
 function packageId(found: PluginPackage): string {

@@ -81,9 +81,20 @@ export const imageSchema = z
   })
   .describe("An image to bake.");
 
+/** Plugins of this project: code in its own files, declared here by name so `driver:` and steps can use them. */
+export const pluginsSchema = z
+  .strictObject({
+    drivers: z.record(z.string().regex(NAME, "plugin names are letters, digits, _, . and -"), z.string().min(1)).default({}),
+    provisioners: z.record(z.string().regex(NAME, "plugin names are letters, digits, _, . and -"), z.string().min(1)).default({}),
+  })
+  .describe(
+    "Drivers and provisioners that are files of this project (paths relative to the bake file). They run code: kiln validate does not load them.",
+  );
+
 export const bakeFileSchema = z
   .strictObject({
     $schema: z.string().optional(),
+    plugins: pluginsSchema.optional(),
     project: z
       .string()
       .regex(NAME, "project names are letters, digits, _, . and -")

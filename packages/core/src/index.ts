@@ -39,7 +39,7 @@ export {
   type ProvisionStep,
   type LoadOptions,
 } from "./config/load.js";
-export { bakeFileSchema, durationSchema, type BakeFile, type BakeFileInput, type ImageDefinition } from "./config/schema.js";
+export { bakeFileSchema, durationSchema, timeoutSchema, type BakeFile, type BakeFileInput, type ImageDefinition } from "./config/schema.js";
 export { bakeFileJsonSchema } from "./config/json-schema.js";
 export { formatPath } from "./config/positions.js";
 export { parseVarFlag, resolveVariables, interpolate, createRedactor, redactDeep, ENV_PREFIX, type VariableInputs } from "./variables.js";

@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { readTextInput } from "./config/read.js";
 import { KilnError } from "./errors.js";
 import type { VariableDefinition } from "./config/schema.js";
 import type { VariableValue } from "./types.js";
@@ -75,9 +75,10 @@ export async function resolveVariables(
 async function readVarFile(path: string): Promise<Record<string, string>> {
   let parsed: unknown;
   try {
-    parsed = parseYaml(await readFile(path, "utf8"));
+    parsed = parseYaml(await readTextInput(path, path, "var file", { code: "E_VARIABLE" }), { maxAliasCount: 100 });
   } catch (error) {
-    throw new KilnError("E_VARIABLE", `cannot read var file ${path}: ${(error as Error).message}`, { cause: error });
+    if (error instanceof KilnError) throw error;
+    throw new KilnError("E_VARIABLE", `cannot read var file ${path}: ${(error as Error).message.split("\n")[0]}`, { cause: error });
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new KilnError("E_VARIABLE", `var file ${path} must hold a map of name: value`);
@@ -93,7 +94,10 @@ export function templateReferences(text: string): string[] {
 /** Replaces `{{ name }}` in every string inside `value` (deeply). Unknown names are left as written. */
 export function interpolate<T>(value: T, variables: Record<string, VariableValue>): T {
   if (typeof value === "string") {
-    return value.replace(TEMPLATE, (whole, name: string) => variables[name]?.value ?? whole) as T;
+    return value.replace(
+      TEMPLATE,
+      (whole, name: string) => (Object.hasOwn(variables, name) ? variables[name]?.value : undefined) ?? whole,
+    ) as T;
   }
   if (Array.isArray(value)) return value.map((item) => interpolate(item, variables)) as T;
   if (value !== null && typeof value === "object") {

@@ -2,6 +2,26 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { KilnError, type Diagnostic, type KilnErrorCode } from "../errors.js";
 import { formatPath, type PathSegment, type SourceMap } from "./positions.js";
 
+/** At most this many problems are reported at once. */
+const MAX_REPORTED = 100;
+
+/**
+ * Text from the bake file made safe to print: control characters (an escape sequence could retitle or clear the terminal)
+ * shown as escapes, and anything longer than `max` characters cut, saying how much was left out.
+ */
+export function displayText(text: string, max: number): string {
+  // Cut first: a 10 MB value costs no more than a short one. Code points rather than a regex literal of control characters.
+  const kept = text.length > max ? text.slice(0, max) : text;
+  const escaped = [...kept].map((char) => (isControl(char) ? `\\u${char.codePointAt(0)?.toString(16).padStart(4, "0")}` : char)).join("");
+  return text.length > max ? `${escaped}… (${text.length - max} more characters)` : escaped;
+}
+
+/** C0 and C1 controls (tab and newline included: a message is one line) and the Unicode line separators. */
+function isControl(char: string): boolean {
+  const code = char.codePointAt(0) ?? 0;
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
+}
+
 /** Collects every problem in a bake file so they can be reported at once, each with file:line:col. */
 export class Diagnostics {
   readonly items: Diagnostic[] = [];
@@ -24,16 +44,16 @@ export class Diagnostics {
     const position = options.atKey ? this.positions.keyAt(path) : this.positions.valueAt(path);
     return {
       file: this.file,
-      path: formatPath(path),
-      message,
-      ...(options.hint ? { hint: options.hint } : {}),
+      path: displayText(formatPath(path), 200),
+      message: displayText(message, 500),
+      ...(options.hint ? { hint: displayText(options.hint, 500) } : {}),
       ...(position ? { line: position.line, column: position.column } : {}),
     };
   }
 
   /** A problem that belongs to no place in the file (e.g. a command-line flag). */
   addGeneral(message: string, hint?: string): void {
-    this.items.push({ file: this.file, path: "", message, ...(hint ? { hint } : {}) });
+    this.items.push({ file: this.file, path: "", message: displayText(message, 500), ...(hint ? { hint: displayText(hint, 500) } : {}) });
   }
 
   /** Adds the issues of a Standard Schema validation, with their paths under `prefix`. */
@@ -55,12 +75,19 @@ export class Diagnostics {
     return this.items.length === 0;
   }
 
-  /** Throws one KilnError holding every diagnostic, if there are any. */
+  /**
+   * Throws one KilnError holding every diagnostic, if there are any: each problem once, and at most {@link MAX_REPORTED}
+   * (an undefined variable used a million times is one line, not a million).
+   */
   throwIfAny(code: KilnErrorCode = "E_CONFIG"): void {
     if (this.ok) return;
-    const count = this.items.length;
+    const unique = [...new Map(this.items.map((item) => [`${item.line}:${item.column}:${item.path}:${item.message}`, item])).values()];
+    const count = unique.length;
+    const shown = unique.sort(byPosition).slice(0, MAX_REPORTED);
+    const more = count - shown.length;
     throw new KilnError(code, `${this.file}: ${count} problem${count === 1 ? "" : "s"} found`, {
-      diagnostics: [...this.items].sort(byPosition),
+      diagnostics:
+        more > 0 ? [...shown, { file: this.file, path: "", message: `… and ${more} more problem${more === 1 ? "" : "s"}` }] : shown,
     });
   }
 }

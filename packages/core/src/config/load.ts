@@ -222,7 +222,7 @@ async function resolveImage(
   }
   const runtimeOnly = normalizeRuntimeOnly(image.runtime_only);
   for (const [index, name] of (runtimeOnly?.variables ?? []).entries()) {
-    if (!(name in bakeFile.variables)) {
+    if (!Object.hasOwn(bakeFile.variables, name)) {
       const at2 = Array.isArray(image.runtime_only)
         ? [...at, "runtime_only", image.runtime_only.indexOf(name)]
         : [...at, "runtime_only", "variables", index];

@@ -13,7 +13,7 @@ export function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): v
   for (const [at, section] of sections) {
     walkStrings(section, at, (text, path) => {
       for (const name of templateReferences(text)) {
-        if (!(name in declared)) {
+        if (!Object.hasOwn(declared, name)) {
           diagnostics.add(path, `undefined variable "${name}"`, { hint: `declare it under variables: ${name}: { default: … }` });
         } else if (declared[name]?.sensitive && (path[2] === "tags" || path[2] === "labels")) {
           diagnostics.add(path, `sensitive variable "${name}" would be written into the image's ${path[2]}`, {
@@ -25,41 +25,54 @@ export function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): v
   }
 }
 
+/** Every string inside `value` with its path; iterative, so no nesting a file can hold overflows the stack. */
 function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, path: PathSegment[]) => void): void {
-  if (typeof value === "string") visit(value, path);
-  else if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) walkStrings(item, [...path, index], visit);
-  } else if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) walkStrings(item, [...path, key], visit);
+  const pending: [unknown, PathSegment[]][] = [[value, path]];
+  while (pending.length > 0) {
+    const [item, at] = pending.pop() as [unknown, PathSegment[]];
+    if (typeof item === "string") visit(item, at);
+    else if (Array.isArray(item)) {
+      for (const [index, child] of item.entries()) pending.push([child, [...at, index]]);
+    } else if (item !== null && typeof item === "object")
+      for (const [key, child] of Object.entries(item)) pending.push([child, [...at, key]]);
   }
 }
 
-/** Orders images so parents come first; reports missing parents and cycles. */
+/**
+ * Orders images so parents come first; reports missing parents and cycles. Iterative: a `from:` chain thousands of images
+ * long is just a long list.
+ */
 export function dependencyOrder(bakeFile: BakeFile, diagnostics: Diagnostics): string[] {
   const images = bakeFile.images;
   const order: string[] = [];
   const state = new Map<string, "visiting" | "done">();
-  const visit = (name: string, chain: string[]): void => {
-    if (state.get(name) === "done") return;
-    if (state.get(name) === "visiting") {
-      const cycle = [...chain.slice(chain.indexOf(name)), name];
-      diagnostics.add(["images", name, "from"], `cycle in from: ${cycle.join(" → ")}`, {
-        hint: "an image cannot be built on itself, directly or through others",
-      });
-      return;
-    }
-    state.set(name, "visiting");
-    const parent = images[name]?.from;
-    if (parent !== undefined) {
-      if (!(parent in images)) {
-        diagnostics.add(["images", name, "from"], `image "${parent}" is not defined`, {
-          hint: `define it under images:, or use one of: ${Object.keys(images).join(", ")}`,
+  for (const start of Object.keys(images)) {
+    // Walk up the chain of parents to the first one already placed (or missing), then place the chain top-down.
+    const chain: string[] = [];
+    let name: string | undefined = start;
+    while (name !== undefined && state.get(name) !== "done") {
+      if (state.get(name) === "visiting") {
+        const cycle = [...chain.slice(chain.indexOf(name)), name];
+        diagnostics.add(["images", name, "from"], `cycle in from: ${cycle.join(" → ")}`, {
+          hint: "an image cannot be built on itself, directly or through others",
         });
-      } else visit(parent, [...chain, name]);
+        break;
+      }
+      state.set(name, "visiting");
+      chain.push(name);
+      const parent: string | undefined = images[name]?.from;
+      if (parent !== undefined && !Object.hasOwn(images, parent)) {
+        diagnostics.add(["images", name, "from"], `image "${parent}" is not defined`, {
+          hint: `define it under images:, or use one of: ${Object.keys(images).slice(0, 20).join(", ")}`,
+        });
+        break;
+      }
+      name = parent;
     }
-    state.set(name, "done");
-    order.push(name);
-  };
-  for (const name of Object.keys(images)) visit(name, []);
+    for (const placed of chain.reverse()) {
+      state.set(placed, "done");
+      order.push(placed);
+    }
+  }
   return order;
 }

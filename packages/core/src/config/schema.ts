@@ -1,12 +1,19 @@
 import { z } from "zod";
-import { durationSchema } from "./durations.js";
+import { durationSchema, timeoutSchema } from "./durations.js";
 import { verifySchema } from "./verify-schema.js";
 
-export { durationSchema };
+export { durationSchema, timeoutSchema };
 
 /** Names of images, variables and steps: usable in tags, labels and file names. */
-const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/** A name matching `pattern` (at most 128 characters), and never `__proto__`, which a JavaScript object cannot hold as a key. */
+const nameOf = (pattern: RegExp, what: string) =>
+  z
+    .string()
+    .regex(pattern, `${what} names are ${pattern === VARIABLE_NAME ? "letters, digits and _" : "letters, digits, _, . and -"}, at most 128`)
+    .refine((name) => name !== "__proto__", `"__proto__" is reserved: choose another name`);
 
 export const variableSchema = z
   .strictObject({
@@ -21,9 +28,15 @@ export const variableSchema = z
 
 /** Keys Kiln itself reads from a provision step's options; the rest go to the provisioner. */
 export const commonStepSchema = z.object({
-  timeout: durationSchema.optional().describe("Fail the step when it runs longer than this."),
+  timeout: timeoutSchema.optional().describe("Fail the step when it runs longer than this."),
   pause_before: durationSchema.optional().describe("Wait this long before the step starts."),
-  max_retries: z.number().int().nonnegative().optional().describe("Run the step again up to this many times when it fails."),
+  max_retries: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .optional()
+    .describe("Run the step again up to this many times (at most 100) when it fails."),
 });
 export const COMMON_STEP_KEYS = Object.keys(commonStepSchema.shape) as (keyof typeof commonStepSchema.shape)[];
 
@@ -77,15 +90,15 @@ export const imageSchema = z
     runtime_only: runtimeOnlySchema.optional(),
     tags: z.array(z.string()).default([]).describe('Tags given to the artefact, e.g. "acme/web:{{ version }}".'),
     labels: z.record(z.string(), z.string()).default({}).describe("Extra labels put on the artefact."),
-    timeout: durationSchema.optional().describe("Fail the whole bake of this image when it runs longer than this."),
+    timeout: timeoutSchema.optional().describe("Fail the whole bake of this image when it runs longer than this."),
   })
   .describe("An image to bake.");
 
 /** Plugins of this project: code in its own files, declared here by name so `driver:` and steps can use them. */
 export const pluginsSchema = z
   .strictObject({
-    drivers: z.record(z.string().regex(NAME, "plugin names are letters, digits, _, . and -"), z.string().min(1)).default({}),
-    provisioners: z.record(z.string().regex(NAME, "plugin names are letters, digits, _, . and -"), z.string().min(1)).default({}),
+    drivers: z.record(nameOf(NAME, "plugin"), z.string().min(1)).default({}),
+    provisioners: z.record(nameOf(NAME, "plugin"), z.string().min(1)).default({}),
   })
   .describe(
     "Drivers and provisioners that are files of this project (paths relative to the bake file). They run code: kiln validate does not load them.",
@@ -97,16 +110,16 @@ export const bakeFileSchema = z
     plugins: pluginsSchema.optional(),
     project: z
       .string()
-      .regex(NAME, "project names are letters, digits, _, . and -")
+      .regex(NAME, "project names are letters, digits, _, . and -, at most 128")
       .optional()
       .describe("Name that scopes this file's artefacts (lineage, plan, prune). Default: the bake file's directory name."),
-    variables: z.record(z.string().regex(VARIABLE_NAME, "variable names are letters, digits and _"), variableSchema).default({}),
+    variables: z.record(nameOf(VARIABLE_NAME, "variable"), variableSchema).default({}),
     steps: z
-      .record(z.string().regex(NAME, "step list names are letters, digits, _, . and -"), z.array(provisionStepSchema))
+      .record(nameOf(NAME, "step list"), z.array(provisionStepSchema))
       .default({})
       .describe("Named provision step lists that images insert with `- use: <name>` (composition without inheritance)."),
     images: z
-      .record(z.string().regex(NAME, "image names are letters, digits, _, . and -"), imageSchema)
+      .record(nameOf(NAME, "image"), imageSchema)
       .refine((images) => Object.keys(images).length > 0, { message: "no images: add at least one under `images:`" }),
   })
   .describe("A Kiln bake file.");

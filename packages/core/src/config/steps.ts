@@ -8,30 +8,53 @@ import { COMMON_STEP_KEYS, commonStepSchema } from "./schema.js";
 
 type Step = Record<string, unknown>;
 
-/** Replaces each `- use: name` by the steps of that list (recursively), keeping where each step was written for errors. */
+/** An image whose steps expand to more than this (lists used twice at every level grow exponentially) is refused. */
+const MAX_STEPS = 1000;
+
+/**
+ * Replaces each `- use: name` by the steps of that list (and theirs, in turn), keeping where each step was written for
+ * errors. Iterative, so a chain of lists thousands deep cannot overflow the stack.
+ */
 export function expandSteps(
   steps: Step[],
   path: PathSegment[],
   lists: Record<string, Step[]>,
   diagnostics: Diagnostics,
-  chain: string[] = [],
 ): { step: Step; path: PathSegment[]; via?: string }[] {
-  return steps.flatMap((step, index) => {
+  const expanded: { step: Step; path: PathSegment[]; via?: string }[] = [];
+  const frames = [{ steps, path, chain: [] as string[], next: 0 }];
+  while (frames.length > 0) {
+    const frame = frames[frames.length - 1] as (typeof frames)[number];
+    if (frame.next >= frame.steps.length) {
+      frames.pop();
+      continue;
+    }
+    const index = frame.next++;
+    const step = frame.steps[index] as Step;
     const name = step.use;
-    if (typeof name !== "string") return [{ step, path: [...path, index], ...(chain.length ? { via: chain.join(" → ") } : {}) }];
-    const list = lists[name];
+    if (typeof name !== "string") {
+      if (expanded.length === MAX_STEPS) {
+        diagnostics.add(path, `the steps expand to more than ${MAX_STEPS} (through use:)`, {
+          hint: "a list used twice at every level grows exponentially",
+        });
+        return expanded;
+      }
+      expanded.push({ step, path: [...frame.path, index], ...(frame.chain.length ? { via: frame.chain.join(" → ") } : {}) });
+      continue;
+    }
+    const list = Object.hasOwn(lists, name) ? lists[name] : undefined;
     if (!list) {
-      diagnostics.add([...path, index, "use"], `no step list named "${name}"`, {
-        hint: `define it under steps:${Object.keys(lists).length ? ` (defined: ${Object.keys(lists).join(", ")})` : ""}`,
+      const defined = Object.keys(lists).slice(0, 20);
+      diagnostics.add([...frame.path, index, "use"], `no step list named "${name}"`, {
+        hint: `define it under steps:${defined.length ? ` (defined: ${defined.join(", ")})` : ""}`,
       });
-      return [];
+    } else if (frame.chain.includes(name)) {
+      diagnostics.add([...frame.path, index, "use"], `step list "${name}" uses itself: ${[...frame.chain, name].join(" → ")}`);
+    } else {
+      frames.push({ steps: list, path: ["steps", name], chain: [...frame.chain, name], next: 0 });
     }
-    if (chain.includes(name)) {
-      diagnostics.add([...path, index, "use"], `step list "${name}" uses itself: ${[...chain, name].join(" → ")}`);
-      return [];
-    }
-    return expandSteps(list, ["steps", name], lists, diagnostics, [...chain, name]);
-  });
+  }
+  return expanded;
 }
 
 export const INVALID = Symbol("invalid");

@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { durationSchema } from "./durations.js";
+import { patternProblem } from "../verify/pattern.js";
+import { durationSchema, timeoutSchema } from "./durations.js";
+
+/** A regular expression in RE2 syntax, checked when the bake file is validated rather than when the check runs. */
+const pattern = z.string().superRefine((value, context) => {
+  const problem = patternProblem(value);
+  if (problem) context.addIssue({ code: "custom", message: problem });
+});
 
 /** Options every check takes. */
 const common = {
@@ -11,7 +18,7 @@ const common = {
 
 const textMatch = {
   contains: z.string().optional().describe("Text that must appear."),
-  matches: z.string().optional().describe("Regular expression that must match."),
+  matches: pattern.optional().describe("Regular expression (RE2 syntax) that must match."),
 };
 
 export const commandCheckSchema = z.strictObject({
@@ -20,11 +27,11 @@ export const commandCheckSchema = z.strictObject({
     z.string(),
     z.strictObject({
       run: z.string().describe("Shell command run on the verify machine."),
-      exit_code: z.number().int().optional().describe("Expected exit code. Default 0."),
+      exit_code: z.number().int().min(0).max(255).optional().describe("Expected exit code (0–255). Default 0."),
       stdout_contains: z.string().optional(),
-      stdout_matches: z.string().optional(),
+      stdout_matches: pattern.optional(),
       stderr_contains: z.string().optional(),
-      stderr_matches: z.string().optional(),
+      stderr_matches: pattern.optional(),
       user: z.string().optional().describe("Run as this user."),
     }),
   ]),
@@ -69,9 +76,9 @@ export const httpCheckSchema = z.strictObject({
       .enum(["host", "machine"])
       .optional()
       .describe('Where the request comes from. Default "host" where the driver allows, else "machine".'),
-    status: z.number().int().optional().describe("Expected status. Default 200."),
+    status: z.number().int().min(100).max(599).optional().describe("Expected status (100–599). Default 200."),
     body_contains: z.string().optional(),
-    body_matches: z.string().optional(),
+    body_matches: pattern.optional(),
   }),
 });
 
@@ -104,7 +111,7 @@ export const userCheckSchema = z.strictObject({
     z.strictObject({
       name: z.string(),
       exists: z.boolean().optional().describe("false: the user must NOT exist. Default true."),
-      uid: z.number().int().optional(),
+      uid: z.number().int().min(0).max(4294967294).optional(),
       groups: z.array(z.string()).optional().describe("Groups the user must belong to."),
       shell: z.string().optional(),
       home: z.string().optional(),
@@ -151,7 +158,7 @@ export const scenarioSchema = z.strictObject({
   name: z.string().optional().describe("Name of this start-up scenario in output."),
   runtime: runtimeSchema.optional(),
   checks: z.array(checkSchema).min(1),
-  timeout: durationSchema.optional().describe("Fail verify when this scenario runs longer than this. Default 5m."),
+  timeout: timeoutSchema.optional().describe("Fail verify when this scenario runs longer than this. Default 5m."),
 });
 
 /** One scenario, or several (the same image started with different runtime configuration). */

@@ -1,6 +1,7 @@
 import { connect } from "node:net";
 import type { Check, CheckKind } from "../config/verify-schema.js";
 import type { Machine } from "../types.js";
+import { matchesPattern } from "./pattern.js";
 import { FILE_PROBE, HTTP_PROBE, PACKAGE_PROBE, PROCESS_PROBE, SERVICE_PROBE, SOCKETS_PROBE, USER_PROBE } from "./probes.js";
 
 /** The outcome of one check: for failures, what was expected and what was found. */
@@ -27,7 +28,7 @@ async function probe(env: CheckEnv, script: string, ...args: string[]): Promise<
 
 function textProblem(text: string, what: string, contains: string | undefined, matches: string | undefined): CheckOutcome | undefined {
   if (contains !== undefined && !text.includes(contains)) return fail(`${what} containing "${contains}"`, excerpt(text));
-  if (matches !== undefined && !new RegExp(matches, "m").test(text)) return fail(`${what} matching /${matches}/`, excerpt(text));
+  if (matches !== undefined && !matchesPattern(matches, text)) return fail(`${what} matching /${matches}/`, excerpt(text));
   return undefined;
 }
 
@@ -249,14 +250,13 @@ async function userCheck(env: CheckEnv, check: CheckOf<"user">): Promise<CheckOu
   return pass;
 }
 
+/** `1.22.*` against a version; through RE2, so no pattern of stars can take exponential time. */
 function globMatch(pattern: string, text: string): boolean {
-  const regex = new RegExp(
-    `^${pattern
-      .split("*")
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
-      .join(".*")}$`,
-  );
-  return regex.test(text);
+  const regex = `^${pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*")}$`;
+  return matchesPattern(regex, text);
 }
 
 type CheckOf<K extends CheckKind> = Extract<Check, Record<K, unknown>>;

@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { CleanupStack } from "../cleanup.js";
+import { readTextInput } from "../config/read.js";
 import type { ImageSpec, Project } from "../config/load.js";
 import { runtimeSchema, type RuntimeDefinition } from "../config/verify-schema.js";
 import { createBakeContext } from "../context.js";
@@ -106,9 +106,10 @@ async function findTarget(
 export async function readRuntimeFile(path: string): Promise<RuntimeDefinition> {
   let data: unknown;
   try {
-    data = parseYaml(await readFile(path, "utf8"));
+    data = parseYaml(await readTextInput(path, path, "runtime file"), { maxAliasCount: 100 });
   } catch (error) {
-    throw new KilnError("E_CONFIG", `cannot read runtime file ${path}: ${(error as Error).message}`);
+    if (error instanceof KilnError) throw error;
+    throw new KilnError("E_CONFIG", `cannot read runtime file ${path}: ${(error as Error).message.split("\n")[0]}`);
   }
   const parsed = runtimeSchema.safeParse(data);
   if (!parsed.success) {

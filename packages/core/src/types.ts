@@ -276,6 +276,17 @@ export interface PreflightProblem {
   path?: (string | number)[];
 }
 
+/**
+ * An option whose value leaves the bake where others can read it — the image's config, a command line. Kiln refuses a
+ * sensitive variable's value there, at validation, with the option's position.
+ */
+export interface ExposedOption {
+  /** Path of the option, e.g. `["changes"]`, `["execute_command"]`. */
+  path: readonly string[];
+  /** Where the value would be seen, for the message: "the image's config (docker inspect shows it)". */
+  where: string;
+}
+
 /** The driver a provisioner step would run on, for `Provisioner.preflight`. */
 export interface PreflightTarget {
   /** Driver name as written in the bake file. */
@@ -293,6 +304,8 @@ export interface Driver<Opts = unknown> {
   readonly runtimeSupport?: RuntimeSupport;
   /** The `Machine.connection` kinds this driver's machines have, so a provisioner can refuse a driver it cannot reach. */
   readonly connectionKinds?: readonly ConnectionKind[];
+  /** Options baked into the artefact's metadata or shown on command lines: no secret may go there. */
+  readonly exposedOptions?: readonly ExposedOption[];
   /**
    * Checks the host without changing anything (run by `kiln validate`, plan and build before anything starts): a missing tool,
    * missing privileges. Must not contact services or run code from the bake file.
@@ -323,6 +336,8 @@ export interface Provisioner<Opts = unknown> {
   /** Content that feeds the bake key: script text, file contents, playbooks. */
   fingerprint(ctx: BakeContext, opts: Opts): Promise<string>;
   run(ctx: BakeContext, machine: Machine, opts: Opts): Promise<void>;
+  /** Options shown on command lines or left on the machine: no secret may go there. */
+  readonly exposedOptions?: readonly ExposedOption[];
   /** Like `Driver.preflight`, and told which driver the step would run on (to refuse a pairing it cannot work with). */
   preflight?(opts: Opts, target: PreflightTarget): Promise<PreflightProblem[]> | PreflightProblem[];
 }

@@ -211,6 +211,15 @@ describe("createRedactor", () => {
     expect(redact("key=abcdef other=abc")).toBe("key=<sensitive> other=<sensitive>");
   });
 
+  it("hides a multi-line secret printed a line at a time: every line of 8 or more characters, not the short ones", () => {
+    const key =
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\nAAAAAAAAAAAAAAAAAAAA=\n}\n-----END OPENSSH PRIVATE KEY-----";
+    const redact = createRedactor({ key: { value: key, sensitive: true } });
+    const printed = key.split("\n").map((line) => redact(`  ${line}`));
+    expect(printed).toEqual(["  <sensitive>", "  <sensitive>", "  <sensitive>", "  }", "  <sensitive>"]);
+    expect(redact(`key:\n${key}\n`)).toBe("key:\n<sensitive>\n");
+  });
+
   it("leaves non-sensitive values visible", () => {
     const redact = createRedactor(vars);
     expect(redact("version 1.4.2 token hunter2")).toBe("version 1.4.2 token <sensitive>");

@@ -106,12 +106,25 @@ export function interpolate<T>(value: T, variables: Record<string, VariableValue
   return value;
 }
 
-/** Replaces every sensitive value with `<sensitive>`. Longest first, so a value containing another is hidden whole. */
+/** Lines shorter than this of a multi-line secret are not redacted alone: `}` or `-----END` would hide half of every log. */
+export const MIN_SECRET_LINE = 8;
+
+/**
+ * Replaces every sensitive value with `<sensitive>`; longest first, so a value containing another is hidden whole. A
+ * multi-line value (a key, a certificate) is also hidden line by line — every line of {@link MIN_SECRET_LINE} characters or
+ * more — since output reaches the redactor a line at a time.
+ */
 export function createRedactor(variables: Record<string, VariableValue>): (text: string) => string {
-  const secrets = Object.values(variables)
+  const values = Object.values(variables)
     .filter((variable) => variable.sensitive && variable.value.length > 0)
-    .map((variable) => variable.value)
-    .sort((a, b) => b.length - a.length);
+    .map((variable) => variable.value);
+  const lines = values.flatMap((value) =>
+    value
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line.length >= MIN_SECRET_LINE),
+  );
+  const secrets = [...new Set([...values, ...lines])].sort((a, b) => b.length - a.length);
   if (secrets.length === 0) return (text) => text;
   return (text) => secrets.reduce((result, secret) => result.split(secret).join("<sensitive>"), text);
 }

@@ -27,6 +27,8 @@ export class Diagnostics {
   readonly items: Diagnostic[] = [];
   /** What a reviewer should know but is not a problem, e.g. "runs code of the project". */
   readonly notes: Diagnostic[] = [];
+  /** Hides sensitive values in everything reported from here on (set once variables are known). */
+  redact: (text: string) => string = (text) => text;
   constructor(
     private readonly file: string,
     private readonly positions: SourceMap,
@@ -44,16 +46,21 @@ export class Diagnostics {
     const position = options.atKey ? this.positions.keyAt(path) : this.positions.valueAt(path);
     return {
       file: this.file,
-      path: displayText(formatPath(path), 200),
-      message: displayText(message, 500),
-      ...(options.hint ? { hint: displayText(options.hint, 500) } : {}),
+      path: displayText(this.redact(formatPath(path)), 200),
+      message: displayText(this.redact(message), 500),
+      ...(options.hint ? { hint: displayText(this.redact(options.hint), 500) } : {}),
       ...(position ? { line: position.line, column: position.column } : {}),
     };
   }
 
   /** A problem that belongs to no place in the file (e.g. a command-line flag). */
   addGeneral(message: string, hint?: string): void {
-    this.items.push({ file: this.file, path: "", message: displayText(message, 500), ...(hint ? { hint: displayText(hint, 500) } : {}) });
+    this.items.push({
+      file: this.file,
+      path: "",
+      message: displayText(this.redact(message), 500),
+      ...(hint ? { hint: displayText(this.redact(hint), 500) } : {}),
+    });
   }
 
   /** Adds the issues of a Standard Schema validation, with their paths under `prefix`. */

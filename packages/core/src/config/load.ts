@@ -11,7 +11,7 @@ import {
 import type { Diagnostic } from "../errors.js";
 import { confinedPath, OutsideProject } from "./confine.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
-import type { Driver, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
+import type { Driver, ExposedOption, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
 import { readBakeFile } from "./read.js";
 import { checkReferences, dependencyOrder } from "./references.js";
@@ -105,6 +105,9 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   checkReferences(bakeFile, diagnostics);
   const order = dependencyOrder(bakeFile, diagnostics);
   const { values: variables, problems } = await resolveVariables(bakeFile.variables, options.variables ?? {}, dir);
+  // Values are filled in from here on: no problem reported may show a secret (a driver: "{{ token }}" included).
+  const redact = createRedactor(variables);
+  diagnostics.redact = redact;
   for (const problem of problems) {
     if (problem.declared) diagnostics.add(["variables", problem.name], problem.message, { atKey: true });
     else diagnostics.addGeneral(problem.message, "declare it under variables:, or check its spelling");
@@ -116,7 +119,6 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     local,
     runProjectCode: options.runProjectCode ?? false,
   };
-  const redact = createRedactor(variables);
   const log = redactedLogger(options.log ?? SILENT, redact);
   const images: ImageSpec[] = [];
   for (const name of order) {
@@ -188,6 +190,7 @@ async function resolveImage(
   );
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
+  refuseExposedSecrets(instance?.exposedOptions, driverInput, at, variables, diagnostics);
   if (instance?.preflight && driverOptions !== INVALID) {
     await preflight(() => instance.preflight?.(driverOptions) ?? [], at, [...at, "driver"], diagnostics);
   }
@@ -212,6 +215,7 @@ async function resolveImage(
     if (loaded?.package) plugins.add(packageId(loaded.package));
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
     const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
+    refuseExposedSecrets(provisioner?.exposedOptions, rest, stepPath, variables, diagnostics);
     if (provisioner?.preflight && options !== INVALID) {
       const target = { driver: image.driver, connectionKinds: instance?.connectionKinds };
       await preflight(() => provisioner.preflight?.(options, target) ?? [], stepPath, stepPath, diagnostics);
@@ -262,6 +266,37 @@ async function resolveImage(
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
     plugins: [...plugins].sort(),
   };
+}
+
+/** A sensitive value in an option a plugin says is exposed (the image's config, a command line) is refused where it is written. */
+function refuseExposedSecrets(
+  exposed: readonly ExposedOption[] | undefined,
+  options: Record<string, unknown>,
+  at: PathSegment[],
+  variables: Record<string, VariableValue>,
+  diagnostics: Diagnostics,
+): void {
+  for (const { path, where } of exposed ?? []) {
+    const value = path.reduce<unknown>(
+      (item, key) =>
+        item !== null && typeof item === "object" && Object.hasOwn(item, key) ? (item as Record<string, unknown>)[key] : undefined,
+      options,
+    );
+    if (value === undefined) continue;
+    for (const [name, variable] of Object.entries(variables)) {
+      if (!variable.sensitive || !variable.value || !stringsIn(value).some((item) => item.includes(variable.value))) continue;
+      diagnostics.add([...at, ...path], `sensitive variable "${name}" would be written into ${where}`, {
+        hint: "give it at boot instead (verify.runtime env or files), or to commands through env:, which is never shown",
+      });
+    }
+  }
+}
+
+function stringsIn(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(stringsIn);
+  if (value !== null && typeof value === "object") return Object.values(value).flatMap(stringsIn);
+  return [];
 }
 
 /** A reviewer sees which steps run the project's own code, and that validation did not run it. */

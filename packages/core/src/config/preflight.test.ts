@@ -98,3 +98,32 @@ describe("preflight: kiln validate sees the host before anything runs", () => {
     expect(error?.diagnostics.map((d) => d.message)).toEqual(["host check failed: cannot read /etc/box.conf"]);
   });
 });
+
+describe("secrets never reach places that show them", () => {
+  /** A driver that says its `labels_on_image` option is written into the image's metadata. */
+  const exposing = defineDriver((init) => ({
+    ...driverNeeding("sh", ["ssh"])(init),
+    schema: z.strictObject({ source: z.string(), labels_on_image: z.record(z.string(), z.string()).optional() }),
+    exposedOptions: [{ path: ["labels_on_image"], where: "the image's metadata" }],
+  }));
+  const secretFile = (driverLine: string) =>
+    ["variables:", "  token: { sensitive: true, default: hunter2hunter2 }", "images:", "  web:", driverLine, "    source: base", ""].join(
+      "\n",
+    );
+
+  it("refuses a sensitive value in an option the driver exposes, at its position, without showing it", async () => {
+    const yaml = secretFile('    driver: box\n    labels_on_image: { auth: "token={{ token }}" }');
+    const error = await validate(yaml, exposing);
+    expect(error?.diagnostics.map((d) => formatDiagnostic({ ...d, file: "kiln.yaml" }))).toEqual([
+      `kiln.yaml:6:22: images.web.labels_on_image: sensitive variable "token" would be written into the image's metadata — give it at boot instead (verify.runtime env or files), or to commands through env:, which is never shown`,
+    ]);
+  });
+
+  it("shows no secret in a problem about a value made from it", async () => {
+    const error = await validate(secretFile('    driver: "{{ token }}"'), driverNeeding("sh", ["ssh"]));
+    expect(JSON.stringify(error?.diagnostics)).not.toContain("hunter2");
+    expect(error?.diagnostics[0]?.message).toBe(
+      'driver "<sensitive>" not found (looked for @kiln/driver-<sensitive>, kiln-driver-<sensitive>, <sensitive>)',
+    );
+  });
+});

@@ -23,6 +23,10 @@ export const docker = defineDriver<DockerOptions>(() => {
     schema: dockerOptionsSchema,
     runtimeSupport: { bootScript: true, hostPorts: true },
     connectionKinds: ["docker"],
+    exposedOptions: [
+      { path: ["changes"], where: "the image's config (docker image inspect shows it to anyone who pulls it)" },
+      { path: ["run_command"], where: "the build container's command line (ps and docker inspect show it)" },
+    ],
 
     async resolveSource(ctx, opts) {
       try {

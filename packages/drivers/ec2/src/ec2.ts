@@ -11,6 +11,13 @@ export const ec2 = defineDriver<Ec2Options>(() =>
       // Runtime inputs travel as user data, as in a deployment; asked-for ports are opened to this host on the instance's address.
       runtimeSupport: { bootScript: true, userData: true, hostPorts: true },
       connectionKinds: ["ssh"],
+      exposedOptions: [
+        { path: ["ami_name"], where: "the AMI's name (anyone who can describe it sees it)" },
+        { path: ["ami_description"], where: "the AMI's description (anyone who can describe it sees it)" },
+        { path: ["ami_tags"], where: "the AMI's tags (anyone who can describe it sees them)" },
+        { path: ["snapshot_tags"], where: "the snapshots' tags (anyone who can describe them sees them)" },
+        { path: ["run_tags"], where: "the instances' tags (anyone who can describe them sees them)" },
+      ],
     },
     () => import("./bake.js").then((module) => module.ec2Operations()),
   ),

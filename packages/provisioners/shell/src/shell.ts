@@ -89,6 +89,8 @@ interface Job {
 export const shell = defineProvisioner<ShellOptions>(() => ({
   name: "shell",
   schema: schema satisfies StandardSchemaV1<unknown, ShellOptions>,
+  // The command line is visible to every process on the machine; `env:` values are not (they never go on a command line).
+  exposedOptions: [{ path: ["execute_command"], where: "the command line on the machine (ps shows it)" }],
 
   async fingerprint(ctx, opts) {
     const hash = createHash("sha256").update(canonicalJson(opts));

@@ -1,6 +1,8 @@
 import type { CleanupStack } from "./cleanup.js";
 import type { KilnEventInput } from "./events.js";
 import type { Artifact, BakeContext, VariableValue } from "./types.js";
+import { confinedPath, OutsideProject } from "./config/confine.js";
+import { KilnError } from "./errors.js";
 import { LABELS } from "./provenance.js";
 
 export interface ContextInit {
@@ -14,6 +16,8 @@ export interface ContextInit {
   cleanup: CleanupStack;
   emit: (event: KilnEventInput) => void;
   redact: (text: string) => string;
+  /** Host directories outside the project this bake may read and write (`allow_host_paths`, `--allow-path`). */
+  allowedPaths?: readonly string[];
 }
 
 /** A BakeContext plus `flushOutput`, which emits any partial output line left when a step ends. */
@@ -39,6 +43,16 @@ export function createBakeContext(init: ContextInit): RunnerContext {
     emit: init.emit,
     defer: (cleanup, options) => init.cleanup.defer(cleanup, options),
     redact: init.redact,
+    hostPath: async (path, access = "read") => {
+      try {
+        return await confinedPath(init.cwd, path, init.allowedPaths ?? []);
+      } catch (error) {
+        if (!(error instanceof OutsideProject)) throw error;
+        throw new KilnError("E_CONFIG", `image "${init.image}" would ${access} ${error.path}, which ${error.reason}`, {
+          hint: "keep the files in the project, or allow the directory with allow_host_paths on the image (or kiln build --allow-path)",
+        });
+      }
+    },
     output(stream, chunk) {
       const lines = (pending[stream] + chunk).split("\n");
       pending[stream] = lines.pop() ?? "";

@@ -58,6 +58,7 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
     cleanup: new CleanupStack(),
     emit: () => {},
     redact: project.redact,
+    allowedPaths: image.allowedPaths,
   });
   let inputs: Awaited<ReturnType<typeof resolveInputs>>;
   try {

@@ -193,6 +193,7 @@ export class BuildRun {
       cleanup,
       emit: this.emitEvent,
       redact: project.redact,
+      allowedPaths: image.allowedPaths,
     });
     const bake: Bake = { ctx, record, pending: new PendingWork() };
     const step = <T>(name: StepName, detail: string | undefined, work: () => Promise<T>) => this.step(bake, name, detail, work);

@@ -240,6 +240,11 @@ export interface BakeContext {
   defer(cleanup: Cleanup, options?: DeferOptions): void;
   /** Replaces every sensitive value in `text` with `<sensitive>`. */
   redact(text: string): string;
+  /**
+   * The real path of a host file an option names (relative to the bake file's directory), refused with E_CONFIG when it is
+   * outside the project (after symlinks, as they are now) and not allowed. Plugins read and write host files only through it.
+   */
+  hostPath(path: string, access?: "read" | "write"): Promise<string>;
 }
 
 /** What Kiln gives a plugin factory. */
@@ -287,6 +292,30 @@ export interface ExposedOption {
   where: string;
 }
 
+/**
+ * A file or directory of this host an option names. Kiln checks it is inside the project — after symlinks — unless the image
+ * (`allow_host_paths`) or the run (`--allow-path`) allows where it is, when the bake file is validated and again when
+ * `ctx.hostPath()` resolves it: a bake file is untrusted input until someone builds it.
+ */
+export interface HostPath {
+  /** Path of the option in the plugin's options, e.g. `["source"]`, `["scripts", 1]`. */
+  path: readonly (string | number)[];
+  /** The path as written (relative to the bake file's directory). */
+  value: string;
+  /** `read` (a source, a script) or `write` (a download destination). */
+  access: "read" | "write";
+}
+
+/**
+ * Access to this host an option grants the build machine: a mounted host path, the Docker socket, privileged mode. Refused
+ * unless the image says `host_access: true`; `kiln validate` and `kiln inspect` list it either way.
+ */
+export interface HostAccess {
+  path: readonly (string | number)[];
+  /** What it gives, for people: "mounts /var/run/docker.sock read-write (control of the Docker engine)". */
+  what: string;
+}
+
 /** The driver a provisioner step would run on, for `Provisioner.preflight`. */
 export interface PreflightTarget {
   /** Driver name as written in the bake file. */
@@ -306,6 +335,10 @@ export interface Driver<Opts = unknown> {
   readonly connectionKinds?: readonly ConnectionKind[];
   /** Options baked into the artefact's metadata or shown on command lines: no secret may go there. */
   readonly exposedOptions?: readonly ExposedOption[];
+  /** The host files the options name (a source tarball, a user-data file); read them through `ctx.hostPath()`. */
+  hostPaths?(opts: Opts): HostPath[];
+  /** The host access the options give the build machine (volumes, privileged mode). */
+  hostAccess?(opts: Opts): HostAccess[];
   /**
    * Checks the host without changing anything (run by `kiln validate`, plan and build before anything starts): a missing tool,
    * missing privileges. Must not contact services or run code from the bake file.
@@ -338,6 +371,8 @@ export interface Provisioner<Opts = unknown> {
   run(ctx: BakeContext, machine: Machine, opts: Opts): Promise<void>;
   /** Options shown on command lines or left on the machine: no secret may go there. */
   readonly exposedOptions?: readonly ExposedOption[];
+  /** The host files the options name (sources, scripts, download destinations); reach them through `ctx.hostPath()`. */
+  hostPaths?(opts: Opts): HostPath[];
   /** Like `Driver.preflight`, and told which driver the step would run on (to refuse a pairing it cannot work with). */
   preflight?(opts: Opts, target: PreflightTarget): Promise<PreflightProblem[]> | PreflightProblem[];
 }

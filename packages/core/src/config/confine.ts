@@ -1,8 +1,15 @@
 import { realpath } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 
-/** Why a host path named by a bake file was refused, for a diagnostic: "is outside the project (resolves to /etc/passwd)". */
-export class OutsideProject extends Error {}
+/** Why a host path named by a bake file was refused: the path as written, and `reason` ("is outside the project (…)"). */
+export class OutsideProject extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path} ${reason}`);
+  }
+}
 
 /**
  * The real path of `path` (relative to the project directory `dir`), checked to be inside the project — after symlinks, so a
@@ -11,13 +18,13 @@ export class OutsideProject extends Error {}
  * parent. URLs and other schemes are refused.
  */
 export async function confinedPath(dir: string, path: string, allowed: readonly string[] = []): Promise<string> {
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path)) throw new OutsideProject(`"${path}" is a URL, not a path in the project`);
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path)) throw new OutsideProject(path, "is a URL, not a path in the project");
   const wanted = resolve(dir, path);
   const real = await realpathOfNearest(wanted);
   const roots = await Promise.all([dir, ...allowed].map((root) => realpathOfNearest(resolve(dir, root))));
   if (roots.some((root) => isInside(root, real))) return real;
   const shown = real === wanted ? "" : ` (it resolves to ${real})`;
-  throw new OutsideProject(`${path} is outside the project${shown}`);
+  throw new OutsideProject(path, `is outside the project${shown}`);
 }
 
 /** realpath of the path, or of its nearest existing ancestor with the rest appended. */

@@ -11,7 +11,7 @@ import {
 import type { Diagnostic } from "../errors.js";
 import { confinedPath, OutsideProject } from "./confine.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
-import type { Driver, ExposedOption, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
+import type { Driver, ExposedOption, HostAccess, HostPath, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
 import { Diagnostics } from "./diagnostics.js";
 import { readBakeFile } from "./read.js";
 import { checkReferences, dependencyOrder } from "./references.js";
@@ -50,6 +50,8 @@ export interface ImageSpec {
   tags: string[];
   labels: Record<string, string>;
   timeoutMs?: number;
+  /** Host directories outside the project the bake may read and write (the image's `allow_host_paths` and `--allow-path`). */
+  allowedPaths: string[];
   /** `name@version` of the driver's and provisioners' packages (plugins given directly are not listed): part of the bake key. */
   plugins: string[];
 }
@@ -83,6 +85,8 @@ export interface LoadOptions {
   runProjectCode?: boolean;
   /** Receives plugins' log lines outside a bake (redacted). Default: dropped. */
   log?: Logger;
+  /** Host directories outside the project every image may read and write (`kiln build --allow-path`). */
+  allowPaths?: string[];
 }
 
 const SILENT: Logger = { info: () => {}, warn: () => {}, debug: () => {} };
@@ -122,7 +126,7 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   const log = redactedLogger(options.log ?? SILENT, redact);
   const images: ImageSpec[] = [];
   for (const name of order) {
-    const image = await resolveImage(name, bakeFile, variables, { search, dir, log, diagnostics });
+    const image = await resolveImage(name, bakeFile, variables, { search, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] });
     if (image) images.push(image);
   }
   diagnostics.throwIfAny();
@@ -156,6 +160,7 @@ interface Resolution {
   dir: string;
   log: Logger;
   diagnostics: Diagnostics;
+  allowPaths: string[];
 }
 
 function pluginRegistry(options: LoadOptions): Pick<PluginSearch, "registry"> {
@@ -169,6 +174,11 @@ async function resolveImage(
   resolution: Resolution,
 ): Promise<ImageSpec | undefined> {
   const { search, dir, log, diagnostics } = resolution;
+  const allowedPaths = [...new Set([...(bakeFile.images[name]?.allow_host_paths ?? []), ...resolution.allowPaths])];
+  const confinement: Confinement = { dir, allowedPaths, hostAccess: bakeFile.images[name]?.host_access ?? false, diagnostics };
+  for (const [index, allowed] of (bakeFile.images[name]?.allow_host_paths ?? []).entries()) {
+    diagnostics.note(["images", name, "allow_host_paths", index], `steps of this image may read and write ${allowed}, outside the project`);
+  }
   const image = interpolate(bakeFile.images[name], variables);
   if (!image) return undefined;
   const at = ["images", name];
@@ -191,6 +201,8 @@ async function resolveImage(
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
   refuseExposedSecrets(instance?.exposedOptions, driverInput, at, variables, diagnostics);
+  if (instance && driverOptions !== INVALID)
+    await confine(instance.hostPaths?.(driverOptions), instance.hostAccess?.(driverOptions), at, confinement);
   if (instance?.preflight && driverOptions !== INVALID) {
     await preflight(() => instance.preflight?.(driverOptions) ?? [], at, [...at, "driver"], diagnostics);
   }
@@ -216,6 +228,7 @@ async function resolveImage(
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
     const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
     refuseExposedSecrets(provisioner?.exposedOptions, rest, stepPath, variables, diagnostics);
+    if (provisioner && options !== INVALID) await confine(provisioner.hostPaths?.(options), [], stepPath, confinement);
     if (provisioner?.preflight && options !== INVALID) {
       const target = { driver: image.driver, connectionKinds: instance?.connectionKinds };
       await preflight(() => provisioner.preflight?.(options, target) ?? [], stepPath, stepPath, diagnostics);
@@ -265,7 +278,46 @@ async function resolveImage(
     labels: image.labels,
     ...(image.timeout !== undefined ? { timeoutMs: parseDuration(image.timeout) } : {}),
     plugins: [...plugins].sort(),
+    allowedPaths,
   };
+}
+
+interface Confinement {
+  dir: string;
+  allowedPaths: string[];
+  hostAccess: boolean;
+  diagnostics: Diagnostics;
+}
+
+/**
+ * Every host path a plugin's options name must be inside the project (after symlinks) or an allowed directory; host access
+ * (volumes, privileged) needs `host_access: true`, and is noted for the reviewer either way.
+ */
+async function confine(
+  paths: HostPath[] | undefined,
+  access: HostAccess[] | undefined,
+  at: PathSegment[],
+  confinement: Confinement,
+): Promise<void> {
+  const { dir, allowedPaths, diagnostics } = confinement;
+  for (const hostPath of paths ?? []) {
+    try {
+      await confinedPath(dir, hostPath.value, allowedPaths);
+    } catch (error) {
+      if (!(error instanceof OutsideProject)) throw error;
+      diagnostics.add([...at, ...hostPath.path], `would ${hostPath.access} ${error.path}, which ${error.reason}`, {
+        hint: "keep the files in the project, or allow the directory: allow_host_paths: [/dir] on the image (or kiln build --allow-path /dir)",
+      });
+    }
+  }
+  for (const grant of access ?? []) {
+    if (confinement.hostAccess) diagnostics.note([...at, ...grant.path], `host access: ${grant.what}`);
+    else {
+      diagnostics.add([...at, ...grant.path], `${grant.what}: this gives the build access to this host`, {
+        hint: "set host_access: true on the image if that is intended",
+      });
+    }
+  }
 }
 
 /** A sensitive value in an option a plugin says is exposed (the image's config, a command line) is refused where it is written. */

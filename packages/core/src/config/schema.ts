@@ -91,6 +91,14 @@ export const imageSchema = z
     tags: z.array(z.string()).default([]).describe('Tags given to the artefact, e.g. "acme/web:{{ version }}".'),
     labels: z.record(z.string(), z.string()).default({}).describe("Extra labels put on the artefact."),
     timeout: timeoutSchema.optional().describe("Fail the whole bake of this image when it runs longer than this."),
+    allow_host_paths: z
+      .array(z.string().startsWith("/", "an absolute directory of this host"))
+      .optional()
+      .describe("Host directories outside the project this image's steps may read and write (sources, scripts, downloads)."),
+    host_access: z
+      .boolean()
+      .optional()
+      .describe("Allow what gives the build machine access to this host: mounted host paths, the engine's socket, extra privileges."),
   })
   .describe("An image to bake.");
 

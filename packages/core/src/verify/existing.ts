@@ -55,6 +55,7 @@ export async function verifyExisting(options: VerifyExistingOptions): Promise<Ve
     cleanup,
     emit,
     redact: project.redact,
+    allowedPaths: image.allowedPaths,
   });
   let results: CheckResult[] = [];
   let error: KilnError | undefined;

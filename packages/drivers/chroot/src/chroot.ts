@@ -56,6 +56,8 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     // A chroot shares the host's network: a port a verify check asks for is on 127.0.0.1.
     runtimeSupport: { bootScript: true, hostPorts: true },
     connectionKinds: ["chroot"],
+    hostPaths: (opts) =>
+      opts.source && "tarball" in opts.source ? [{ path: ["source", "tarball"], value: opts.source.tarball, access: "read" }] : [],
 
     async preflight(opts) {
       const problems: PreflightProblem[] = [];
@@ -96,7 +98,7 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
           hint: "set source: { debootstrap: { suite: bookworm } } or from:",
         });
       if ("tarball" in source) {
-        const tarball = resolve(ctx.cwd, source.tarball);
+        const tarball = await ctx.hostPath(source.tarball, "read");
         return {
           id: `tarball:${tarball}`,
           digest: await sha256Of(tarball, source.tarball),

@@ -23,6 +23,13 @@ export const docker = defineDriver<DockerOptions>(() => {
     schema: dockerOptionsSchema,
     runtimeSupport: { bootScript: true, hostPorts: true },
     connectionKinds: ["docker"],
+    hostAccess: (opts) => [
+      ...Object.entries(opts.volumes ?? {}).map(([host, inside]) => ({
+        path: ["volumes", host],
+        what: `mounts ${host} ${inside.endsWith(":ro") ? "read-only" : "read-write"}${/(^|\/)docker\.sock$/.test(host) ? " (control of the Docker engine: root on this host)" : ""}`,
+      })),
+      ...(opts.privileged ? [{ path: ["privileged"], what: "runs the build container privileged (root on this host)" }] : []),
+    ],
     exposedOptions: [
       { path: ["changes"], where: "the image's config (docker image inspect shows it to anyone who pulls it)" },
       { path: ["run_command"], where: "the build container's command line (ps and docker inspect show it)" },

@@ -45,7 +45,7 @@ export async function prepareAccess(
   let privateKey: string;
   if (opts.key_pair) {
     keyName = opts.key_pair.name;
-    privateKey = await readPrivateKey(resolve(ctx.cwd, opts.key_pair.private_key_file));
+    privateKey = await readPrivateKey(await ctx.hostPath(opts.key_pair.private_key_file, "read"));
   } else {
     // Registered before the call: a Ctrl-C while CreateKeyPair is in flight may leave a key pair whose answer never came.
     ctx.defer((signal) => deleteKeyPair(api.withSignal(signal), name), {

@@ -67,7 +67,7 @@ export function ec2Operations(): Ec2Operations {
 
 async function buildUserData(ctx: BakeContext, opts: Ec2Options): Promise<string | undefined> {
   if (opts.user_data_file === undefined) return opts.user_data;
-  const path = resolve(ctx.cwd, opts.user_data_file);
+  const path = await ctx.hostPath(opts.user_data_file, "read");
   try {
     return await readFile(path, "utf8");
   } catch (error) {

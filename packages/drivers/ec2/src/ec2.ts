@@ -11,6 +11,12 @@ export const ec2 = defineDriver<Ec2Options>(() =>
       // Runtime inputs travel as user data, as in a deployment; asked-for ports are opened to this host on the instance's address.
       runtimeSupport: { bootScript: true, userData: true, hostPorts: true },
       connectionKinds: ["ssh"],
+      hostPaths: (opts) => [
+        ...(opts.user_data_file !== undefined ? [{ path: ["user_data_file"], value: opts.user_data_file, access: "read" as const }] : []),
+        ...(opts.key_pair
+          ? [{ path: ["key_pair", "private_key_file"], value: opts.key_pair.private_key_file, access: "read" as const }]
+          : []),
+      ],
       exposedOptions: [
         { path: ["ami_name"], where: "the AMI's name (anyone who can describe it sees it)" },
         { path: ["ami_description"], where: "the AMI's description (anyone who can describe it sees it)" },

@@ -108,7 +108,7 @@ export async function connectInstance(
       attempt % 10 === 1 && ctx.log.info(`waiting for SSH on ${opts.ssh_username}@${instance.address}:${opts.ssh_port ?? 22}`),
   });
   const files = await saveAccessFiles(ctx, instance.instanceId, opts.key_pair ? undefined : access.privateKey, ssh.connection);
-  const keyFile = opts.key_pair ? resolve(ctx.cwd, opts.key_pair.private_key_file) : files.keyFile;
+  const keyFile = opts.key_pair ? await ctx.hostPath(opts.key_pair.private_key_file, "read") : files.keyFile;
   const machine = new Ec2Machine(ssh, instance, { keyFile, knownHosts: files.knownHosts }, opts.exec_user ?? "root", amiName, ports);
   if (hasUserData) {
     const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });

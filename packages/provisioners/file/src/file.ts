@@ -70,15 +70,26 @@ export const file = defineProvisioner<FileOptions>(() => ({
   name: "file",
   schema: schema satisfies StandardSchemaV1<unknown, FileOptions>,
 
+  hostPaths(opts) {
+    if (opts.direction === "download") return [{ path: ["destination"], value: opts.destination, access: "write" }];
+    if (opts.source !== undefined) return [{ path: ["source"], value: opts.source, access: "read" }];
+    return (opts.sources ?? []).map((value, index) => ({ path: ["sources", index], value, access: "read" as const }));
+  },
+
   async fingerprint(ctx, opts) {
     const hash = createHash("sha256").update(canonicalJson(opts));
     // Downloads read the machine, whose content is not known before the bake; their options are their identity.
     if (opts.direction !== "download") {
-      const sources = sourceList(opts);
-      for (const source of sources) await localStat(resolve(ctx.cwd, source), source);
+      const sources = await Promise.all(sourceList(opts).map((source) => localSource(ctx, source)));
       // Everything is uploaded (.git and node_modules too), so nothing is excluded; modes count as they are uploaded:
       // content and the executable bit.
-      if (sources.length > 0) hash.update(await hashTree(sources, { cwd: ctx.cwd, exclude: [] }));
+      if (sources.length > 0)
+        hash.update(
+          await hashTree(
+            sources.map((source) => source.path),
+            { exclude: [] },
+          ),
+        );
     }
     return hash.digest("hex");
   },
@@ -137,8 +148,7 @@ async function upload(
   destination: string,
   mode: string | number | undefined,
 ): Promise<void> {
-  const local = resolve(ctx.cwd, source);
-  const info = await localStat(local, source);
+  const { path: local, info } = await localSource(ctx, source);
   const target = targetPath(source, info.isDirectory(), destination, posix.join, basename);
   const fileMode = parseMode(mode);
   if (!info.isDirectory()) {
@@ -174,7 +184,7 @@ async function download(ctx: BakeContext, machine: Machine, source: string, dest
     throw new KilnError("E_PROVISION", `file: ${source} not found on machine ${machine.id}`, {
       hint: "check the source path; downloads read from the machine",
     });
-  const target = resolve(ctx.cwd, targetPath(source, kind === "dir", destination, join, posix.basename));
+  const target = await ctx.hostPath(targetPath(source, kind === "dir", destination, join, posix.basename), "write");
   await mkdir(kind === "dir" ? target : dirname(target), { recursive: true });
   await machine.download(trimSlash(source), target);
 }
@@ -189,15 +199,23 @@ async function remoteRun(ctx: BakeContext, machine: Machine, argv: string[]): Pr
   }
 }
 
-async function localStat(path: string, shownAs: string): Promise<Stats> {
+/**
+ * A local source, inside the project (or an allowed directory) after symlinks, and a regular file or a directory: a FIFO or a
+ * device would hang the upload or never end.
+ */
+async function localSource(ctx: BakeContext, source: string): Promise<{ path: string; info: Stats }> {
+  const path = await ctx.hostPath(source, "read");
+  let info: Stats;
   try {
-    return await stat(path);
+    info = await stat(path);
   } catch (error) {
-    throw new KilnError("E_CONFIG", `file: source ${shownAs} not found (looked at ${path})`, {
+    throw new KilnError("E_CONFIG", `file: source ${source} not found (looked at ${path})`, {
       hint: "sources are relative to the bake file's directory; check the name, or set direction: download for a path on the machine",
       cause: error,
     });
   }
+  if (!info.isFile() && !info.isDirectory()) throw new KilnError("E_CONFIG", `file: source ${source} is not a regular file or a directory`);
+  return { path, info };
 }
 
 /** Every entry under `root`, sorted, with paths relative to it. Symlinks are not followed (they are uploaded as links). */

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
@@ -91,6 +92,10 @@ export const shell = defineProvisioner<ShellOptions>(() => ({
   schema: schema satisfies StandardSchemaV1<unknown, ShellOptions>,
   // The command line is visible to every process on the machine; `env:` values are not (they never go on a command line).
   exposedOptions: [{ path: ["execute_command"], where: "the command line on the machine (ps shows it)" }],
+  hostPaths: (opts) =>
+    opts.script !== undefined
+      ? [{ path: ["script"], value: opts.script, access: "read" }]
+      : (opts.scripts ?? []).map((value, index) => ({ path: ["scripts", index], value, access: "read" as const })),
 
   async fingerprint(ctx, opts) {
     const hash = createHash("sha256").update(canonicalJson(opts));
@@ -109,14 +114,29 @@ function scriptPaths(opts: ShellOptions): string[] {
   return opts.scripts ?? (opts.script === undefined ? [] : [opts.script]);
 }
 
+/** Scripts are text people write: a larger "script" (or `/dev/zero`) is a mistake, refused before it fills memory. */
+const MAX_SCRIPT_BYTES = 16 * 1024 * 1024;
+
 async function readScript(ctx: BakeContext, path: string): Promise<Buffer> {
+  const local = await ctx.hostPath(path, "read");
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    return await readFile(resolve(ctx.cwd, path));
+    // O_NONBLOCK: a FIFO with no writer must not hang the bake.
+    handle = await open(local, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new KilnError("E_CONFIG", `shell: script ${path} not found (looked at ${resolve(ctx.cwd, path)})`, {
+    throw new KilnError("E_CONFIG", `shell: script ${path} not found (looked at ${local})`, {
       hint: "script paths are relative to the bake file's directory; check the name or create the file",
       cause: error,
     });
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new KilnError("E_CONFIG", `shell: script ${path} is not a regular file`);
+    if (info.size > MAX_SCRIPT_BYTES)
+      throw new KilnError("E_CONFIG", `shell: script ${path} is ${info.size} bytes; at most ${MAX_SCRIPT_BYTES} are read`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -8,6 +8,7 @@ const COMMON = {
   file: { type: "string", short: "f" },
   var: { type: "string", multiple: true },
   "var-file": { type: "string", multiple: true },
+  "allow-path": { type: "string", multiple: true },
   json: { type: "boolean" },
 } as const satisfies ParseArgsConfig["options"];
 

@@ -8,6 +8,7 @@ export interface ProjectFlags {
   file?: string | undefined;
   var?: string[] | undefined;
   "var-file"?: string[] | undefined;
+  "allow-path"?: string[] | undefined;
 }
 
 /**
@@ -18,6 +19,8 @@ export async function openProject(flags: ProjectFlags, positional: string | unde
   const file = await locateBakeFile(flags, positional);
   return loadProject(file, {
     runProjectCode,
+    // Directories outside the project the person running kiln lets every image read and write.
+    allowPaths: (flags["allow-path"] ?? []).map((path) => resolve(path)),
     variables: {
       vars: Object.fromEntries((flags.var ?? []).map(parseVarFlag)),
       varFiles: (flags["var-file"] ?? []).map((path) => resolve(path)),

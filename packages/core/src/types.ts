@@ -339,6 +339,8 @@ export interface Driver<Opts = unknown> {
   hostPaths?(opts: Opts): HostPath[];
   /** The host access the options give the build machine (volumes, privileged mode). */
   hostAccess?(opts: Opts): HostAccess[];
+  /** Why the platform would refuse `tag` as a reference (undefined: fine), so `kiln validate` says so before a bake. */
+  checkTag?(tag: string): string | undefined;
   /**
    * Checks the host without changing anything (run by `kiln validate`, plan and build before anything starts): a missing tool,
    * missing privileges. Must not contact services or run code from the bake file.

@@ -33,6 +33,7 @@ options:
   --except <a,b>           bake all images but these (and their children)
   --var <name=value>       set a variable (repeatable); also KILN_VAR_<name> in the environment
   --var-file <file>        read variables from a YAML or JSON file (repeatable)
+  --allow-path <dir>       let every image read and write this host directory outside the project (repeatable)
   --force, --force=a,b     rebake (all images, or these) even when an artefact with the same bake key exists
   --parallel <n>           bake up to n independent images at once (default: cores, at most 4)
   --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach

@@ -68,16 +68,59 @@ export class Diagnostics {
     for (const issue of issues) {
       const path = [...prefix, ...(issue.path ?? []).map(pathKey)];
       const unknownKeys = unrecognizedKeys(issue);
+      const detail = issue as SchemaIssue;
       if (unknownKeys) {
         for (const key of unknownKeys) {
           this.add([...path, key], `unknown key "${key}"`, { atKey: true, hint: "remove it or check its spelling" });
         }
+      } else if (detail.code === "invalid_union" && Array.isArray(detail.errors)) {
+        this.addUnionIssues(path, detail.errors);
+      } else if (detail.code === "invalid_type" && isMissing(detail) && typeof detail.expected === "string") {
+        this.add(path, `missing: expected ${detail.expected}`);
       } else {
         this.add(path, lowerFirst(issue.message));
       }
     }
   }
 
+  /**
+   * A value that fits none of several shapes: rather than "invalid input", say what is wrong with the shape it was meant to
+   * have (the one of its type), which keys none of the shapes knows, or which types would do.
+   */
+  private addUnionIssues(path: PathSegment[], branches: SchemaIssue[][]): void {
+    const wrongType = (branch: SchemaIssue[]) => branch.some((issue) => issue.code === "invalid_type" && (issue.path ?? []).length === 0);
+    const fitting = branches.filter((branch) => !wrongType(branch));
+    if (fitting.length === 0) {
+      const expected = [
+        ...new Set(
+          branches.flatMap((branch) => branch.map((issue) => issue.expected).filter((item): item is string => typeof item === "string")),
+        ),
+      ];
+      this.add(path, expected.length > 0 ? `expected ${expected.join(" or ")}` : "invalid input");
+      return;
+    }
+    if (fitting.length === 1) {
+      this.addSchemaIssues(path, fitting[0] as SchemaIssue[]);
+      return;
+    }
+    // Several shapes of one type (check kinds, keyed by their one key): a key none of them knows is the mistake.
+    const rootUnknown = (branch: SchemaIssue[]) =>
+      new Set(branch.filter((issue) => (issue.path ?? []).length === 0).flatMap((issue) => unrecognizedKeys(issue) ?? []));
+    const unknownSets = fitting.map(rootUnknown);
+    const unknownEverywhere = [...(unknownSets[0] ?? [])].filter((key) => unknownSets.every((set) => set.has(key)));
+    if (unknownEverywhere.length > 0) {
+      const required = fitting.flatMap((branch) =>
+        branch
+          .filter((issue) => isMissing(issue) && issue.path?.length === 1)
+          .map((issue) => String(pathKey(issue.path?.[0] as PropertyKey))),
+      );
+      const hint = required.length > 0 ? `expected one of: ${[...new Set(required)].join(", ")}` : "remove it or check its spelling";
+      for (const key of unknownEverywhere) this.add([...path, key], `unknown key "${key}"`, { atKey: true, hint });
+      return;
+    }
+    const fewest = fitting.reduce((best, branch) => (branch.length < best.length ? branch : best));
+    this.addSchemaIssues(path, fewest);
+  }
   get ok(): boolean {
     return this.items.length === 0;
   }
@@ -97,6 +140,15 @@ export class Diagnostics {
         more > 0 ? [...shown, { file: this.file, path: "", message: `… and ${more} more problem${more === 1 ? "" : "s"}` }] : shown,
     });
   }
+}
+
+/** A Standard Schema issue with what zod (and compatible libraries) add: the code, the expected type, the input, union branches. */
+type SchemaIssue = StandardSchemaV1.Issue & { code?: unknown; expected?: unknown; errors?: SchemaIssue[][] };
+
+/** A required key that is not there (zod says "received undefined"; a union of them says so in each branch). */
+function isMissing(issue: SchemaIssue): boolean {
+  if (issue.code === "invalid_union" && Array.isArray(issue.errors)) return issue.errors.every((branch) => branch.some(isMissing));
+  return /received undefined$/.test(issue.message);
 }
 
 function pathKey(segment: PropertyKey | StandardSchemaV1.PathSegment): PathSegment {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { formatDuration, isDurationString, parseDuration } from "../duration.js";
+import { isDurationString, parseDuration } from "../duration.js";
 
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
@@ -12,7 +12,7 @@ const durationFrom = (min: number) =>
     if (typeof value === "string" && !isDurationString(value)) return;
     const ms = parseDuration(value);
     if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
-      context.addIssue({ code: "custom", message: `at most ${formatDuration(MAX_DURATION_MS)} (24 days)` });
+      context.addIssue({ code: "custom", message: "at most 24 days (what a timer can hold)" });
     } else if (ms < min) {
       context.addIssue({ code: "custom", message: min > 0 ? "must be longer than 0" : "must not be negative" });
     } else if (!Number.isInteger(ms)) {

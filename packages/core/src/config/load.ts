@@ -129,6 +129,7 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     const image = await resolveImage(name, bakeFile, variables, { search, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] });
     if (image) images.push(image);
   }
+  checkParents(images, bakeFile, diagnostics);
   diagnostics.throwIfAny();
   const name = bakeFile.project ?? (basename(dir).replace(/[^A-Za-z0-9_.-]/g, "-") || "kiln");
   return { name, file: path, dir, variables, images, redact, log, notices: diagnostics.notes };
@@ -201,6 +202,11 @@ async function resolveImage(
   const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
   refuseExposedSecrets(instance?.exposedOptions, driverInput, at, variables, diagnostics);
+  for (const [index, tag] of image.tags.entries()) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a tag is one line of printable text.
+    const problem = /[\u0000-\u001f\u007f]/.test(tag) ? "a tag is one line of printable text" : instance?.checkTag?.(tag);
+    if (problem) diagnostics.add([...at, "tags", index], `tag "${tag}" cannot be used: ${problem}`);
+  }
   if (instance && driverOptions !== INVALID)
     await confine(instance.hostPaths?.(driverOptions), instance.hostAccess?.(driverOptions), at, confinement);
   if (instance?.preflight && driverOptions !== INVALID) {
@@ -280,6 +286,33 @@ async function resolveImage(
     plugins: [...plugins].sort(),
     allowedPaths,
   };
+}
+
+/**
+ * An image builds on its parent's artefact: a Docker image cannot start from an AMI. Also, `dev.kiln.*` labels are Kiln's
+ * provenance: a bake file may not set them.
+ */
+function checkParents(images: ImageSpec[], bakeFile: BakeFile, diagnostics: Diagnostics): void {
+  const byName = new Map(images.map((image) => [image.name, image]));
+  for (const image of images) {
+    const parent = image.from === undefined ? undefined : byName.get(image.from);
+    if (parent && parent.driverName !== image.driverName) {
+      diagnostics.add(
+        ["images", image.name, "from"],
+        `"${image.from}" is baked by driver ${parent.driverName}; this image uses ${image.driverName}`,
+        {
+          hint: "an image builds on an artefact of its own driver",
+        },
+      );
+    }
+    for (const key of Object.keys(bakeFile.images[image.name]?.labels ?? {})) {
+      if (key.startsWith("dev.kiln."))
+        diagnostics.add(["images", image.name, "labels", key], `label "${key}" is Kiln's provenance`, {
+          atKey: true,
+          hint: "choose a key outside dev.kiln.",
+        });
+    }
+  }
 }
 
 interface Confinement {

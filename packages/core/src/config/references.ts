@@ -3,7 +3,14 @@ import type { Diagnostics } from "./diagnostics.js";
 import type { PathSegment } from "./positions.js";
 import type { BakeFile } from "./schema.js";
 
-/** Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels. */
+/** `{{ name }}` (a variable) and `{{ .Name }}` (a plugin's placeholder, as in Packer): the only template syntax there is. */
+const KNOWN_TEMPLATE = /\{\{\s*\.?[A-Za-z_][A-Za-z0-9_]*\s*\}\}/g;
+
+/**
+ * Every `{{ name }}` must name a declared variable; sensitive ones may not end up in tags or labels; `{{` that is neither a
+ * variable nor a plugin placeholder (unclosed, or another tool's syntax such as Packer's `{{user \`x\`}}`) is reported,
+ * rather than left in a value.
+ */
 export function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): void {
   const declared = bakeFile.variables;
   const sections: [PathSegment[], unknown][] = [
@@ -12,6 +19,11 @@ export function checkReferences(bakeFile: BakeFile, diagnostics: Diagnostics): v
   ];
   for (const [at, section] of sections) {
     walkStrings(section, at, (text, path) => {
+      if (text.replace(KNOWN_TEMPLATE, "").includes("{{")) {
+        diagnostics.add(path, "unfinished or unknown template syntax: variables are written {{ name }}", {
+          hint: "close it with }}, or write {{ '{{' }} … as text by putting it in a variable",
+        });
+      }
       for (const name of templateReferences(text)) {
         if (!Object.hasOwn(declared, name)) {
           diagnostics.add(path, `undefined variable "${name}"`, { hint: `declare it under variables: ${name}: { default: … }` });

@@ -6,6 +6,7 @@ import { describeRecipe } from "@kiln/debootstrap";
 import { debootstrapImage, findDebootstrapImage } from "./debootstrap.js";
 import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
+import { referenceProblem } from "./reference.js";
 import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
 
 /** Where a verify container's boot script is written (in that container only, never in the image). */
@@ -23,6 +24,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     schema: dockerOptionsSchema,
     runtimeSupport: { bootScript: true, hostPorts: true },
     connectionKinds: ["docker"],
+    checkTag: (tag) => referenceProblem(tag),
     hostAccess: (opts) => [
       ...Object.entries(opts.volumes ?? {}).map(([host, inside]) => ({
         path: ["volumes", host],

@@ -1,5 +1,13 @@
 import { z } from "zod";
 import { debootstrapRecipeSchema } from "@kiln/debootstrap";
+import { changeProblem, portProblem, referenceProblem } from "./reference.js";
+
+/** A string checked with `problem` (undefined: fine), so kiln validate refuses what the engine would. */
+const checked = (problem: (value: string) => string | undefined) =>
+  z.string().superRefine((value, context) => {
+    const found = problem(value);
+    if (found) context.addIssue({ code: "custom", message: found });
+  });
 
 const stringOrList = z.union([z.string(), z.array(z.string())]);
 
@@ -10,7 +18,12 @@ const changesSchema = z.strictObject({
   env: z.record(z.string(), z.string()).optional().describe("ENV entries added to the image."),
   workdir: z.string().optional().describe("WORKDIR of the image."),
   expose: z
-    .array(z.union([z.string(), z.number().int()]))
+    .array(
+      z.union([z.string(), z.number().int()]).superRefine((value, context) => {
+        const found = portProblem(value);
+        if (found) context.addIssue({ code: "custom", message: found });
+      }),
+    )
     .optional()
     .describe('EXPOSE entries, e.g. [8080, "53/udp"].'),
   user: z.string().optional().describe("USER the image runs as."),
@@ -20,7 +33,10 @@ const changesSchema = z.strictObject({
 
 export const dockerOptionsSchema = z.strictObject({
   source: z
-    .union([z.string().min(1), z.strictObject({ debootstrap: debootstrapRecipeSchema })])
+    .union([
+      checked((value) => referenceProblem(value, { digest: true, id: true })),
+      z.strictObject({ debootstrap: debootstrapRecipeSchema }),
+    ])
     .optional()
     .describe('Image to start from ("debian:bookworm", an image id), or { debootstrap: { suite } } to build a Debian base on the host.'),
   pull: z
@@ -40,7 +56,7 @@ export const dockerOptionsSchema = z.strictObject({
     .describe("Entrypoint that keeps the build container alive. Default: a /bin/sh sleep loop. Not saved in the image."),
   exec_user: z.string().optional().describe("User that provisioners run as by default. Default: the image's user."),
   changes: z
-    .union([changesSchema, z.array(z.string())])
+    .union([changesSchema, z.array(checked(changeProblem))])
     .optional()
     .describe(
       'Image config set at commit: { cmd, entrypoint, env, workdir, expose, user, labels } or Dockerfile lines like Packer ("EXPOSE 80").',

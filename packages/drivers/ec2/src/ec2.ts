@@ -11,6 +11,8 @@ export const ec2 = defineDriver<Ec2Options>(() =>
       // Runtime inputs travel as user data, as in a deployment; asked-for ports are opened to this host on the instance's address.
       runtimeSupport: { bootScript: true, userData: true, hostPorts: true },
       connectionKinds: ["ssh"],
+      // A tag becomes the AMI tag key kiln:ref:<tag>, which EC2 caps at 128 characters.
+      checkTag: (tag) => (`kiln:ref:${tag}`.length > 128 ? "EC2 tag keys hold at most 128 characters (kiln:ref: and the tag)" : undefined),
       hostPaths: (opts) => [
         ...(opts.user_data_file !== undefined ? [{ path: ["user_data_file"], value: opts.user_data_file, access: "read" as const }] : []),
         ...(opts.key_pair

@@ -3,6 +3,13 @@
 declare const __KILN_VERSION__: string;
 
 const args = process.argv.slice(2);
+// A reader that stops early (`kiln schema | head -1`) closes the pipe: that ends the output, it is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
+}
 if (args.length === 1 && (args[0] === "--version" || args[0] === "-v" || args[0] === "version")) {
   process.stdout.write(`kiln ${__KILN_VERSION__}\n`);
 } else {

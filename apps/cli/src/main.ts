@@ -23,7 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 export async function main(argv: string[], version: string): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") return help(rest[0]);
-  const load = COMMANDS[name];
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!load) {
     process.stderr.write(`${errorText(new KilnError("E_CONFIG", `unknown command "${name}"`, { hint: "run kiln help" }))}\n`);
     return 2;

@@ -36,9 +36,13 @@ export async function init(argv: string[]): Promise<number> {
   try {
     await writeFile(path, STARTER, { flag: values.force ? "w" : "wx" });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new KilnError("E_CONFIG", `${path} already exists`, { hint: "pass --force to overwrite it" });
-    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new KilnError("E_CONFIG", `${path} already exists`, { hint: "pass --force to overwrite it" });
+    if (code === "ENOENT" || code === "ENOTDIR")
+      throw new KilnError("E_CONFIG", `no directory ${resolve(values.dir ?? ".")}`, {
+        hint: "create it first, or pass -C <an existing directory>",
+      });
+    if (code === "EACCES") throw new KilnError("E_CONFIG", `cannot write ${path}: permission denied`);
     throw error;
   }
   process.stdout.write(`wrote ${path}\nnext: kiln validate && kiln build\n`);

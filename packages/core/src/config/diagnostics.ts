@@ -2,8 +2,10 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { KilnError, type Diagnostic, type KilnErrorCode } from "../errors.js";
 import { formatPath, type PathSegment, type SourceMap } from "./positions.js";
 
-/** At most this many problems are reported at once. */
+/** At most this many problems are reported at once… */
 const MAX_REPORTED = 100;
+/** …from at most this many collected (the rest are counted). */
+const MAX_COLLECTED = 1000;
 
 /**
  * Text from the bake file made safe to print: control characters (an escape sequence could retitle or clear the terminal)
@@ -29,12 +31,24 @@ export class Diagnostics {
   readonly notes: Diagnostic[] = [];
   /** Hides sensitive values in everything reported from here on (set once variables are known). */
   redact: (text: string) => string = (text) => text;
+  /** Each problem once (by place and message), however often the file repeats it. */
+  private readonly seen = new Set<string>();
+  /** Problems beyond {@link MAX_COLLECTED}: counted, not kept. */
+  private dropped = 0;
   constructor(
     private readonly file: string,
     private readonly positions: SourceMap,
   ) {}
 
   add(path: readonly PathSegment[], message: string, options: { hint?: string; atKey?: boolean } = {}): void {
+    // Checked before a position is looked up or text escaped: a mistake repeated 150 000 times costs one diagnostic.
+    const key = `${path.join("\u0000")}\u0001${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    if (this.items.length >= MAX_COLLECTED) {
+      this.dropped += 1;
+      return;
+    }
     this.items.push(this.diagnostic(path, message, options));
   }
 
@@ -132,7 +146,7 @@ export class Diagnostics {
   throwIfAny(code: KilnErrorCode = "E_CONFIG"): void {
     if (this.ok) return;
     const unique = [...new Map(this.items.map((item) => [`${item.line}:${item.column}:${item.path}:${item.message}`, item])).values()];
-    const count = unique.length;
+    const count = unique.length + this.dropped;
     const shown = unique.sort(byPosition).slice(0, MAX_REPORTED);
     const more = count - shown.length;
     throw new KilnError(code, `${this.file}: ${count} problem${count === 1 ? "" : "s"} found`, {

@@ -571,7 +571,7 @@ describe("loadProject diagnostics", () => {
       /* 5 */ "    source: ubuntu",
     ]);
     const error = await loadFailure(file);
-    expect(error.diagnostics.map((d) => [d.message, d.line, d.column])).toEqual([["Map keys must be unique", 5, 5]]);
+    expect(error.diagnostics.map((d) => [d.message, d.line, d.column])).toEqual([['key "source" appears twice in this map', 5, 5]]);
   });
 
   it("reports problems with variable references together with problems in plugin options", async () => {

@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { basename, dirname, relative, resolve } from "node:path";
 import { parseDuration } from "../duration.js";
 import {
@@ -100,6 +101,8 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   const { data, positions } = await readBakeFile(path, shown);
   const diagnostics = new Diagnostics(shown, positions);
 
+  tooMany(data, diagnostics);
+  diagnostics.throwIfAny();
   const parsed = bakeFileSchema.safeParse(data);
   if (!parsed.success) diagnostics.addSchemaIssues([], parsed.error.issues);
   diagnostics.throwIfAny();
@@ -124,9 +127,13 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
     runProjectCode: options.runProjectCode ?? false,
   };
   const log = redactedLogger(options.log ?? SILENT, redact);
+  const loaded = {
+    driver: once((name: string) => loadDriverFactory(name, search)),
+    provisioner: once((name: string) => loadProvisionerFactory(name, search)),
+  };
   const images: ImageSpec[] = [];
   for (const name of order) {
-    const image = await resolveImage(name, bakeFile, variables, { search, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] });
+    const image = await resolveImage(name, bakeFile, variables, { loaded, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] });
     if (image) images.push(image);
   }
   checkParents(images, bakeFile, diagnostics);
@@ -152,12 +159,45 @@ async function localPlugins(bakeFile: BakeFile, dir: string, diagnostics: Diagno
   return local;
 }
 
+/** More images, step lists or variables than this is no bake file a person maintains; refused before any is checked. */
+const MAX_ENTRIES = 1000;
+
+function tooMany(data: unknown, diagnostics: Diagnostics): void {
+  if (data === null || typeof data !== "object") return;
+  for (const section of ["images", "steps", "variables"]) {
+    const entries = (data as Record<string, unknown>)[section];
+    const count = entries !== null && typeof entries === "object" ? Object.keys(entries).length : 0;
+    if (count > MAX_ENTRIES)
+      diagnostics.add([section], `${count} entries: at most ${MAX_ENTRIES}`, {
+        atKey: true,
+        hint: "split the project into several bake files",
+      });
+  }
+}
+
+/** `load` called once per name; later calls share the first answer (or failure). */
+function once<T>(load: (name: string) => Promise<T>): (name: string) => Promise<T> {
+  const answers = new Map<string, Promise<T>>();
+  return (name) => {
+    let answer = answers.get(name);
+    if (!answer) {
+      answer = load(name);
+      answers.set(name, answer);
+    }
+    return answer;
+  };
+}
+
 function redactedLogger(log: Logger, redact: (text: string) => string): Logger {
   return { info: (text) => log.info(redact(text)), warn: (text) => log.warn(redact(text)), debug: (text) => log.debug(redact(text)) };
 }
 
 interface Resolution {
-  search: PluginSearch;
+  /** Plugins by name, resolved once per bake file however many images name them. */
+  loaded: {
+    driver: (name: string) => ReturnType<typeof loadDriverFactory>;
+    provisioner: (name: string) => ReturnType<typeof loadProvisionerFactory>;
+  };
   dir: string;
   log: Logger;
   diagnostics: Diagnostics;
@@ -174,7 +214,7 @@ async function resolveImage(
   variables: Record<string, VariableValue>,
   resolution: Resolution,
 ): Promise<ImageSpec | undefined> {
-  const { search, dir, log, diagnostics } = resolution;
+  const { dir, log, diagnostics } = resolution;
   const allowedPaths = [...new Set([...(bakeFile.images[name]?.allow_host_paths ?? []), ...resolution.allowPaths])];
   const confinement: Confinement = { dir, allowedPaths, hostAccess: bakeFile.images[name]?.host_access ?? false, diagnostics };
   for (const [index, allowed] of (bakeFile.images[name]?.allow_host_paths ?? []).entries()) {
@@ -192,7 +232,7 @@ async function resolveImage(
     });
   }
 
-  const driver = await loadPlugin(() => loadDriverFactory(image.driver, search), [...at, "driver"], diagnostics);
+  const driver = await loadPlugin(() => resolution.loaded.driver(image.driver), [...at, "driver"], diagnostics);
   noteLocal(driver, [...at, "driver"], diagnostics);
   const instance = await loadPlugin(
     async () => driver?.factory(pluginInit("driver", image.driver, dir, log)),
@@ -222,7 +262,7 @@ async function resolveImage(
   )) {
     const [stepName, rawOptions] = Object.entries(step)[0] as [string, Record<string, unknown>];
     const stepPath = [...path, stepName];
-    const loaded = await loadPlugin(() => loadProvisionerFactory(stepName, search), stepPath, diagnostics, true);
+    const loaded = await loadPlugin(() => resolution.loaded.provisioner(stepName), stepPath, diagnostics, true);
     noteLocal(loaded, stepPath, diagnostics);
     const provisioner = await loadPlugin(
       async () => loaded?.factory(pluginInit("provisioner", stepName, dir, log)),
@@ -335,7 +375,11 @@ async function confine(
   const { dir, allowedPaths, diagnostics } = confinement;
   for (const hostPath of paths ?? []) {
     try {
-      await confinedPath(dir, hostPath.value, allowedPaths);
+      const real = await confinedPath(dir, hostPath.value, allowedPaths);
+      // A FIFO or a device as a source would hang the bake or never end: only files and directories are read.
+      const info = hostPath.access === "read" ? await stat(real).catch(() => undefined) : undefined;
+      if (info && !info.isFile() && !info.isDirectory())
+        diagnostics.add([...at, ...hostPath.path], `${hostPath.value} is not a regular file or a directory`);
     } catch (error) {
       if (!(error instanceof OutsideProject)) throw error;
       diagnostics.add([...at, ...hostPath.path], `would ${hostPath.access} ${error.path}, which ${error.reason}`, {

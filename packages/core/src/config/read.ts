@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { lstat, open } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { type Document, isAlias, isCollection, isPair, isScalar, LineCounter, type Node, parseDocument, visit } from "yaml";
 import { type Diagnostic, KilnError, type KilnErrorCode } from "../errors.js";
@@ -7,8 +7,11 @@ import { noPositions, type SourceMap, yamlSourceMap } from "./positions.js";
 
 export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln.config.mts", "kiln.config.js", "kiln.config.mjs"];
 
-/** A bake file, a var file or a runtime file larger than this is refused: they are text a person writes. */
-export const MAX_INPUT_BYTES = 2 * 1024 * 1024;
+/**
+ * A bake file, a var file or a runtime file larger than this is refused: they are text a person writes (a large project's is
+ * a few dozen KiB), and a YAML parser takes about a second for this much.
+ */
+export const MAX_INPUT_BYTES = 128 * 1024;
 /** Deeper nesting than this is no bake file a person wrote, and every walk over the file stays well within the stack. */
 const MAX_DEPTH = 64;
 /** yaml's own guard against alias bombs: at most this many alias expansions per document. */
@@ -18,8 +21,9 @@ const MAX_ALIASES = 100;
 export async function findBakeFile(dir: string): Promise<string> {
   for (const name of BAKE_FILE_NAMES) {
     const candidate = resolve(dir, name);
+    // Only whether it is there: reading it here could block on a FIFO or never end on /dev/zero.
     if (
-      await readFile(candidate).then(
+      await lstat(candidate).then(
         () => true,
         () => false,
       )
@@ -106,9 +110,21 @@ export async function readBakeFile(path: string, shown: string): Promise<{ data:
       throw new KilnError("E_CONFIG", `${shown}: cannot load: ${(error as Error).message}`, { cause: error });
     }
   }
-  const text = await readTextInput(path, shown, "bake file", { hint: "check the path, or create one with `kiln init`" });
+  let text: string;
+  try {
+    text = await readTextInput(path, shown, "bake file", { hint: "check the path, or create one with `kiln init`" });
+  } catch (error) {
+    // A problem with the file as a whole is reported at its start, like any other, so editors and CI logs link to it.
+    if (!(error instanceof KilnError) || error.diagnostics.length > 0) throw error;
+    if (/: ENOENT$/.test(error.message)) throw error;
+    throw new KilnError(error.code, error.message, {
+      ...(error.hint ? { hint: error.hint } : {}),
+      diagnostics: [{ file: shown, path: "", message: error.message, ...(error.hint ? { hint: error.hint } : {}), line: 1, column: 1 }],
+    });
+  }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, merge: false });
+  // Duplicate keys are found below, in one pass: the parser's own check compares every key with every other.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, merge: false });
   const at = (node: Node | null | undefined, message: string, hint?: string): Diagnostic => {
     const offset = node?.range?.[0];
     const position = offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset);
@@ -175,8 +191,13 @@ function structuralProblems(
             problems.push(
               at(key, "merge keys (<<) are not supported", "write the keys out, or share provision steps with steps: and use:"),
             );
+          // A JavaScript object cannot hold it as a key: it would vanish (or change the object's prototype).
+          if (key.value === "__proto__") problems.push(at(key, '"__proto__" cannot be a key', "choose another name"));
           const text = String(key.value);
-          if (seen.has(text))
+          const earlier = seen.get(text);
+          if (earlier && isScalar(earlier) && earlier.source === key.source)
+            problems.push(at(key, `key ${JSON.stringify(text)} appears twice in this map`));
+          else if (earlier)
             problems.push(at(key, `key ${JSON.stringify(text)} repeats an earlier key: written differently, they are the same key`));
           else seen.set(text, key);
         } else if (isCollection(key)) {

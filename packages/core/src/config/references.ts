@@ -54,10 +54,14 @@ function walkStrings(value: unknown, path: PathSegment[], visit: (text: string, 
  * Orders images so parents come first; reports missing parents and cycles. Iterative: a `from:` chain thousands of images
  * long is just a long list.
  */
+/** `from:` chains deeper than this are refused: each level is a full bake on the one before. */
+const MAX_GENERATIONS = 100;
+
 export function dependencyOrder(bakeFile: BakeFile, diagnostics: Diagnostics): string[] {
   const images = bakeFile.images;
   const order: string[] = [];
   const state = new Map<string, "visiting" | "done">();
+  const generations = new Map<string, number>();
   for (const start of Object.keys(images)) {
     // Walk up the chain of parents to the first one already placed (or missing), then place the chain top-down.
     const chain: string[] = [];
@@ -84,6 +88,15 @@ export function dependencyOrder(bakeFile: BakeFile, diagnostics: Diagnostics): s
     for (const placed of chain.reverse()) {
       state.set(placed, "done");
       order.push(placed);
+      const parent = images[placed]?.from;
+      const generation = (parent === undefined ? 0 : (generations.get(parent) ?? 0)) + 1;
+      generations.set(placed, generation);
+      // Reported once per chain, at the first image past the limit.
+      if (generation === MAX_GENERATIONS + 1) {
+        diagnostics.add(["images", placed, "from"], `the from: chain above "${placed}" is more than ${MAX_GENERATIONS} images long`, {
+          hint: "an image builds on a parent of a parent … a hundred generations at most",
+        });
+      }
     }
   }
   return order;

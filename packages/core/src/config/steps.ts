@@ -10,6 +10,8 @@ type Step = Record<string, unknown>;
 
 /** An image whose steps expand to more than this (lists used twice at every level grow exponentially) is refused. */
 const MAX_STEPS = 1000;
+/** `use:` lists nested deeper than this are no composition a person means. */
+const MAX_NESTING = 64;
 
 /**
  * Replaces each `- use: name` by the steps of that list (and theirs, in turn), keeping where each step was written for
@@ -22,11 +24,14 @@ export function expandSteps(
   diagnostics: Diagnostics,
 ): { step: Step; path: PathSegment[]; via?: string }[] {
   const expanded: { step: Step; path: PathSegment[]; via?: string }[] = [];
-  const frames = [{ steps, path, chain: [] as string[], next: 0 }];
+  // The lists being expanded, outermost first: a stack, so a list using itself is found in it, and nothing is copied per level.
+  const active: string[] = [];
+  const frames: { steps: Step[]; path: PathSegment[]; next: number }[] = [{ steps, path, next: 0 }];
   while (frames.length > 0) {
     const frame = frames[frames.length - 1] as (typeof frames)[number];
     if (frame.next >= frame.steps.length) {
       frames.pop();
+      if (frames.length > 0) active.pop();
       continue;
     }
     const index = frame.next++;
@@ -39,7 +44,7 @@ export function expandSteps(
         });
         return expanded;
       }
-      expanded.push({ step, path: [...frame.path, index], ...(frame.chain.length ? { via: frame.chain.join(" → ") } : {}) });
+      expanded.push({ step, path: [...frame.path, index], ...(active.length ? { via: viaText(active) } : {}) });
       continue;
     }
     const list = Object.hasOwn(lists, name) ? lists[name] : undefined;
@@ -48,13 +53,25 @@ export function expandSteps(
       diagnostics.add([...frame.path, index, "use"], `no step list named "${name}"`, {
         hint: `define it under steps:${defined.length ? ` (defined: ${defined.join(", ")})` : ""}`,
       });
-    } else if (frame.chain.includes(name)) {
-      diagnostics.add([...frame.path, index, "use"], `step list "${name}" uses itself: ${[...frame.chain, name].join(" → ")}`);
+    } else if (active.length >= MAX_NESTING) {
+      diagnostics.add([...frame.path, index, "use"], `use: lists nest more than ${MAX_NESTING} deep`, { hint: "flatten the lists" });
+      return expanded;
+    } else if (active.includes(name)) {
+      diagnostics.add(
+        [...frame.path, index, "use"],
+        `step list "${name}" uses itself: ${viaText([...active.slice(active.indexOf(name)), name])}`,
+      );
     } else {
-      frames.push({ steps: list, path: ["steps", name], chain: [...frame.chain, name], next: 0 });
+      active.push(name);
+      frames.push({ steps: list, path: ["steps", name], next: 0 });
     }
   }
   return expanded;
+}
+
+/** `hardening → base` — and for a chain thousands long, its ends. */
+function viaText(lists: string[]): string {
+  return lists.length > 10 ? [...lists.slice(0, 5), `… ${lists.length - 10} more …`, ...lists.slice(-5)].join(" → ") : lists.join(" → ");
 }
 
 export const INVALID = Symbol("invalid");

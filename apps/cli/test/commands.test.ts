@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { kiln, project } from "./helpers.js";
+import { CLI, kiln, project } from "./helpers.js";
 
 const version = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")).version as string;
 /** Records which CommonJS modules a process loaded (dockerode is CommonJS), printed on exit. */
@@ -10,6 +12,44 @@ const PROBE = fileURLToPath(new URL("./fixtures/loaded-modules.cjs", import.meta
 const ESM_PROBE = new URL("./fixtures/esm-probe.mjs", import.meta.url).href;
 
 describe("kiln commands", { timeout: 60_000 }, () => {
+  it("a reader that stops early (kiln schema | head -1) ends the output quietly", async () => {
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn("/bin/sh", ["-c", `"${process.execPath}" "${CLI}" schema | head -c 10 >/dev/null`], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on("close", (code) => resolve({ code, stderr }));
+    });
+    expect(result).toEqual({ code: 0, stderr: "" });
+  });
+
+  it("kiln init -C of a missing directory says so, exit 2", async () => {
+    const result = await kiln(["init", "-C", "/nonexistent/kiln-project"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/no directory \/nonexistent\/kiln-project/);
+  });
+
+  it.each(["constructor", "__proto__", "toString"])("kiln %s is an unknown command, not a crash", async (name) => {
+    const result = await kiln([name]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(`unknown command "${name}"`);
+  });
+
+  it("validate notes a plugin of the project (it runs code) without loading it", async () => {
+    const plugin = `import { writeFileSync } from "node:fs";\nwriteFileSync(new URL("./RAN", import.meta.url), "ran");\nexport default () => ({});\n`;
+    await using dir = await project({
+      "kiln.yaml": "plugins:\n  drivers: { box: ./plugins/box.mjs }\nimages:\n  a: { driver: box, source: s }\n",
+      "plugins/box.mjs": plugin,
+    });
+    const result = await kiln(["validate", "-C", dir.dir]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(
+      /note: \S*kiln\.yaml:4:\d+: images\.a\.driver: runs code of the project: .*plugins\/box\.mjs \(not loaded now/,
+    );
+    expect(existsSync(join(dir.dir, "plugins/RAN"))).toBe(false);
+  });
+
   it("--version prints the version without loading the Docker SDK", async () => {
     const result = await kiln(["--version"], { nodeArgs: ["--require", PROBE] });
     expect(result.code, result.stdout + result.stderr).toBe(0);

@@ -51,7 +51,7 @@ export function hostileCases() {
   });
   add("control-chars-in-key", 'images:\n  "\\e]0;pwned\\a\\e[2J": { driver: docker, source: s }\n');
   add("huge-name", `images:\n  ${"n".repeat(1_500_000)}: { driver: docker, source: s }\n`);
-  add("flood-of-one-mistake", image(`    labels: { a: "${"{{ nope }}".repeat(10_000)}" }\n`));
+  add("flood-of-one-mistake", image(`    labels: { a: "${"{{ nope }}".repeat(6_000)}" }\n`));
   add("too-large", image(`    labels: { a: "${"x".repeat(300_000)}" }\n`));
 
   // Names that are members of Object.prototype.

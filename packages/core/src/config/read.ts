@@ -11,7 +11,7 @@ export const BAKE_FILE_NAMES = ["kiln.yaml", "kiln.yml", "kiln.config.ts", "kiln
  * A bake file, a var file or a runtime file larger than this is refused: they are text a person writes (a large project's is
  * a few dozen KiB), and a YAML parser takes about a second for this much.
  */
-export const MAX_INPUT_BYTES = 128 * 1024;
+export const MAX_INPUT_BYTES = 64 * 1024;
 /** Deeper nesting than this is no bake file a person wrote, and every walk over the file stays well within the stack. */
 const MAX_DEPTH = 64;
 /** yaml's own guard against alias bombs: at most this many alias expansions per document. */

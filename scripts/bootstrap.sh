@@ -15,6 +15,10 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # The Docker driver's remote-engine test gives a second dockerd a bridge of its own.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# The Ansible provisioner runs ansible-playbook here; Debian's ansible bundles community.docker, community.general, ansible.posix.
+command -v ansible-playbook >/dev/null 2>&1 || missing+=(ansible)
+# The Chef provisioner's tests read the solo.rb Kiln writes with Ruby.
+command -v ruby >/dev/null 2>&1 || missing+=(ruby)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq

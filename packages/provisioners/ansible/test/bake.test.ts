@@ -116,6 +116,25 @@ describe("ansible in a bake file", () => {
     expect(await kilnAnsibleDirs()).toEqual(before);
   });
 
+  it("--on-error=abort keeps the machine and the inventory, which reaches it with Ansible by hand", async () => {
+    await writeFiles(failingPlaybook);
+    const image = { driver: "docker", source: FIXTURE_IMAGE, provision: [{ ansible: { playbook_file: "failing/site.yml" } }] };
+    const project = await load({ images: { app: image } });
+    const events: KilnEvent[] = [];
+    const result = await new BuildRun({ project, kilnVersion: "test", onError: "abort", onEvent: (event) => events.push(event) }).run();
+    runs.push(result.runId);
+    const inventory = /inventory \((\/[^)]+)\)/.exec(result.records[0]?.error?.hint ?? "")?.[1] ?? "";
+    try {
+      expect(events).toContainEqual(expect.objectContaining({ type: "abort.kept", image: "app" }));
+      const ping = await promisify(execFile)("ansible", ["all", "-i", inventory, "-m", "ansible.builtin.ping"], {
+        env: { ...process.env, ANSIBLE_NOCOLOR: "1" },
+      });
+      expect(ping.stdout).toMatch(/default \| SUCCESS/);
+    } finally {
+      await rm(dirname(inventory), { recursive: true, force: true });
+    }
+  });
+
   it("keeps sensitive extra vars out of output, events, command lines, the image and its history", { timeout: 240_000 }, async () => {
     const secret = "s3cr3t-ansible-7f2c9e";
     await writeFiles({

@@ -11,8 +11,8 @@ import ansible, { type AnsibleOptions } from "../src/index.js";
 import { motdPlaybook } from "./fixtures.js";
 
 const run = promisify(execFile);
-/** Whether a `sleep` runs in the machine (minbase has no pgrep). */
-const SLEEPING = "grep -qx sleep /proc/[0-9]*/comm 2>/dev/null";
+/** Whether the playbook's `sleep 120` runs in the machine (minbase has no pgrep; the build container's keep-alive sleeps too). */
+const SLEEPING = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | grep -qx 'sleep 120 '";
 let dir: string;
 const provisioner = () => ansible(testPluginInit("provisioner", "ansible", { cwd: dir }));
 

@@ -6,3 +6,4 @@ export { shellJoin, shellQuote } from "./shell.js";
 export { findExecutable, missingTools, type RequiredTool } from "./tools.js";
 export { DEFAULT_EXCLUDES, hashTree, type HashTreeOptions } from "./tree-hash.js";
 export { extractDownload, extractTar } from "./tar.js";
+export { readHostFile, type ReadHostFileOptions } from "./read.js";

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
@@ -14,7 +13,7 @@ import {
   type Machine,
   type StandardSchemaV1,
 } from "@kiln/core";
-import { hashTree } from "@kiln/core/kit";
+import { hashTree, readHostFile } from "@kiln/core/kit";
 import { nodeJson, soloRb, type StagedLayout } from "./config.js";
 import { outputLines } from "./output.js";
 
@@ -226,31 +225,13 @@ async function localTree(ctx: BakeContext, tree: Tree): Promise<string> {
 }
 
 async function readSecret(ctx: BakeContext, path: string): Promise<Buffer> {
-  const local = await ctx.hostPath(path, "read");
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    // O_NONBLOCK: a FIFO with no writer must not hang the bake.
-    handle = await open(local, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    throw new KilnError("E_CONFIG", `chef: encrypted_data_bag_secret_path ${path} not found (looked at ${local})`, {
-      hint: "the path is relative to the bake file's directory; keep the secret out of version control, e.g. written by CI",
-      cause: error,
-    });
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new KilnError("E_CONFIG", `chef: encrypted_data_bag_secret_path ${path} is not a regular file`);
-    if (info.size > MAX_SECRET_BYTES)
-      throw new KilnError(
-        "E_CONFIG",
-        `chef: encrypted_data_bag_secret_path ${path} is ${info.size} bytes; a secret is at most ${MAX_SECRET_BYTES}`,
-      );
-    const content = await handle.readFile();
-    if (content.toString("utf8").trim() === "") throw new KilnError("E_CONFIG", `chef: encrypted_data_bag_secret_path ${path} is empty`);
-    return content;
-  } finally {
-    await handle.close();
-  }
+  const content = await readHostFile(ctx, path, {
+    what: "chef: encrypted_data_bag_secret_path",
+    maxBytes: MAX_SECRET_BYTES,
+    hint: "the path is relative to the bake file's directory; keep the secret out of version control, e.g. written by CI",
+  });
+  if (content.toString("utf8").trim() === "") throw new KilnError("E_CONFIG", `chef: encrypted_data_bag_secret_path ${path} is empty`);
+  return content;
 }
 
 /**

@@ -1,7 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import {
@@ -13,6 +11,7 @@ import {
   type Machine,
   type StandardSchemaV1,
 } from "@kiln/core";
+import { readHostFile } from "@kiln/core/kit";
 
 /** Options of the `shell` provisioner. Set exactly one of `inline`, `script` or `scripts`. */
 export interface ShellOptions {
@@ -117,27 +116,8 @@ function scriptPaths(opts: ShellOptions): string[] {
 /** Scripts are text people write: a larger "script" (or `/dev/zero`) is a mistake, refused before it fills memory. */
 const MAX_SCRIPT_BYTES = 16 * 1024 * 1024;
 
-async function readScript(ctx: BakeContext, path: string): Promise<Buffer> {
-  const local = await ctx.hostPath(path, "read");
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    // O_NONBLOCK: a FIFO with no writer must not hang the bake.
-    handle = await open(local, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (error) {
-    throw new KilnError("E_CONFIG", `shell: script ${path} not found (looked at ${local})`, {
-      hint: "script paths are relative to the bake file's directory; check the name or create the file",
-      cause: error,
-    });
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new KilnError("E_CONFIG", `shell: script ${path} is not a regular file`);
-    if (info.size > MAX_SCRIPT_BYTES)
-      throw new KilnError("E_CONFIG", `shell: script ${path} is ${info.size} bytes; at most ${MAX_SCRIPT_BYTES} are read`);
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
+function readScript(ctx: BakeContext, path: string): Promise<Buffer> {
+  return readHostFile(ctx, path, { what: "shell: script", maxBytes: MAX_SCRIPT_BYTES });
 }
 
 function inlineJob(commands: string[]): Job {

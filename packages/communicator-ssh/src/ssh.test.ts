@@ -8,10 +8,16 @@ describe("remoteCommand", () => {
     expect(remoteCommand(["printf", "%s", "a b"], {}, "root")).toEqual({ line: "echo $$; exec 'printf' '%s' 'a b'", sudo: false });
   });
 
-  it("runs a string through /bin/sh, in cwd, with env, as another user through sudo", () => {
-    const command = remoteCommand("echo $X", { cwd: "/srv/app", env: { X: "1" }, user: "www-data" }, "admin");
+  it("runs a string through /bin/sh, in cwd, with env on stdin (never on the line), as another user through sudo", () => {
+    const command = remoteCommand("echo $X", { cwd: "/srv/app", env: { X: "s3cret value" }, user: "www-data" }, "admin");
+    const readEnv = `'/bin/sh' '-c' 'kiln_env=$(dd bs=1 count=24 2>/dev/null) && eval "$kiln_env" && unset kiln_env && exec "$@"' 'sh'`;
     const cd = `'/bin/sh' '-c' 'cd "$1" && shift && exec "$@"' 'sh' '/srv/app'`;
-    expect(command).toEqual({ line: `echo $$; exec sudo -n -u www-data -- env X='1' ${cd} '/bin/sh' '-c' 'echo $X'`, sudo: true });
+    expect(command).toEqual({
+      line: `echo $$; exec sudo -n -u www-data -- ${readEnv} ${cd} '/bin/sh' '-c' 'echo $X'`,
+      sudo: true,
+      stdinPrefix: Buffer.from("export X='s3cret value'\n"),
+    });
+    expect(command.line).not.toContain("s3cret");
   });
 
   it("uses plain sudo for root, and no sudo for the login user itself", () => {

@@ -110,7 +110,7 @@ export class SshMachine implements Machine {
   async exec(cmd: string | string[], options: ExecOptions = {}): Promise<SshExecResult> {
     const command = remoteCommand(cmd, options, this.target.user);
     const run = await openChannel(this.ssh(), command.line, (channel) => collect(channel, options.onOutput));
-    writeStdin(run.channel, options.stdin);
+    writeStdin(run.channel, options.stdin, command.stdinPrefix);
     try {
       const outcome = await untilDone(run.done, options, () => this.stop(run.channel, run.pid(), command.sudo));
       return run.result(outcome);
@@ -200,23 +200,34 @@ class ConnectionLost extends Error {}
 interface RemoteCommand {
   line: string;
   sudo: boolean;
+  /** Sent on stdin before the command's own input: the environment, read by the shell that then execs the command. */
+  stdinPrefix?: Buffer;
 }
 
 /**
  * One shell line for the login shell: it first prints its PID (the session's process group, so timeouts can kill the command),
- * then switches user with sudo and execs the command with the environment, in its directory.
+ * then switches user with sudo and execs the command, in its directory. The environment never goes on the line (`ps` on the
+ * machine would show a secret): a shell reads exactly its `export` lines from stdin, then execs the command with the rest.
  */
 export function remoteCommand(cmd: string | string[], options: ExecOptions, loginUser: string): RemoteCommand {
   const argv = typeof cmd === "string" ? ["/bin/sh", "-c", cmd] : cmd;
-  const env = Object.entries(options.env ?? {}).map(([name, value]) => {
+  const exports = Object.entries(options.env ?? {}).map(([name, value]) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new KilnError("E_PROVISION", `invalid environment variable name "${name}"`);
-    return `${name}=${quote(value)}`;
+    return `export ${name}=${quote(value)}\n`;
   });
   const sudo = sudoPrefix(options.user, loginUser);
   // The directory is entered after sudo, as the target user: the login user may not be allowed in (e.g. /root).
   const cd = options.cwd !== undefined ? ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", options.cwd] : [];
-  const parts = [...(env.length > 0 ? ["env", ...env] : []), ...[...cd, ...argv].map(quote)];
-  return { line: `echo $$; exec ${[...sudo, ...parts].join(" ")}`, sudo: sudo.length > 0 };
+  const envScript = Buffer.from(exports.join(""));
+  // dd reads one byte at a time, so not a byte of the command's own input is taken.
+  const readEnv = `kiln_env=$(dd bs=1 count=${envScript.length} 2>/dev/null) && eval "$kiln_env" && unset kiln_env && exec "$@"`;
+  const withEnv = exports.length > 0 ? ["/bin/sh", "-c", readEnv, "sh"] : [];
+  const parts = [...withEnv, ...cd, ...argv].map(quote);
+  return {
+    line: `echo $$; exec ${[...sudo, ...parts].join(" ")}`,
+    sudo: sudo.length > 0,
+    ...(exports.length > 0 ? { stdinPrefix: envScript } : {}),
+  };
 }
 
 function sudoPrefix(user: string | undefined, loginUser: string): string[] {
@@ -291,7 +302,8 @@ function collect(channel: ClientChannel, onOutput: ExecOptions["onOutput"]) {
   return { channel, done, pid: () => pid, result };
 }
 
-function writeStdin(channel: ClientChannel, stdin: ExecOptions["stdin"]): void {
+function writeStdin(channel: ClientChannel, stdin: ExecOptions["stdin"], prefix: Buffer | undefined): void {
+  if (prefix) channel.write(prefix);
   // Without input, send EOF at once so a command that reads stdin (cat) does not wait forever.
   if (stdin === undefined) channel.end();
   else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) channel.end(stdin);

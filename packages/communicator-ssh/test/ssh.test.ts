@@ -118,6 +118,31 @@ describe("exec", () => {
     expect(asRoot.connection.become).toBeUndefined();
   });
 
+  it("keeps env values off every command line on the machine (ps there shows no secret), with sudo and without", async () => {
+    await using server = await sshd();
+    await using asKiln = await login(server, { user: "kiln" });
+    const secret = "s3cr3t-ssh-env-91c2";
+    // Every process's command line on the machine, read from the host while the commands run.
+    const commandLines = async () => {
+      const { execFile } = await import("node:child_process");
+      const script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null";
+      return new Promise<string>((resolve) => execFile("docker", ["exec", server.id, "sh", "-c", script], (_e, stdout) => resolve(stdout)));
+    };
+    for (const user of ["root", undefined]) {
+      const running = asKiln.exec('sleep 2; printf %s "$TOKEN" | wc -c', {
+        env: { TOKEN: secret, OTHER: "it's" },
+        ...(user ? { user } : {}),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const seen = await commandLines();
+      expect(seen).toMatch(/sleep 2/);
+      expect(seen).not.toContain(secret);
+      expect((await running).stdout.trim()).toBe(String(secret.length));
+    }
+    // The command's own stdin still arrives whole after the environment.
+    expect((await asKiln.exec("cat", { env: { A: "1" }, stdin: "input" })).stdout).toBe("input");
+  });
+
   it("reports a command killed by a signal as 128 + its number, and says so", async () => {
     await using server = await sshd();
     await using machine = await login(server);

@@ -1,0 +1,2 @@
+export { puppet as default, puppet } from "./puppet.js";
+export type { PuppetOptions } from "./puppet.js";

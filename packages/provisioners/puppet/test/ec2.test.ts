@@ -1,0 +1,71 @@
+// Over SSH to an instance of the EC2 emulator, logged in as `admin` with sudo: puppet is installed on the machine first.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
+import ec2 from "@kiln/driver-ec2";
+import { BASE_AMI_ID, resourcesTagged, startEmulator, type Emulator } from "@kiln/ec2-emulator";
+import { testPluginInit } from "@kiln/test-suite";
+import puppet from "../src/index.js";
+import { WEB_PROJECT } from "./fixtures.js";
+
+const SECRET = "tok-secret-123456";
+let emulator: Emulator;
+let dir: string;
+beforeAll(async () => {
+  emulator = await startEmulator({ transitionDelayMs: 100 });
+  dir = await mkdtemp(join(tmpdir(), "kiln-puppet-ec2-"));
+  for (const [path, content] of Object.entries(WEB_PROJECT)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), content);
+  }
+});
+afterAll(async () => {
+  await emulator?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+it("bakes the nginx image over SSH (admin + sudo) on the EC2 emulator, installing puppet, verified over HTTP", async () => {
+  const image = {
+    driver: "ec2",
+    region: "us-east-1",
+    endpoint: emulator.endpoint,
+    source: BASE_AMI_ID,
+    instance_type: "t3.micro",
+    ssh_username: "admin",
+    ssh_timeout: "60s",
+    polling: { delay: "200ms" },
+    ami_name: "kiln-puppet-web-{date}",
+    provision: [
+      {
+        puppet: {
+          manifest_file: "puppet/manifests/site.pp",
+          module_paths: ["puppet/modules"],
+          hiera_config_path: "puppet/hiera.yaml",
+          hiera_data_path: "puppet/data",
+          facter: { role: "web", api_token: "{{ token }}" },
+          install: true,
+        },
+      },
+    ],
+    verify: {
+      runtime: { boot_script: "nginx" },
+      checks: [
+        { http: { port: 8080, body_contains: "Baked by Puppet" } },
+        { command: { run: "ls /tmp | grep -c '^kiln-puppet-' || true", stdout_contains: "0" } },
+      ],
+    },
+  };
+  const variables = { token: { sensitive: true, default: SECRET } };
+  await writeFile(join(dir, "kiln.yaml"), JSON.stringify({ variables, images: { web: image } }, null, 2));
+  const project = await loadProject(join(dir, "kiln.yaml"), { plugins: { registry: { drivers: { ec2 }, provisioners: { puppet } } } });
+  const events: KilnEvent[] = [];
+  const result = await new BuildRun({ project, kilnVersion: "test", onEvent: (event) => events.push(event) }).run();
+  const artifact = result.records[0]?.artifact;
+  if (artifact) await ec2(testPluginInit("driver", "ec2", { cwd: dir })).remove(artifact, image as never);
+  expect(result.records[0]?.error).toBeUndefined();
+  expect(result.ok).toBe(true);
+  expect(JSON.stringify(events)).not.toContain(SECRET);
+  expect(resourcesTagged(emulator.resources(), "dev.kiln.build", result.runId)).toEqual([]);
+}, 600_000);

@@ -32,6 +32,27 @@ export abstract class CommandMachine implements Machine {
   /** The host command that runs `argv` on the machine as `user` (root when undefined), with `env` set there. */
   protected abstract hostCommand(argv: string[], user: string | undefined, env: Record<string, string>): HostCommand;
 
+  /** The image's own /etc/resolv.conf (undefined: it had none), and the one lent to it for the build. */
+  private resolver: { own: string | undefined; lent: string } | undefined;
+
+  /** Gives the machine a resolver for the build (the host's, a bridge's), remembering the image's own for {@link restoreResolver}. */
+  async lendResolver(text: string): Promise<void> {
+    const own = await this.exec(["/bin/cat", "/etc/resolv.conf"]);
+    this.resolver = { own: own.exitCode === 0 ? own.stdout : undefined, lent: text };
+    await this.write("/etc/resolv.conf", Buffer.from(text), 0o644);
+  }
+
+  /**
+   * Puts the image's own /etc/resolv.conf back before capture: the build's resolver is build-time configuration, not part of
+   * the image. One a provisioner wrote is the image's and stays.
+   */
+  async restoreResolver(): Promise<void> {
+    const lent = this.resolver;
+    if (!lent || (await this.exec(["/bin/cat", "/etc/resolv.conf"])).stdout !== lent.lent) return;
+    if (lent.own === undefined) await this.check(["/bin/rm", "-f", "/etc/resolv.conf"], "restore /etc/resolv.conf");
+    else await this.write("/etc/resolv.conf", Buffer.from(lent.own), 0o644);
+  }
+
   /** Environment every command gets (a verify machine's runtime env, as a deployed process would see it). */
   protected baseEnv(): Record<string, string> {
     return {};

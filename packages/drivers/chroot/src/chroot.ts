@@ -124,7 +124,7 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     async capture(ctx, machine, target) {
       if (!(machine instanceof ChrootMachine))
         throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the chroot driver`);
-      await machine.restoreResolvConf();
+      await machine.restoreResolver();
       const work = await mkdtemp(join(tmpdir(), `kiln-${ctx.runId}-capture-`));
       try {
         // --one-file-system leaves out what is mounted inside (/proc, /sys): only the tree itself is the image.

@@ -24,8 +24,6 @@ export class ChrootMachine extends CommandMachine {
   readonly dir: string;
   readonly root: string;
   readonly connection: ChrootConnection;
-  /** The image's own /etc/resolv.conf (undefined: it had none), and the host's copied over it for the build. */
-  private resolvConf: { own: string | undefined; host: string } | undefined;
   private disposed: Promise<void> | undefined;
 
   constructor(private readonly options: ChrootMachineOptions) {
@@ -36,25 +34,11 @@ export class ChrootMachine extends CommandMachine {
     this.connection = { kind: "chroot", path: this.root };
   }
 
-  /** Mounts /proc and /sys (read-only) and gives the tree the host's resolver, remembering the image's own for capture. */
+  /** Mounts /proc and /sys (read-only) and lends the tree the host's resolver (the image's own is put back before capture). */
   async start(): Promise<void> {
     await run("mount", ["-t", "proc", "proc", join(this.root, "proc")]);
     await run("mount", ["-t", "sysfs", "-o", "ro", "sysfs", join(this.root, "sys")]);
-    const own = await this.exec(["/bin/cat", "/etc/resolv.conf"]);
-    const host = await readFile("/etc/resolv.conf", "utf8");
-    this.resolvConf = { own: own.exitCode === 0 ? own.stdout : undefined, host };
-    await this.write("/etc/resolv.conf", Buffer.from(host), 0o644);
-  }
-
-  /**
-   * Puts the image's own /etc/resolv.conf back: the host's resolver is build-time configuration, not part of the image. One
-   * a provisioner wrote is the image's and stays.
-   */
-  async restoreResolvConf(): Promise<void> {
-    const copied = this.resolvConf;
-    if (!copied || (await this.exec(["/bin/cat", "/etc/resolv.conf"])).stdout !== copied.host) return;
-    if (copied.own === undefined) await this.check(["/bin/rm", "-f", "/etc/resolv.conf"], "restore /etc/resolv.conf");
-    else await this.write("/etc/resolv.conf", Buffer.from(copied.own), 0o644);
+    await this.lendResolver(await readFile("/etc/resolv.conf", "utf8"));
   }
 
   attachCommand(): string {

@@ -1,0 +1,2 @@
+export { lxc as default, lxc, lxcOptionsSchema, type LxcOptions } from "./lxc.js";
+export { LxcMachine } from "./machine.js";

@@ -17,8 +17,14 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # The Ansible provisioner runs ansible-playbook here; Debian's ansible bundles community.docker, community.general, ansible.posix.
 command -v ansible-playbook >/dev/null 2>&1 || missing+=(ansible)
+# The Puppet provisioner's tests check its output parser against the host's real puppet apply.
+command -v puppet >/dev/null 2>&1 || missing+=(puppet)
 # The Chef provisioner's tests read the solo.rb Kiln writes with Ruby.
 command -v ruby >/dev/null 2>&1 || missing+=(ruby)
+# The LXC driver: the lxc tools and templates; Ansible reaches LXC containers through python3-lxc.
+command -v lxc-start >/dev/null 2>&1 || missing+=(lxc)
+[ -d /usr/share/lxc/templates ] && [ -e /usr/share/lxc/templates/lxc-debian ] || missing+=(lxc-templates)
+/usr/bin/python3 -c 'import lxc' >/dev/null 2>&1 || missing+=(python3-lxc)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -31,6 +37,8 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "12.21.0" ]; th
 fi
 
 bash scripts/start-docker.sh
+# After dockerd: its FORWARD DROP policy is what LXC's bridge needs a way through.
+bash scripts/prepare-lxc.sh
 
 say "installing dependencies"
 pnpm install --frozen-lockfile

@@ -59,7 +59,11 @@ describe("writeInventory", () => {
 
   it("enters LXC containers and chroots with their own connections, and refuses an lxcpath Ansible cannot reach", async () => {
     const lxc = await inventoryOf({ ...base, connection: { kind: "lxc", name: "kiln-1", lxcpath: "/var/lib/lxc" }, workDir });
-    expect(lxc.inventory.all.hosts.web).toEqual({ ansible_connection: "community.general.lxc", ansible_host: "kiln-1" });
+    expect(lxc.inventory.all.hosts.web).toEqual({
+      ansible_connection: "community.general.lxc",
+      ansible_host: "kiln-1",
+      ansible_pipelining: false,
+    });
     const chroot = await inventoryOf({ ...base, connection: { kind: "chroot", path: "/srv/tree" }, workDir });
     expect(chroot.inventory.all.hosts.web).toEqual({ ansible_connection: "community.general.chroot", ansible_host: "/srv/tree" });
     await expect(writeInventory({ ...base, connection: { kind: "lxc", name: "x", lxcpath: "/tmp/lxc" }, workDir })).rejects.toThrow(

@@ -76,7 +76,11 @@ async function connectionVars(input: InventoryInput): Promise<{ vars: Record<str
         throw new KilnError("E_PROVISION", `ansible: the container's lxcpath is ${connection.lxcpath}`, {
           hint: `Ansible's community.general.lxc connection reaches containers in ${DEFAULT_LXCPATH} only; use mode: local`,
         });
-      return { vars: { ansible_connection: "community.general.lxc", ansible_host: connection.name, ...rootBecome }, env: {} };
+      // Pipelining through this plugin corrupted large module payloads now and then (a SyntaxError in the module): files it is.
+      return {
+        vars: { ansible_connection: "community.general.lxc", ansible_host: connection.name, ansible_pipelining: false, ...rootBecome },
+        env: {},
+      };
     case "chroot":
       return { vars: { ansible_connection: "community.general.chroot", ansible_host: connection.path, ...rootBecome }, env: {} };
   }

@@ -1,0 +1,143 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
+import ansible from "@kiln/provisioner-ansible";
+import shell from "@kiln/provisioner-shell";
+import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
+import lxc, { type LxcOptions } from "../src/index.js";
+import { listLxcResources } from "../src/testing.js";
+import { SYSTEM_SOURCE } from "./fixture.js";
+
+const run = promisify(execFile);
+const EXAMPLE = resolve(import.meta.dirname, "../../../../examples/lxc");
+let dir: string;
+const savedStateDir = process.env.KILN_STATE_DIR;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kiln-lxc-test-"));
+  // The driver's artefact store of this file's own, so bakes here never mix with a person's.
+  process.env.KILN_STATE_DIR = join(dir, "state");
+});
+afterAll(async () => {
+  if (savedStateDir === undefined) delete process.env.KILN_STATE_DIR;
+  else process.env.KILN_STATE_DIR = savedStateDir;
+  await rm(dir, { recursive: true, force: true });
+});
+
+const driver = () => lxc(testPluginInit("driver", "lxc", { cwd: dir, stateDir: join(dir, "state", "driver-lxc") }));
+
+async function options(raw: Record<string, unknown>): Promise<LxcOptions> {
+  const result = await driver().schema["~standard"].validate(raw);
+  if (result.issues) throw new Error(result.issues.map((issue) => issue.message).join("; "));
+  return result.value;
+}
+
+async function launch(raw: Record<string, unknown>) {
+  const test = createTestContext({ cwd: dir });
+  const opts = await options(raw);
+  const machine = await driver().launch(test.ctx, await driver().resolveSource(test.ctx, opts), opts);
+  return { test, machine };
+}
+
+describe("lxc driver", () => {
+  it("bakes examples/lxc: shell and Ansible (lxc connection), verified from a new container booted by systemd with nginx enabled", async () => {
+    await cp(EXAMPLE, join(dir, "example"), { recursive: true, filter: (path) => !path.includes("node_modules") });
+    const project = await loadProject(join(dir, "example", "kiln.yaml"), {
+      plugins: { registry: { drivers: { lxc }, provisioners: { shell, ansible } } },
+    });
+    const events: KilnEvent[] = [];
+    const result = await new BuildRun({ project, kilnVersion: "test", onEvent: (event) => events.push(event) }).run();
+    expect(result.records[0]?.error).toBeUndefined();
+    const lines = events.flatMap((event) => (event.type === "output" ? [event.line] : []));
+    expect(lines).toContain("changed   default | web : install nginx");
+    expect(events.filter((event) => event.type === "verify.check").map((event) => (event as { ok?: boolean }).ok)).toEqual([
+      true,
+      true,
+      true,
+    ]);
+
+    // The artefact: a rootfs tarball and config as Packer's LXC builder writes them, and LXD/Incus metadata with provenance.
+    const artifact = result.records[0]?.artifact;
+    expect(artifact?.files?.map((file) => file.format)).toEqual(["tar", "lxc-config", "lxd-metadata"]);
+    const metadataTar = artifact?.files?.[2]?.path ?? "";
+    expect((await run("tar", ["-tf", metadataTar])).stdout.split("\n").filter(Boolean).sort()).toEqual([
+      "metadata.yaml",
+      "templates/",
+      "templates/hostname.tpl",
+    ]);
+    const metadata = parse((await run("tar", ["-xOf", metadataTar, "metadata.yaml"])).stdout);
+    expect(metadata).toMatchObject({
+      architecture: "x86_64",
+      properties: { "dev.kiln.image": "web", "dev.kiln.key": artifact?.labels["dev.kiln.key"] },
+    });
+    const rootfs = artifact?.files?.[0]?.path ?? "";
+    const listing = (await run("tar", ["-tf", rootfs], { maxBuffer: 256 << 20 })).stdout;
+    expect(listing).toMatch(/^\.\/srv\/www\/index\.html$/m);
+    // The build's resolver was lent, not baked.
+    expect((await run("tar", ["-xOf", rootfs, "./etc/resolv.conf"]).catch(() => ({ stdout: "" }))).stdout).not.toMatch(
+      /nameserver 10\.0\.3\.1/,
+    );
+    expect(await listLxcResources(result.runId)).toEqual([]);
+    if (artifact) await driver().remove(artifact);
+  });
+
+  it("boots without a network (network: none): only loopback, systemd up", async () => {
+    const { test, machine } = await launch({ source: SYSTEM_SOURCE, network: "none" });
+    await using _ = test;
+    await using __ = machine;
+    expect((await execOk(machine, "ls /sys/class/net")).trim()).toBe("lo");
+    expect((await execOk(machine, "cat /proc/1/comm")).trim()).toBe("systemd");
+  });
+
+  it("reaches the mirror from a container on the bridge (DNS through lxcbr0, Docker's FORWARD DROP opened)", async () => {
+    const { test, machine } = await launch({ source: SYSTEM_SOURCE });
+    await using _ = test;
+    await using __ = machine;
+    const update = await machine.exec("apt-get update 2>&1", { user: "root" });
+    expect(update.exitCode).toBe(0);
+    // apt-get update exits 0 even when every fetch fails: its output says whether it worked.
+    expect(update.stdout).not.toMatch(/^(Err|E):/m);
+    expect(update.stdout).toMatch(/^(Get|Hit):/m);
+  });
+
+  it("says what stops a bridge from working, with the commands that fix it, before anything is created", async () => {
+    const problems = await driver().preflight?.(await options({ source: SYSTEM_SOURCE, bridge: "kilnnobr0" }));
+    expect(problems).toContainEqual({
+      message: "the bridge kilnnobr0 does not exist, so containers on it cannot start",
+      hint: "create the bridge, or use network: none",
+      path: ["network"],
+    });
+    expect(await driver().preflight?.(await options({ source: SYSTEM_SOURCE }))).toEqual([]);
+  });
+
+  it("refuses a tree without an init, naming the package to include", async () => {
+    const tarball = join(dir, "no-init.tar");
+    await writeFile(join(dir, "hello"), "hi\n");
+    await run("tar", ["-cf", tarball, "-C", dir, "hello"]);
+    const test = createTestContext({ cwd: dir });
+    await using _ = test;
+    const opts = await options({ source: { tarball: "no-init.tar" }, network: "none" });
+    const error = await driver()
+      .launch(test.ctx, await driver().resolveSource(test.ctx, opts), opts)
+      .catch((thrown: Error) => thrown);
+    expect((error as Error).message).toBe("the root file system of conformance has no /sbin/init, so it cannot boot as a system container");
+    await test.cleanup();
+    expect(await listLxcResources(test.runId)).toEqual([]);
+  });
+
+  it("builds an lxc-templates source once (the debian template, with the host's mirror) and boots it", { timeout: 600_000 }, async () => {
+    const { test, machine } = await launch({ source: { template: { release: "bookworm", packages: ["python3"] } }, network: "none" });
+    await using _ = test;
+    await using __ = machine;
+    expect((await execOk(machine, "cat /etc/debian_version")).trim()).toMatch(/^12\./);
+    expect((await machine.exec("command -v python3")).exitCode).toBe(0);
+    const sources = await readFile("/etc/apt/sources.list.d/debian.sources", "utf8").catch(() => "");
+    const mirror = /^URIs:\s*(\S+)/m.exec(sources)?.[1];
+    if (mirror) expect(await execOk(machine, "cat /etc/apt/sources.list")).toContain(mirror.replace(/\/$/, ""));
+  });
+});

@@ -95,7 +95,9 @@ export abstract class CommandMachine implements Machine {
     const info = await stat(from);
     if (!info.isDirectory()) return this.write(to, createReadStream(from), options.mode ?? info.mode & 0o7777);
     // Packed by the host's GNU tar, owned by root inside (as a container's upload would be), unpacked by the machine's.
-    const pack = spawn("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", from, "-cf", "-", "."], { stdio: ["ignore", "pipe", "pipe"] });
+    const pack = spawn("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", from, "-cf", "-", "."], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let packError = "";
     pack.stderr.on("data", (chunk: Buffer) => (packError += chunk.toString()));
     const packed = new Promise<number | null>((resolve) => pack.on("close", resolve));
@@ -156,7 +158,9 @@ export function runHost(command: string, args: string[], code: "E_LAUNCH" | "E_C
       reject(error.code === "ENOENT" ? new KilnError("E_MISSING_TOOL", `${command} not found on this host`) : error),
     );
     child.on("close", (exit) =>
-      exit === 0 ? resolve(stdout) : reject(new KilnError(code, `${command} ${args.join(" ")} failed: ${stderr.trim() || `exit code ${exit}`}`)),
+      exit === 0
+        ? resolve(stdout)
+        : reject(new KilnError(code, `${command} ${args.join(" ")} failed: ${stderr.trim() || `exit code ${exit}`}`)),
     );
   });
 }

@@ -1,7 +1,7 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -36,9 +36,12 @@ export const lxcOptionsSchema = z.strictObject({
       z.strictObject({ debootstrap: debootstrapRecipeSchema }),
       z.strictObject({ tarball: z.string().min(1) }),
       z.strictObject({ template: templateSchema }),
+      z.strictObject({ container: z.string().regex(/^[\w.-]+$/, "a container name") }),
     ])
     .optional()
-    .describe("{ debootstrap: { suite, include: [systemd-sysv] } }, { template: { release: bookworm } }, or { tarball: ./rootfs.tar }."),
+    .describe(
+      "{ debootstrap: { suite, include: [systemd-sysv] } }, { template: { release: bookworm } }, { tarball: ./rootfs.tar }, or { container: name } (stopped).",
+    ),
   network: z.enum(["bridge", "none"]).default("bridge").describe("bridge (a veth on `bridge`, default) or none (no network at all)."),
   bridge: z
     .string()
@@ -158,6 +161,7 @@ export const lxc = defineDriver<LxcOptions>((init) => {
         return { id: `tarball:${tarball}`, digest: await sha256Of(tarball), description: source.tarball, details: { tarball } };
       }
       if ("template" in source) return templateSource(ctx, source.template, templates);
+      if ("container" in source) return containerSource(ctx, source.container, opts.lxcpath, join(init.cacheDir, "containers"));
       const recipe = await resolveRecipe(source.debootstrap);
       const found = await findRootfs(recipe);
       if (!found && ctx.planning) throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} tree is not built yet`);
@@ -359,6 +363,39 @@ async function templateSource(ctx: BakeContext, template: z.infer<typeof templat
     });
   }
   return { id: `template:${key}`, digest: `${key}@${await sha256Of(tarball)}`, description, details: { tarball, mirror } };
+}
+
+/**
+ * An existing (stopped) container of `lxcpath` to start from: its tree is copied into a tarball in the driver's cache, and
+ * that copy's checksum is the source's digest, so a changed container rebakes what is built on it.
+ */
+async function containerSource(ctx: BakeContext, name: string, lxcpath: string, cacheDir: string): Promise<SourceRef> {
+  const state = (await runHost("lxc-info", ["-n", name, "-P", lxcpath, "-sH"], "E_LAUNCH").catch(() => "")).trim();
+  if (state === "")
+    throw new KilnError("E_SOURCE", `container ${name} does not exist in ${lxcpath}`, {
+      hint: `lxc-ls -P ${lxcpath} lists the containers`,
+    });
+  if (state !== "STOPPED")
+    throw new KilnError("E_SOURCE", `container ${name} is ${state.toLowerCase()}: a source must be stopped to be copied consistently`, {
+      hint: `lxc-stop -n ${name} -P ${lxcpath}`,
+    });
+  const config = await readFile(join(lxcpath, name, "config"), "utf8");
+  const rootfs = /^lxc\.rootfs\.path\s*=\s*(?:dir:)?(\S+)/m.exec(config)?.[1] ?? join(lxcpath, name, "rootfs");
+  await mkdir(cacheDir, { recursive: true });
+  const tarball = join(cacheDir, `${name}.tar`);
+  if (
+    ctx.planning &&
+    !(await access(tarball).then(
+      () => true,
+      () => false,
+    ))
+  )
+    throw new KilnError("E_SOURCE", `container ${name} has not been copied yet`);
+  if (!ctx.planning) {
+    await runHost("tar", ["--numeric-owner", "--one-file-system", "-C", rootfs, "-cf", `${tarball}.partial`, "."], "E_LAUNCH");
+    await runHost("mv", [`${tarball}.partial`, tarball]);
+  }
+  return { id: `container:${name}`, digest: await sha256Of(tarball), description: `container ${name}`, details: { tarball } };
 }
 
 function tarballOf(source: SourceRef): string {

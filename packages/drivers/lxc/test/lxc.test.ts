@@ -9,7 +9,7 @@ import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
 import ansible from "@kiln/provisioner-ansible";
 import shell from "@kiln/provisioner-shell";
 import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
-import lxc, { type LxcOptions } from "../src/index.js";
+import lxc, { type LxcMachine, type LxcOptions } from "../src/index.js";
 import { listLxcResources } from "../src/testing.js";
 import { SYSTEM_SOURCE } from "./fixture.js";
 
@@ -128,6 +128,35 @@ describe("lxc driver", () => {
     expect((error as Error).message).toBe("the root file system of conformance has no /sbin/init, so it cannot boot as a system container");
     await test.cleanup();
     expect(await listLxcResources(test.runId)).toEqual([]);
+  });
+
+  it("starts from an existing stopped container (a copy of its tree), and refuses a running one", async () => {
+    // The source container: another container's tree, made by hand as a person's would be.
+    const source = `kiln-test-source-${Date.now()}`;
+    const sourceDir = join("/var/lib/lxc", source);
+    const { test, machine } = await launch({ source: SYSTEM_SOURCE, network: "none" });
+    await using _ = test;
+    await execOk(machine, "echo from-source > /etc/source-marker");
+    await (machine as LxcMachine).stop();
+    await run("cp", ["-a", join("/var/lib/lxc", machine.id), sourceDir]);
+    await run("sed", [
+      "-i",
+      `s#/var/lib/lxc/${machine.id}/#${sourceDir}/#; s#^lxc.uts.name = .*#lxc.uts.name = source#`,
+      join(sourceDir, "config"),
+    ]);
+    await machine[Symbol.asyncDispose]();
+    try {
+      const cloned = await launch({ source: { container: source }, network: "none" });
+      await using __ = cloned.test;
+      await using ___ = cloned.machine;
+      expect(await execOk(cloned.machine, "cat /etc/source-marker")).toBe("from-source\n");
+      await run("lxc-start", ["-n", source, "-d"]);
+      const error = await launch({ source: { container: source }, network: "none" }).catch((thrown: Error) => thrown);
+      expect((error as Error).message).toBe(`container ${source} is running: a source must be stopped to be copied consistently`);
+    } finally {
+      await run("lxc-stop", ["-k", "-n", source]).catch(() => undefined);
+      await run("lxc-destroy", ["-n", source]);
+    }
   });
 
   it("builds an lxc-templates source once (the debian template, with the host's mirror) and boots it", { timeout: 600_000 }, async () => {

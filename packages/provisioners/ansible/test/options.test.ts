@@ -81,6 +81,31 @@ describe("ansible options", () => {
     expect((await machine.exec("test -e /etc/unwanted")).exitCode).toBe(1);
   });
 
+  it("reads ansible_cfg and ansible_env_vars, and check mode changes nothing on the machine", async () => {
+    await writeFiles({
+      "config/ansible.cfg": "[defaults]\nforks = 7\n",
+      "config/site.yml": `- hosts: all
+  gather_facts: false
+  tasks:
+    - name: settings
+      ansible.builtin.debug: { msg: "forks={{ lookup('config', 'DEFAULT_FORKS') }} timeout={{ lookup('config', 'DEFAULT_TIMEOUT') }} check={{ ansible_check_mode }}" }
+    - name: write a file
+      ansible.builtin.copy: { content: "x", dest: /etc/checked }
+`,
+    });
+    const options = { playbook_file: "config/site.yml", ansible_cfg: "config/ansible.cfg", ansible_env_vars: ["ANSIBLE_TIMEOUT=17"] };
+    const checked = await provision({ ...options, check: true });
+    await using _checked = checked.test;
+    expect(checked.error).toBeUndefined();
+    expect(checked.output).toContain("    forks=7 timeout=17 check=True");
+    expect(checked.output).toContain("changed   default | write a file");
+    expect((await checked.machine.exec("test -e /etc/checked")).exitCode).toBe(1);
+    const applied = await provision(options);
+    await using _applied = applied.test;
+    expect(applied.output).toContain("    forks=7 timeout=17 check=False");
+    expect(await execOk(applied.machine, "cat /etc/checked")).toBe("x");
+  });
+
   it("runs the playbook inside the machine with mode: local, and removes what it staged", async () => {
     const { machine, error, output, test } = await provision(
       { playbook_file: "ansible/site.yml", mode: "local", extra_vars: { greeting: "local" }, host_alias: "box" },

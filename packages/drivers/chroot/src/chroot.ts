@@ -1,13 +1,12 @@
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { type BakeContext, defineDriver, KilnError, type PreflightProblem, type SourceRef } from "@kiln/core";
+import { type BakeContext, defineDriver, KilnError, type PreflightProblem } from "@kiln/core";
 import { artifactStore, missingTools } from "@kiln/core/kit";
-import { buildRootfs, debootstrapRecipeSchema, describeRecipe, findRootfs, resolveRecipe, rootfsLabels } from "@kiln/debootstrap";
+import { debootstrapRecipeSchema, findRootfs, rootfsSource, sourceTarball } from "@kiln/debootstrap";
 import { ChrootMachine, run } from "./machine.js";
 
 export const chrootOptionsSchema = z.strictObject({
@@ -80,46 +79,12 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     },
 
     async resolveSource(ctx, opts) {
-      if (ctx.parent) {
-        const parent = ctx.parent.files?.[0] ? ctx.parent : await store.get(ctx.parent.id);
-        const file = parent?.files?.[0];
-        if (!file)
-          throw new KilnError("E_SOURCE", `artefact ${ctx.parent.id} of "${ctx.parent.image}" is not in the chroot store ${store.dir}`);
-        return {
-          id: ctx.parent.id,
-          digest: file.sha256,
-          description: `${ctx.parent.image} (${ctx.parent.id})`,
-          details: { tarball: file.path },
-        };
-      }
-      const source = opts.source;
-      if (!source)
-        throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, {
-          hint: "set source: { debootstrap: { suite: bookworm } } or from:",
-        });
-      if ("tarball" in source) {
-        const tarball = await ctx.hostPath(source.tarball, "read");
-        return {
-          id: `tarball:${tarball}`,
-          digest: await sha256Of(tarball, source.tarball),
-          description: source.tarball,
-          details: { tarball },
-        };
-      }
-      const recipe = await resolveRecipe(source.debootstrap);
-      const found = await findRootfs(recipe);
-      if (!found && ctx.planning) throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} tree is not built yet`);
-      const rootfs = found ?? (await buildRootfs(recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) }));
-      const labels = rootfsLabels(rootfs);
-      return {
-        id: `debootstrap:${recipe.key}`,
-        digest: `${recipe.key}@${rootfs.created}`,
-        description: describeRecipe(source.debootstrap),
-        details: { tarball: rootfs.tarball, mirror: recipe.mirror, built: rootfs.created, ...labels },
-      };
+      const source = await rootfsSource(ctx, opts.source, store, "chroot");
+      if (!source) throw new KilnError("E_CONFIG", `image "${ctx.image}" has an unknown source`);
+      return source;
     },
 
-    launch: (ctx, source) => start(ctx, tarballOf(source), "build"),
+    launch: (ctx, source) => start(ctx, sourceTarball(source), "build"),
 
     async capture(ctx, machine, target) {
       if (!(machine instanceof ChrootMachine))
@@ -165,23 +130,5 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     remove: (artifact) => store.remove(artifact.id),
   };
 });
-
-function tarballOf(source: SourceRef): string {
-  const tarball = source.details?.tarball;
-  if (!tarball) throw new KilnError("E_LAUNCH", `source ${source.description} has no root file system tarball`);
-  return tarball;
-}
-
-async function sha256Of(path: string, shownAs: string): Promise<string> {
-  const hash = createHash("sha256");
-  try {
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  } catch (error) {
-    throw new KilnError("E_SOURCE", `cannot read the source tarball ${shownAs}: ${(error as Error).message}`, {
-      hint: "tarballs are relative to the bake file's directory",
-    });
-  }
-  return `sha256:${hash.digest("hex")}`;
-}
 
 export default chroot;

@@ -1,6 +1,5 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,14 +7,13 @@ import { z } from "zod";
 import { type BakeContext, defineDriver, KilnError, parseDuration, type PreflightProblem, type SourceRef, timeoutSchema } from "@kiln/core";
 import { artifactStore, missingTools, runHost, withFileLock } from "@kiln/core/kit";
 import {
-  buildRootfs,
   debootstrapRecipeSchema,
-  describeRecipe,
   findRootfs,
   pickDebianMirror,
   readAptSources,
-  resolveRecipe,
-  rootfsLabels,
+  rootfsSource,
+  sha256File,
+  sourceTarball,
 } from "@kiln/debootstrap";
 import { writeImageMetadata } from "./image.js";
 import { destroy, LxcMachine } from "./machine.js";
@@ -140,41 +138,16 @@ export const lxc = defineDriver<LxcOptions>((init) => {
     },
 
     async resolveSource(ctx, opts) {
-      if (ctx.parent) {
-        const file = (ctx.parent.files?.[0] ? ctx.parent : await store.get(ctx.parent.id))?.files?.find((f) => f.format === "tar");
-        if (!file)
-          throw new KilnError("E_SOURCE", `artefact ${ctx.parent.id} of "${ctx.parent.image}" is not in the LXC store ${store.dir}`);
-        return {
-          id: ctx.parent.id,
-          digest: file.sha256,
-          description: `${ctx.parent.image} (${ctx.parent.id})`,
-          details: { tarball: file.path },
-        };
-      }
       const source = opts.source;
-      if (!source)
-        throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, {
-          hint: "set source: { debootstrap: { suite: bookworm, include: [systemd-sysv] } } or from:",
-        });
-      if ("tarball" in source) {
-        const tarball = await ctx.hostPath(source.tarball, "read");
-        return { id: `tarball:${tarball}`, digest: await sha256Of(tarball), description: source.tarball, details: { tarball } };
-      }
-      if ("template" in source) return templateSource(ctx, source.template, templates);
-      if ("container" in source) return containerSource(ctx, source.container, opts.lxcpath, join(init.cacheDir, "containers"));
-      const recipe = await resolveRecipe(source.debootstrap);
-      const found = await findRootfs(recipe);
-      if (!found && ctx.planning) throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} tree is not built yet`);
-      const rootfs = found ?? (await buildRootfs(recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) }));
-      return {
-        id: `debootstrap:${recipe.key}`,
-        digest: `${recipe.key}@${rootfs.created}`,
-        description: describeRecipe(source.debootstrap),
-        details: { tarball: rootfs.tarball, mirror: recipe.mirror, built: rootfs.created, ...rootfsLabels(rootfs) },
-      };
+      if (!ctx.parent && source && "template" in source) return templateSource(ctx, source.template, templates);
+      if (!ctx.parent && source && "container" in source)
+        return containerSource(ctx, source.container, opts.lxcpath, join(init.cacheDir, "containers"));
+      const resolved = await rootfsSource(ctx, source, store, "LXC");
+      if (!resolved) throw new KilnError("E_CONFIG", `image "${ctx.image}" has an unknown source`);
+      return resolved;
     },
 
-    launch: (ctx, source, opts) => start(ctx, tarballOf(source), "build", opts),
+    launch: (ctx, source, opts) => start(ctx, sourceTarball(source), "build", opts),
 
     async capture(ctx, machine, target) {
       if (!(machine instanceof LxcMachine)) throw new KilnError("E_CAPTURE", `machine ${machine.id} was not launched by the lxc driver`);
@@ -362,7 +335,7 @@ async function templateSource(ctx: BakeContext, template: z.infer<typeof templat
       }
     });
   }
-  return { id: `template:${key}`, digest: `${key}@${await sha256Of(tarball)}`, description, details: { tarball, mirror } };
+  return { id: `template:${key}`, digest: `${key}@${await sha256File(tarball)}`, description, details: { tarball, mirror } };
 }
 
 /**
@@ -395,23 +368,7 @@ async function containerSource(ctx: BakeContext, name: string, lxcpath: string, 
     await runHost("tar", ["--numeric-owner", "--one-file-system", "-C", rootfs, "-cf", `${tarball}.partial`, "."], "E_LAUNCH");
     await runHost("mv", [`${tarball}.partial`, tarball]);
   }
-  return { id: `container:${name}`, digest: await sha256Of(tarball), description: `container ${name}`, details: { tarball } };
-}
-
-function tarballOf(source: SourceRef): string {
-  const tarball = source.details?.tarball;
-  if (!tarball) throw new KilnError("E_LAUNCH", `source ${source.description} has no root file system tarball`);
-  return tarball;
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  try {
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  } catch (error) {
-    throw new KilnError("E_SOURCE", `cannot read ${path}: ${(error as Error).message}`);
-  }
-  return `sha256:${hash.digest("hex")}`;
+  return { id: `container:${name}`, digest: await sha256File(tarball), description: `container ${name}`, details: { tarball } };
 }
 
 export default lxc;

@@ -41,3 +41,20 @@ function seed(state: Ec2State, imageId: string, name: string, description: strin
     tags: {},
   });
 }
+
+/**
+ * EC2 driver options for an image baked from the seeded Debian AMI of the emulator at `endpoint`: logged in as `admin`, who
+ * becomes root with sudo, polling briefly (the emulator's transitions are quick). For tests of drivers and provisioners.
+ */
+export function seededImageOptions(endpoint: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    region: "us-east-1",
+    endpoint,
+    source: BASE_AMI_ID,
+    instance_type: "t3.micro",
+    ssh_username: "admin",
+    ssh_timeout: "60s",
+    polling: { delay: "200ms" },
+    ...extra,
+  };
+}

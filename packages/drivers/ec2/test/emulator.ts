@@ -1,4 +1,4 @@
-import { BASE_AMI_ID, type Emulator, type EmulatorOptions, resourcesTagged, startEmulator } from "@kiln/ec2-emulator";
+import { type Emulator, type EmulatorOptions, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";
 import { afterAll } from "vitest";
 
 /**
@@ -12,17 +12,7 @@ export function fileEmulator(settings: EmulatorOptions = {}) {
   return {
     current,
     async options(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-      const { endpoint } = await current();
-      return {
-        region: "us-east-1",
-        endpoint,
-        source: BASE_AMI_ID,
-        instance_type: "t3.micro",
-        ssh_username: "admin",
-        ssh_timeout: "60s",
-        polling: { delay: "200ms" },
-        ...extra,
-      };
+      return seededImageOptions((await current()).endpoint, extra);
     },
     /** Every live resource (instance, key pair, group, AMI, snapshot) tagged with the run id; a snapshot names its AMI. */
     async leftovers(runId: string): Promise<string[]> {

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
 import ec2 from "@kiln/driver-ec2";
-import { BASE_AMI_ID, type Emulator, resourcesTagged, startEmulator } from "@kiln/ec2-emulator";
+import { type Emulator, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";
 import ansible from "../src/index.js";
 
 const EXAMPLE = resolve(import.meta.dirname, "../../../../examples/ansible");
@@ -28,11 +28,7 @@ describe("ansible on EC2 (the project's emulator)", () => {
   }, async () => {
     const image = {
       driver: "ec2",
-      region: "us-east-1",
-      endpoint: emulator.endpoint,
-      source: BASE_AMI_ID,
-      instance_type: "t3.micro",
-      ssh_username: "admin",
+      ...seededImageOptions(emulator.endpoint),
       ami_name: "kiln-ansible-web-{date}",
       provision: [{ ansible: { playbook_file: "ansible/site.yml", groups: ["webservers"], extra_vars: { site_version: "2.0.0" } } }],
       verify: {

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, loadProject } from "@kiln/core";
 import ec2 from "@kiln/driver-ec2";
-import { BASE_AMI_ID, type Emulator, resourcesTagged, startEmulator } from "@kiln/ec2-emulator";
+import { type Emulator, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";
 import chef from "../src/index.js";
 import { FULL_OPTIONS, PROJECT, STANDIN_RESULT } from "./standin.js";
 
@@ -32,11 +32,7 @@ describe("chef on EC2 (the project's emulator), with the stand-in chef-solo", ()
   }, async () => {
     const image = {
       driver: "ec2",
-      region: "us-east-1",
-      endpoint: emulator.endpoint,
-      source: BASE_AMI_ID,
-      instance_type: "t3.micro",
-      ssh_username: "admin",
+      ...seededImageOptions(emulator.endpoint),
       ami_name: "kiln-chef-{date}",
       provision: [{ chef: { ...FULL_OPTIONS, json: { app: { greeting: "hello from EC2" } } } }],
       verify: {

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
 import ec2 from "@kiln/driver-ec2";
-import { BASE_AMI_ID, resourcesTagged, startEmulator, type Emulator } from "@kiln/ec2-emulator";
+import { resourcesTagged, seededImageOptions, startEmulator, type Emulator } from "@kiln/ec2-emulator";
 import { testPluginInit } from "@kiln/test-suite";
 import puppet from "../src/index.js";
 import { WEB_PROJECT } from "./fixtures.js";
@@ -29,13 +29,7 @@ afterAll(async () => {
 it("bakes the nginx image over SSH (admin + sudo) on the EC2 emulator, installing puppet, verified over HTTP", async () => {
   const image = {
     driver: "ec2",
-    region: "us-east-1",
-    endpoint: emulator.endpoint,
-    source: BASE_AMI_ID,
-    instance_type: "t3.micro",
-    ssh_username: "admin",
-    ssh_timeout: "60s",
-    polling: { delay: "200ms" },
+    ...seededImageOptions(emulator.endpoint),
     ami_name: "kiln-puppet-web-{date}",
     provision: [
       {

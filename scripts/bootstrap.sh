@@ -31,6 +31,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The Vagrant driver's base box: QEMU boots it (software emulation here) and Vagrant's package holds the insecure key pair.
+# Without recommends: they would pull in a desktop stack and upgrade host packages (systemd, mesa).
+vm_missing=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || vm_missing+=(qemu-system-x86)
+command -v qemu-img >/dev/null 2>&1 || vm_missing+=(qemu-utils)
+command -v vagrant >/dev/null 2>&1 || vm_missing+=(vagrant)
+if [ ${#vm_missing[@]} -gt 0 ]; then
+  say "installing ${vm_missing[*]}"
+  [ ${#missing[@]} -gt 0 ] || as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
+fi
+
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "12.21.0" ]; then
   say "installing pnpm 12.21.0"
   npm install -g pnpm@12.21.0 >/dev/null

@@ -1,0 +1,202 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KilnError } from "@kiln/core";
+import { runHost, withFileLock } from "@kiln/core/kit";
+import { buildRootfs, type DebootstrapRecipe, extractRootfs, resolveRecipe } from "@kiln/debootstrap";
+
+/**
+ * What a Vagrant base box needs besides the recipe's own packages: a kernel, an init, DHCP (ifupdown + dhclient, which also
+ * writes /etc/resolv.conf; systemd-resolved fails to configure inside debootstrap), sshd, sudo.
+ */
+export const BASE_BOX_PACKAGES = ["linux-image-amd64", "systemd-sysv", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo"];
+
+/** Where Debian's and HashiCorp's Vagrant packages keep the well-known insecure key pair. */
+const INSECURE_KEY_GLOBS = [
+  "/usr/share/rubygems-integration/all/gems",
+  "/opt/vagrant/embedded/gems/gems",
+  "/opt/vagrant/embedded/gems/2.3.4/gems",
+];
+
+export interface BaseBox {
+  /** The `.box` file (a tar with metadata.json, Vagrantfile, box.img, vmlinuz, initrd.img). */
+  box: string;
+  /** The unpacked pieces, for booting without Vagrant. */
+  dir: string;
+  /** 16 hex digits over the recipe (with the mirror) and the box layout: equal recipes share one box. */
+  key: string;
+}
+
+/** The layout's version: bump it when the box's contents change, so cached boxes are rebuilt. */
+const LAYOUT = "kiln-base-box-1";
+
+/**
+ * Builds a Vagrant base box for the libvirt provider from a debootstrap recipe, once per recipe (cached in `cacheDir`, under a
+ * lock): the tree gets a `vagrant` user with Vagrant's insecure key (replaced at the first `vagrant up`, as usual) and
+ * passwordless sudo, DHCP on eth0 (ifupdown, dhclient), sshd with host keys made at
+ * first boot, and becomes an ext4 file system image (`mkfs.ext4 -d`: no loop device, no mount) converted to qcow2.
+ *
+ * Boot path: the kernel and initrd travel in the box and the box's Vagrantfile boots them directly (`libvirt.kernel`,
+ * `initrd`, `cmd_line root=/dev/vda`): no partition table and no bootloader to install, which would need loop devices and
+ * grub inside the tree.
+ */
+export async function buildBaseBox(
+  recipe: DebootstrapRecipe,
+  cacheDir: string,
+  io: { signal?: AbortSignal; log?: (line: string) => void } = {},
+): Promise<BaseBox> {
+  const wanted = { ...recipe, include: [...new Set([...(recipe.include ?? []), ...BASE_BOX_PACKAGES])] };
+  const resolved = await resolveRecipe(wanted);
+  const key = createHash("sha256").update(`${LAYOUT}\0${resolved.key}`).digest("hex").slice(0, 16);
+  const dir = join(cacheDir, key);
+  const box: BaseBox = { box: join(dir, "kiln-base.box"), dir, key };
+  const built = () =>
+    access(box.box).then(
+      () => true,
+      () => false,
+    );
+  if (await built()) return box;
+  return withFileLock(
+    dir,
+    async () => {
+      if (await built()) return box;
+      const rootfs = await buildRootfs(resolved, { ...(io.signal ? { signal: io.signal } : {}), onOutput: (line) => io.log?.(line) });
+      const work = await mkdtemp(join(tmpdir(), "kiln-base-box-"));
+      try {
+        const tree = join(work, "tree");
+        await extractRootfs(rootfs, tree);
+        await configureTree(tree, await insecurePublicKey());
+        const pieces = join(work, "box");
+        await mkdir(pieces);
+        await copyKernel(tree, pieces);
+        await diskImage(tree, join(work, "root.raw"), join(pieces, "box.img"));
+        const { "virtual-size": virtualSize } = JSON.parse(
+          await runHost("qemu-img", ["info", "--output=json", join(pieces, "box.img")]),
+        ) as {
+          "virtual-size": number;
+        };
+        await writeFile(
+          join(pieces, "metadata.json"),
+          `${JSON.stringify({ provider: "libvirt", format: "qcow2", virtual_size: Math.ceil(virtualSize / 2 ** 30) }, null, 2)}\n`,
+        );
+        await writeFile(join(pieces, "Vagrantfile"), BOX_VAGRANTFILE);
+        await runHost("tar", [
+          "-C",
+          pieces,
+          "-cf",
+          join(pieces, "kiln-base.box"),
+          "metadata.json",
+          "Vagrantfile",
+          "box.img",
+          "vmlinuz",
+          "initrd.img",
+        ]);
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(cacheDir, { recursive: true });
+        await rename(pieces, dir);
+        return box;
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+    { ...(io.signal ? { signal: io.signal } : {}) },
+  );
+}
+
+/** The box's own Vagrantfile: boots the kernel it carries, on the serial console, with the root file system on the disk. */
+const BOX_VAGRANTFILE = `# Written by Kiln: the box boots its own kernel and initrd directly (no bootloader on the disk).
+Vagrant.configure("2") do |config|
+  config.vm.provider :libvirt do |libvirt|
+    libvirt.kernel = File.expand_path("vmlinuz", __dir__)
+    libvirt.initrd = File.expand_path("initrd.img", __dir__)
+    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+  end
+end
+`;
+
+/** Turns a debootstrap tree into a base box's system, inside the tree (`chroot`). */
+async function configureTree(tree: string, publicKey: string): Promise<void> {
+  const script = `set -e
+useradd --create-home --shell /bin/bash --user-group vagrant
+echo 'vagrant:vagrant' | chpasswd
+echo 'vagrant ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/vagrant
+chmod 0440 /etc/sudoers.d/vagrant
+install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.ssh
+printf '%s\\n' "$KILN_PUBLIC_KEY" > /home/vagrant/.ssh/authorized_keys
+chown vagrant:vagrant /home/vagrant/.ssh/authorized_keys
+chmod 0600 /home/vagrant/.ssh/authorized_keys
+# net.ifnames=0 on the kernel command line: the first interface is eth0, whatever the machine type.
+printf 'auto lo\\niface lo inet loopback\\n\\nauto eth0\\niface eth0 inet dhcp\\n' > /etc/network/interfaces
+systemctl enable networking ssh
+# Every VM of the box gets host keys of its own, made before sshd first starts.
+rm -f /etc/ssh/ssh_host_*
+mkdir -p /etc/systemd/system/ssh.service.d
+printf '[Service]\\nExecStartPre=\\nExecStartPre=/usr/bin/ssh-keygen -A\\nExecStartPre=/usr/sbin/sshd -t\\n' > /etc/systemd/system/ssh.service.d/kiln-host-keys.conf
+printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\\n' > /etc/fstab
+echo kiln-box > /etc/hostname
+printf '127.0.0.1 localhost\\n127.0.1.1 kiln-box\\n' > /etc/hosts
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+`;
+  await new Promise<void>((resolve, reject) => {
+    // The key travels in the environment; the script is the same for every box.
+    const child = spawn("chroot", [tree, "/bin/sh", "-c", script], {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", KILN_PUBLIC_KEY: publicKey },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(new KilnError("E_SOURCE", `configuring the base box failed: ${stderr.trim().split("\n").slice(-5).join("\n")}`)),
+    );
+  });
+}
+
+/** The kernel and initrd the tree's linux-image package installed, copied next to the disk image. */
+async function copyKernel(tree: string, pieces: string): Promise<void> {
+  const boot = await readdir(join(tree, "boot"));
+  const kernel = boot
+    .filter((name) => name.startsWith("vmlinuz-"))
+    .sort()
+    .at(-1);
+  const initrd = kernel && boot.find((name) => name === `initrd.img-${kernel.slice("vmlinuz-".length)}`);
+  if (!kernel || !initrd)
+    throw new KilnError("E_SOURCE", "the base box's tree has no kernel and initrd in /boot", {
+      hint: "include linux-image-amd64 in the recipe",
+    });
+  await copyFile(join(tree, "boot", kernel), join(pieces, "vmlinuz"));
+  await copyFile(join(tree, "boot", initrd), join(pieces, "initrd.img"));
+}
+
+/** An ext4 image of the tree (with room to grow), converted to qcow2. */
+async function diskImage(tree: string, raw: string, qcow2: string): Promise<void> {
+  const used = Number((await runHost("du", ["-sb", tree])).split(/\s/)[0]);
+  const size = Math.ceil((used * 1.3 + 2 * 2 ** 30) / 2 ** 30);
+  await runHost("truncate", ["-s", `${size}G`, raw], "E_LAUNCH");
+  await runHost("mkfs.ext4", ["-q", "-F", "-L", "kiln-root", "-d", tree, raw], "E_LAUNCH");
+  await runHost("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2], "E_LAUNCH");
+  await rm(raw, { force: true });
+  if ((await stat(qcow2)).size === 0) throw new KilnError("E_SOURCE", "the base box's disk image is empty");
+}
+
+/** Vagrant's well-known insecure public key, from the installed vagrant package: a base box must accept it. */
+export async function insecurePublicKey(): Promise<string> {
+  for (const root of INSECURE_KEY_GLOBS) {
+    const gems = await readdir(root).catch(() => [] as string[]);
+    for (const gem of gems
+      .filter((name) => /^vagrant-\d/.test(name))
+      .sort()
+      .reverse()) {
+      const key = await readFile(join(root, gem, "keys", "vagrant.pub"), "utf8").catch(() => undefined);
+      if (key) return key.trim();
+    }
+  }
+  throw new KilnError("E_MISSING_TOOL", "Vagrant's insecure key was not found (is vagrant installed?)", {
+    hint: "apt-get install -y vagrant",
+  });
+}

@@ -1,0 +1,1 @@
+export { BASE_BOX_PACKAGES, type BaseBox, buildBaseBox, insecurePublicKey } from "./base-box.js";

@@ -120,8 +120,13 @@ export const lxc = defineDriver<LxcOptions>((init) => {
     connectionKinds: ["lxc"],
     hostPaths: (opts) =>
       opts.source && "tarball" in opts.source ? [{ path: ["source", "tarball"], value: opts.source.tarball, access: "read" }] : [],
-    // Raw LXC config can mount host paths or lift confinement: it must be acknowledged like a Docker volume.
-    hostAccess: (opts) => (opts.config?.length ? [{ path: ["config"], what: "raw LXC config lines (mounts, capabilities, devices)" }] : []),
+    // What reaches beyond the container must be acknowledged (host_access: true), like a Docker volume: raw config can mount
+    // host paths, setup_network changes the host's network, and another lxcpath writes containers wherever it points.
+    hostAccess: (opts) => [
+      ...(opts.config?.length ? [{ path: ["config"], what: "raw LXC config lines (mounts, capabilities, devices)" }] : []),
+      ...(opts.setup_network ? [{ path: ["setup_network"], what: `starts ${opts.bridge} and adds iptables rules on this host` }] : []),
+      ...(opts.lxcpath !== "/var/lib/lxc" ? [{ path: ["lxcpath"], what: `creates containers under ${opts.lxcpath} on this host` }] : []),
+    ],
 
     async preflight(opts) {
       const problems: PreflightProblem[] = [];

@@ -115,6 +115,21 @@ describe("lxc driver", () => {
     expect(await driver().preflight?.(await options({ source: SYSTEM_SOURCE }))).toEqual([]);
   });
 
+  it("asks for host_access before changing the host's network, writing elsewhere than /var/lib/lxc, or raw config", async () => {
+    expect(driver().hostAccess?.(await options({ source: SYSTEM_SOURCE }))).toEqual([]);
+    const wide = await options({
+      source: SYSTEM_SOURCE,
+      setup_network: true,
+      lxcpath: "/srv/lxc",
+      config: ["lxc.mount.entry = /etc etc none bind"],
+    });
+    expect(
+      driver()
+        .hostAccess?.(wide)
+        .map((access) => access.path.join(".")),
+    ).toEqual(["config", "setup_network", "lxcpath"]);
+  });
+
   it("refuses a tree without an init, naming the package to include", async () => {
     const tarball = join(dir, "no-init.tar");
     await writeFile(join(dir, "hello"), "hi\n");

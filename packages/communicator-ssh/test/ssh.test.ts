@@ -21,9 +21,10 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  // The local directory goes first: it must not outlive a run whose engine stopped answering.
+  await rm(local, { recursive: true, force: true });
   await removeDockerResources(runId);
   expect(await listDockerResources(runId)).toEqual([]);
-  await rm(local, { recursive: true, force: true });
 });
 
 const sshd = (hostPort?: number) => startSshd({ runId, publicKey: keys.publicKey, ...(hostPort ? { hostPort } : {}) });

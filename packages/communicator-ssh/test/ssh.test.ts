@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -9,6 +8,7 @@ import { KilnError } from "@kiln/core";
 import { listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";
 import { connectSsh, type SshOptions } from "../src/index.js";
 import { ensureSshdImage, generateKeyPair, startSshd, type KeyPair } from "../src/testing.js";
+import { freePort } from "@kiln/test-suite";
 
 const runId = `test-ssh-${randomBytes(4).toString("hex")}`;
 let keys: KeyPair;
@@ -30,15 +30,6 @@ afterAll(async () => {
 const sshd = (hostPort?: number) => startSshd({ runId, publicKey: keys.publicKey, ...(hostPort ? { hostPort } : {}) });
 const login = (server: { host: string; port: number }, extra: Partial<SshOptions> = {}) =>
   connectSsh({ host: server.host, port: server.port, user: "root", privateKey: keys.privateKey, deadlineMs: 60_000, ...extra });
-
-/** A loopback port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("connecting", () => {
   it("waits for sshd that is not up yet, then runs commands", async () => {

@@ -14,4 +14,4 @@ export {
 } from "./debootstrap.js";
 export { pickDebianMirror, readAptSources, type AptSource } from "./apt-sources.js";
 export { debootstrapRecipeSchema } from "./schema.js";
-export { rootfsSource, sha256File, sourceTarball, type ParentStore, type RootfsSourceOption } from "./source.js";
+export { rootfsSource, sha256File, sourceTarball, storedTarball, type ParentStore, type RootfsSourceOption } from "./source.js";

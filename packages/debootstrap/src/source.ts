@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type Artifact, type BakeContext, KilnError, type SourceRef } from "@kiln/core";
+import { type Artifact, type ArtifactFile, type BakeContext, KilnError, type SourceRef } from "@kiln/core";
 import { buildRootfs, type DebootstrapRecipe, describeRecipe, findRootfs, resolveRecipe, rootfsLabels } from "./debootstrap.js";
 
 /** The sources every root-file-system driver knows (chroot, LXC): a debootstrap recipe or a local tarball. */
@@ -55,6 +55,19 @@ export async function rootfsSource(
     description: describeRecipe(wanted),
     details: { tarball: rootfs.tarball, mirror: recipe.mirror, built: rootfs.created, ...rootfsLabels(rootfs) },
   };
+}
+
+/** The root file system tarball of an artefact of `store` (from the artefact as given, else from its record). */
+export async function storedTarball(
+  store: ParentStore,
+  artifact: Artifact,
+  driver: string,
+  code: "E_SOURCE" | "E_LAUNCH",
+): Promise<ArtifactFile> {
+  const files = artifact.files?.length ? artifact.files : (await store.get(artifact.id))?.files;
+  const file = files?.find((candidate) => candidate.format === "tar");
+  if (!file) throw new KilnError(code, `artefact ${artifact.id} of "${artifact.image}" is not in the ${driver} store ${store.dir}`);
+  return file;
 }
 
 /** The root file system tarball a source resolved to. */

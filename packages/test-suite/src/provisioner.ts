@@ -1,9 +1,10 @@
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Driver, type DriverFactory, type Machine, type Provisioner, type ProvisionerFactory } from "@kiln/core";
 import { createTestContext, testPluginInit } from "./context.js";
+import { writeFiles } from "./files.js";
 
 export interface ProvisionerCase {
   name: string;
@@ -55,12 +56,6 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
       if (result.issues) throw new Error(`options rejected: ${result.issues.map((issue) => issue.message).join("; ")}`);
       return result.value;
     };
-    const writeFiles = async (files: Record<string, string> = {}) => {
-      for (const [path, content] of Object.entries(files)) {
-        await mkdir(dirname(join(dir, path)), { recursive: true });
-        await writeFile(join(dir, path), content);
-      }
-    };
 
     it("rejects invalid options", async () => {
       for (const options of fixture.invalid) {
@@ -72,7 +67,7 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
     it("fingerprints its inputs: stable, and changed when the content it reads changes", async () => {
       const first = fixture.cases[0];
       if (!first) throw new Error("testProvisioner needs at least one case");
-      await writeFiles(first.files);
+      await writeFiles(dir, first.files);
       await using test = createTestContext({ cwd: dir });
       const options = await validated(first.options);
       const before = await provisioner.fingerprint(test.ctx, options);
@@ -80,7 +75,7 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
       if (fixture.fingerprintFile) {
         await writeFile(join(dir, fixture.fingerprintFile), `${first.files?.[fixture.fingerprintFile] ?? ""}\n# changed`);
         expect(await provisioner.fingerprint(test.ctx, options)).not.toBe(before);
-        await writeFiles(first.files);
+        await writeFiles(dir, first.files);
       }
     });
 
@@ -100,7 +95,7 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
 
         for (const testCase of fixture.cases) {
           it(`runs: ${testCase.name}`, async () => {
-            await writeFiles(testCase.files);
+            await writeFiles(dir, testCase.files);
             await using test = createTestContext({ cwd: dir });
             await using target = await launch(test);
             await provisioner.run(test.ctx, target, await validated(testCase.options));
@@ -109,7 +104,7 @@ export function testProvisioner(name: string, fixture: ProvisionerFixture): void
         }
 
         it("fails the step with a clear KilnError", async () => {
-          await writeFiles(fixture.failing.files);
+          await writeFiles(dir, fixture.failing.files);
           await using test = createTestContext({ cwd: dir });
           await using target = await launch(test);
           const error = await provisioner.run(test.ctx, target, await validated(fixture.failing.options)).then(

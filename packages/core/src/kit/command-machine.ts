@@ -53,6 +53,12 @@ export abstract class CommandMachine implements Machine {
     else await this.write("/etc/resolv.conf", Buffer.from(lent.own), 0o644);
   }
 
+  /** Runs a runtime boot script as an init would, with the runtime environment; the services it starts keep running. */
+  async runBootScript(script: string, signal?: AbortSignal): Promise<void> {
+    const booted = await this.exec(["/bin/sh", "-c", script], signal ? { signal } : {});
+    if (booted.exitCode !== 0) throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
+  }
+
   /** Environment every command gets (a verify machine's runtime env, as a deployed process would see it). */
   protected baseEnv(): Record<string, string> {
     return {};

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { z } from "zod";
 import { type BakeContext, defineDriver, KilnError, type PreflightProblem } from "@kiln/core";
 import { artifactStore, missingTools } from "@kiln/core/kit";
-import { debootstrapRecipeSchema, findRootfs, rootfsSource, sourceTarball } from "@kiln/debootstrap";
+import { debootstrapRecipeSchema, findRootfs, rootfsSource, sourceTarball, storedTarball } from "@kiln/debootstrap";
 import { ChrootMachine, run } from "./machine.js";
 
 export const chrootOptionsSchema = z.strictObject({
@@ -111,17 +111,11 @@ export const chroot = defineDriver<ChrootOptions>((init) => {
     },
 
     async launchArtifact(ctx, artifact, runtime) {
-      const tarball = (artifact.files?.[0] ? artifact : await store.get(artifact.id))?.files?.[0]?.path;
-      if (!tarball) throw new KilnError("E_LAUNCH", `artefact ${artifact.id} is not in the chroot store ${store.dir}`);
+      const tarball = (await storedTarball(store, artifact, "chroot", "E_LAUNCH")).path;
       const machine = await start(ctx, tarball, "verify", { env: runtime.env ?? {}, ports: runtime.ports ?? [] });
       for (const [path, file] of Object.entries(runtime.files ?? {}))
         await machine.upload(Readable.from([Buffer.from(file.content)]), path, { mode: file.mode ?? 0o644 });
-      if (runtime.bootScript) {
-        // As an init would run it at boot, with the runtime environment; services it starts keep running until disposal.
-        const booted = await machine.exec(["/bin/sh", "-c", runtime.bootScript], { signal: ctx.signal });
-        if (booted.exitCode !== 0)
-          throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
-      }
+      if (runtime.bootScript) await machine.runBootScript(runtime.bootScript, ctx.signal);
       return machine;
     },
 

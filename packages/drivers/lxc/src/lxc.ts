@@ -14,6 +14,7 @@ import {
   rootfsSource,
   sha256File,
   sourceTarball,
+  storedTarball,
 } from "@kiln/debootstrap";
 import { writeImageMetadata } from "./image.js";
 import { destroy, LxcMachine } from "./machine.js";
@@ -189,8 +190,7 @@ export const lxc = defineDriver<LxcOptions>((init) => {
     },
 
     async launchArtifact(ctx, artifact, runtime, opts) {
-      const tarball = (artifact.files?.[0] ? artifact : await store.get(artifact.id))?.files?.find((f) => f.format === "tar")?.path;
-      if (!tarball) throw new KilnError("E_LAUNCH", `artefact ${artifact.id} is not in the LXC store ${store.dir}`);
+      const tarball = (await storedTarball(store, artifact, "LXC", "E_LAUNCH")).path;
       const machine = await start(ctx, tarball, "verify", opts, {
         env: runtime.env ?? {},
         ports: runtime.ports ?? [],
@@ -204,11 +204,7 @@ export const lxc = defineDriver<LxcOptions>((init) => {
           for (const [path, file] of Object.entries(files)) await writeInside(rootfs, path, file.content, file.mode ?? 0o644);
         },
       });
-      if (runtime.bootScript) {
-        const booted = await machine.exec(["/bin/sh", "-c", runtime.bootScript], { signal: ctx.signal });
-        if (booted.exitCode !== 0)
-          throw new KilnError("E_LAUNCH", `the boot script exited with ${booted.exitCode}: ${booted.stderr.trim()}`);
-      }
+      if (runtime.bootScript) await machine.runBootScript(runtime.bootScript, ctx.signal);
       return machine;
     },
 

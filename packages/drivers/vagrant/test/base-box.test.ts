@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSsh } from "@kiln/communicator-ssh";
 import { findExecutable, runHost } from "@kiln/core/kit";
 import { type BaseBox, buildBaseBox } from "../src/index.js";
+import { freePort } from "@kiln/test-suite";
 
 // The box is cached by recipe like every debootstrap base: built once per machine (a few minutes), reused after.
 const CACHE = join(process.env.KILN_CACHE_DIR ?? join(homedir(), ".cache", "kiln"), "driver-vagrant", "base-boxes");
@@ -22,14 +22,6 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "kiln-base-box-test-"));
 }, 1_200_000);
 afterAll(() => rm(work, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * Boots the box the way its Vagrantfile tells libvirt to — the kernel and initrd it carries, root on the virtio disk — under

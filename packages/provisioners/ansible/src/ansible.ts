@@ -5,9 +5,9 @@ import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { type BakeContext, canonicalJson, defineProvisioner, KilnError, type Machine, type StandardSchemaV1 } from "@kiln/core";
-import { hashTree, missingTools, shellJoin, shellQuote } from "@kiln/core/kit";
-import { localRequirements, readRequirements } from "./galaxy.js";
-import { writeInventory } from "./inventory.js";
+import { hashTree, missingTools } from "@kiln/core/kit";
+import { readRequirements } from "./galaxy.js";
+import { inventoryDocument, writeInventory } from "./inventory.js";
 import { runProcess } from "./process.js";
 import { playbookReport, summarize } from "./report.js";
 
@@ -109,14 +109,14 @@ export const ansible = defineProvisioner<AnsibleOptions>(() => ({
   async fingerprint(ctx, opts) {
     const hash = createHash("sha256").update(canonicalJson(opts));
     const playbook = await ctx.hostPath(opts.playbook_file);
-    // The playbook's whole directory: roles/, group_vars/, templates and vars files next to it change what it does.
-    hash.update(await hashTree([playbook, dirname(playbook)]));
+    // The playbook's whole directory (the playbook among it): roles/, group_vars/, templates and vars files change what it does.
+    hash.update(await hashTree(dirname(playbook)));
     for (const path of rolesPaths(opts)) hash.update(await hashTree(await ctx.hostPath(path)));
     if (opts.ansible_cfg) hash.update(await hashTree(await ctx.hostPath(opts.ansible_cfg)));
     if (opts.galaxy_file) {
       const file = await ctx.hostPath(opts.galaxy_file);
       hash.update(await hashTree(file));
-      for (const source of await localRequirements(ctx, file)) hash.update(await hashTree(source));
+      for (const source of (await readRequirements(ctx, file)).localSources) hash.update(await hashTree(source));
     }
     return hash.digest("hex");
   },
@@ -282,13 +282,7 @@ async function runLocal(ctx: BakeContext, machine: Machine, opts: AnsibleOptions
     await machine.upload(vars, `${staging}/extra-vars.json`, { mode: 0o600 });
     if (opts.ansible_cfg) await machine.upload(await ctx.hostPath(opts.ansible_cfg), `${staging}/ansible.cfg`);
     const alias = opts.host_alias ?? "default";
-    const inventory = {
-      all: {
-        hosts: { [alias]: { ansible_connection: "local" } },
-        vars: opts.inventory_group_vars ?? {},
-        children: Object.fromEntries((opts.groups ?? []).map((group) => [group, { hosts: { [alias]: {} } }])),
-      },
-    };
+    const inventory = inventoryDocument(alias, { ansible_connection: "local" }, opts.groups ?? [], opts.inventory_group_vars ?? {});
     await machine.upload(Readable.from([JSON.stringify(inventory)]), `${staging}/inventory.json`, { mode: 0o600 });
     const env = {
       ...ansibleDefaults(),
@@ -306,18 +300,16 @@ async function runLocal(ctx: BakeContext, machine: Machine, opts: AnsibleOptions
       basename(playbook),
     ];
     const tail: string[] = [];
-    const result = await machine.exec(
-      `cd ${shellQuote(`${staging}/playbook`)} && exec ${shellJoin([opts.command ?? "ansible-playbook", ...args])}`,
-      {
-        user: "root",
-        env,
-        signal: ctx.signal,
-        onOutput: (stream, chunk) => {
-          ctx.output(stream, chunk);
-          for (const line of chunk.split("\n")) remember(tail, line);
-        },
+    const result = await machine.exec([opts.command ?? "ansible-playbook", ...args], {
+      user: "root",
+      cwd: `${staging}/playbook`,
+      env,
+      signal: ctx.signal,
+      onOutput: (stream, chunk) => {
+        ctx.output(stream, chunk);
+        for (const line of chunk.split("\n")) remember(tail, line);
       },
-    );
+    });
     if (result.exitCode !== 0) throw playbookFailure(ctx, opts, result.exitCode, [], tail, undefined);
   } finally {
     // Staging never reaches the image; a failure to remove it must not hide the step's own outcome.

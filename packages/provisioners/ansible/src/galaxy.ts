@@ -6,27 +6,26 @@ import { type BakeContext, KilnError } from "@kiln/core";
 /** A requirements file: a list of roles (the old form), or `roles:` and `collections:` lists. */
 type Entry = string | { src?: unknown; name?: unknown; source?: unknown; type?: unknown };
 
-/** How many roles and collections a requirements file asks for. */
-export async function readRequirements(ctx: BakeContext, file: string): Promise<{ roles: number; collections: number }> {
-  const { roles, collections } = await entries(file);
-  // Every local source must be inside the project (or allowed), like any other host path a bake file names.
-  await localRequirements(ctx, file);
-  return { roles: roles.length, collections: collections.length };
+/** What a requirements file asks for: how many roles and collections, and the local paths and tarballs it installs from. */
+export interface Requirements {
+  roles: number;
+  collections: number;
+  /**
+   * Local sources, checked through `ctx.hostPath()` like any other host path a bake file names: they feed the bake key, so a
+   * changed role tarball rebakes. Galaxy names and URLs are left to ansible-galaxy.
+   */
+  localSources: string[];
 }
 
-/**
- * The local paths and tarballs a requirements file installs from, checked through `ctx.hostPath()`: they feed the bake key,
- * so a changed role tarball rebakes. Galaxy names and URLs are left to ansible-galaxy.
- */
-export async function localRequirements(ctx: BakeContext, file: string): Promise<string[]> {
+export async function readRequirements(ctx: BakeContext, file: string): Promise<Requirements> {
   const { roles, collections } = await entries(file);
-  const paths: string[] = [];
+  const localSources: string[] = [];
   for (const entry of [...roles, ...collections]) {
     const source = typeof entry === "string" ? entry : [entry.src, entry.name, entry.source].find((v) => typeof v === "string");
     if (typeof source !== "string" || !isLocal(source)) continue;
-    paths.push(await ctx.hostPath(resolve(dirname(file), source.replace(/^file:\/\//, ""))));
+    localSources.push(await ctx.hostPath(resolve(dirname(file), source.replace(/^file:\/\//, ""))));
   }
-  return paths;
+  return { roles: roles.length, collections: collections.length, localSources };
 }
 
 function isLocal(source: string): boolean {

@@ -27,14 +27,24 @@ const DEFAULT_LXCPATH = "/var/lib/lxc";
  */
 export async function writeInventory(input: InventoryInput): Promise<{ path: string; env: Record<string, string> }> {
   const { vars, env } = await connectionVars(input);
-  const host = { [input.alias]: vars };
-  const inventory =
-    input.groups.length === 0
-      ? { all: { hosts: host, vars: input.groupVars } }
-      : { all: { children: Object.fromEntries(input.groups.map((group) => [group, { hosts: host, vars: input.groupVars }])) } };
   const path = join(input.workDir, "inventory.json");
-  await writeFile(path, `${JSON.stringify(inventory, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(path, `${JSON.stringify(inventoryDocument(input.alias, vars, input.groups, input.groupVars), null, 2)}\n`, {
+    mode: 0o600,
+  });
   return { path, env };
+}
+
+/** One host with its connection variables, in `groups` (which carry `groupVars`), or in `all` when there are none. */
+export function inventoryDocument(
+  alias: string,
+  hostVars: Record<string, unknown>,
+  groups: readonly string[],
+  groupVars: Readonly<Record<string, unknown>>,
+) {
+  const host = { [alias]: hostVars };
+  return groups.length === 0
+    ? { all: { hosts: host, vars: groupVars } }
+    : { all: { children: Object.fromEntries(groups.map((group) => [group, { hosts: host, vars: groupVars }])) } };
 }
 
 async function connectionVars(input: InventoryInput): Promise<{ vars: Record<string, unknown>; env: Record<string, string> }> {

@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -11,6 +11,7 @@ import { FIXTURE_IMAGE, fixtureOptions, listDockerResources, removeDockerResourc
 import shell from "@kiln/provisioner-shell";
 import ansible from "../src/index.js";
 import { failingPlaybook } from "./fixtures.js";
+import { writeFiles } from "@kiln/test-suite";
 
 const EXAMPLE = resolve(import.meta.dirname, "../../../../examples/ansible");
 const registry = { drivers: { docker }, provisioners: { shell, ansible } };
@@ -27,13 +28,6 @@ afterAll(async () => {
   for (const runId of runs) await removeDockerResources(runId);
   await rm(dir, { recursive: true, force: true });
 });
-
-async function writeFiles(files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-}
 
 async function load(bakeFile: unknown, variables: Record<string, string> = {}) {
   await writeFile(join(dir, "kiln.yaml"), JSON.stringify(bakeFile, null, 2));
@@ -99,7 +93,7 @@ describe("ansible in a bake file", () => {
   });
 
   it("fails the bake naming the task, host and Ansible's message, and leaves nothing behind", async () => {
-    await writeFiles(failingPlaybook);
+    await writeFiles(dir, failingPlaybook);
     const before = await kilnAnsibleDirs();
     const image = {
       driver: "docker",
@@ -117,7 +111,7 @@ describe("ansible in a bake file", () => {
   });
 
   it("--on-error=abort keeps the machine and the inventory, which reaches it with Ansible by hand", async () => {
-    await writeFiles(failingPlaybook);
+    await writeFiles(dir, failingPlaybook);
     const image = { driver: "docker", source: FIXTURE_IMAGE, provision: [{ ansible: { playbook_file: "failing/site.yml" } }] };
     const project = await load({ images: { app: image } });
     const events: KilnEvent[] = [];
@@ -137,7 +131,7 @@ describe("ansible in a bake file", () => {
 
   it("keeps sensitive extra vars out of output, events, command lines, the image and its history", { timeout: 240_000 }, async () => {
     const secret = "s3cr3t-ansible-7f2c9e";
-    await writeFiles({
+    await writeFiles(dir, {
       "secret/site.yml": `- hosts: all
   gather_facts: false
   tasks:

@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Machine } from "@kiln/core";
 import { launchFixture } from "@kiln/driver-docker/testing";
-import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
+import { createTestContext, execOk, testPluginInit, writeFiles } from "@kiln/test-suite";
 import ansible, { type AnsibleOptions } from "../src/index.js";
 import { motdPlaybook } from "./fixtures.js";
 
@@ -18,16 +18,9 @@ const provisioner = () => ansible(testPluginInit("provisioner", "ansible", { cwd
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kiln-ansible-options-"));
-  await writeFiles(motdPlaybook);
+  await writeFiles(dir, motdPlaybook);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
-
-async function writeFiles(files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-}
 
 async function validated(options: unknown): Promise<AnsibleOptions> {
   const result = await provisioner().schema["~standard"].validate(options);
@@ -51,7 +44,7 @@ async function provision(options: unknown, prepare?: (machine: Machine) => Promi
 
 describe("ansible options", () => {
   it("installs roles from a local tarball named in galaxy_file, and passes groups, group vars, tags and skip_tags", async () => {
-    await writeFiles({
+    await writeFiles(dir, {
       "galaxy/greeting/meta/main.yml":
         "galaxy_info: { author: kiln, description: greeting, license: MIT, min_ansible_version: '2.14' }\ndependencies: []\n",
       "galaxy/greeting/tasks/main.yml": `- name: greet
@@ -82,7 +75,7 @@ describe("ansible options", () => {
   });
 
   it("reads ansible_cfg and ansible_env_vars, and check mode changes nothing on the machine", async () => {
-    await writeFiles({
+    await writeFiles(dir, {
       "config/ansible.cfg": "[defaults]\nforks = 7\n",
       "config/site.yml": `- hosts: all
   gather_facts: false
@@ -148,7 +141,7 @@ describe("ansible options", () => {
   });
 
   it("stops the playbook on Ctrl-C: ansible-playbook and its children end, and the work directory goes with the bake", async () => {
-    await writeFiles({
+    await writeFiles(dir, {
       "slow/site.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: wait\n      ansible.builtin.command: sleep 120\n",
     });
     const controller = new AbortController();

@@ -1,13 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { fixtureOptions, listDockerResources } from "@kiln/driver-docker/testing";
-import { testPluginInit } from "@kiln/test-suite";
+import { testPluginInit, writeFiles } from "@kiln/test-suite";
 import chef from "../src/index.js";
 import { DATA_BAG_SECRET, FULL_OPTIONS, PROJECT, STANDIN_RESULT, type StandinResult } from "./standin.js";
 
@@ -20,10 +20,7 @@ let dir: string;
 beforeAll(async () => {
   await fixtureOptions();
   dir = await mkdtemp(join(tmpdir(), "kiln-chef-bake-"));
-  for (const [path, content] of Object.entries(PROJECT)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
+  await writeFiles(dir, PROJECT);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 

@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KilnError, type Machine } from "@kiln/core";
-import { createTestContext, execOk, testPluginInit } from "@kiln/test-suite";
+import { createTestContext, execOk, testPluginInit, writeFiles } from "@kiln/test-suite";
 import { fixtureOptions, launchFixture } from "@kiln/driver-docker/testing";
 import chef, { type ChefOptions } from "../src/index.js";
 import { DATA_BAG_SECRET, expectNothingLeft, FULL_OPTIONS, PROJECT, standinResult } from "./standin.js";
@@ -16,10 +16,7 @@ let dir: string;
 beforeAll(async () => {
   await fixtureOptions(); // builds the fixture image on first use, under the long hook timeout
   dir = await mkdtemp(join(tmpdir(), "kiln-chef-it-"));
-  for (const [path, content] of Object.entries(PROJECT)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
+  await writeFiles(dir, PROJECT);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 

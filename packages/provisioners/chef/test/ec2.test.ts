@@ -1,12 +1,13 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, loadProject } from "@kiln/core";
 import ec2 from "@kiln/driver-ec2";
 import { type Emulator, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";
 import chef from "../src/index.js";
 import { FULL_OPTIONS, PROJECT, STANDIN_RESULT } from "./standin.js";
+import { writeFiles } from "@kiln/test-suite";
 
 // chef-solo here is Kiln's test STAND-IN (test/fixtures/chef-solo-standin.py), installed by install_command: no Chef or Cinc
 // package can be installed on the machine that runs these tests.
@@ -16,10 +17,7 @@ let dir: string;
 beforeAll(async () => {
   emulator = await startEmulator({ transitionDelayMs: 100 });
   dir = await mkdtemp(join(tmpdir(), "kiln-chef-ec2-"));
-  for (const [path, content] of Object.entries(PROJECT)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
+  await writeFiles(dir, PROJECT);
 });
 afterAll(async () => {
   await emulator?.stop();

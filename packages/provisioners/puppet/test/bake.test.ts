@@ -1,13 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, KilnError, LABELS, loadProject, type KilnEvent } from "@kiln/core";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
-import { testPluginInit } from "@kiln/test-suite";
+import { testPluginInit, writeFiles } from "@kiln/test-suite";
 import puppet from "../src/index.js";
 import { ensurePuppetImage, PUPPET_SOURCE, WEB_PROJECT } from "./fixtures.js";
 
@@ -18,10 +18,7 @@ let dir: string;
 beforeAll(async () => {
   await ensurePuppetImage(); // under the long hook timeout the first time
   dir = await mkdtemp(join(tmpdir(), "kiln-puppet-bake-"));
-  for (const [path, content] of Object.entries(WEB_PROJECT)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
+  await writeFiles(dir, WEB_PROJECT);
   await writeFile(join(dir, "failing.pp"), `exec { "/bin/sh -c 'echo using \${facts['api_token']}; exit 3'": }\n`);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));

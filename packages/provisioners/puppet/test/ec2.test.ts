@@ -1,12 +1,12 @@
 // Over SSH to an instance of the EC2 emulator, logged in as `admin` with sudo: puppet is installed on the machine first.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { BuildRun, loadProject, type KilnEvent } from "@kiln/core";
 import ec2 from "@kiln/driver-ec2";
 import { resourcesTagged, seededImageOptions, startEmulator, type Emulator } from "@kiln/ec2-emulator";
-import { testPluginInit } from "@kiln/test-suite";
+import { testPluginInit, writeFiles } from "@kiln/test-suite";
 import puppet from "../src/index.js";
 import { WEB_PROJECT } from "./fixtures.js";
 
@@ -16,10 +16,7 @@ let dir: string;
 beforeAll(async () => {
   emulator = await startEmulator({ transitionDelayMs: 100 });
   dir = await mkdtemp(join(tmpdir(), "kiln-puppet-ec2-"));
-  for (const [path, content] of Object.entries(WEB_PROJECT)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
+  await writeFiles(dir, WEB_PROJECT);
 });
 afterAll(async () => {
   await emulator?.stop();

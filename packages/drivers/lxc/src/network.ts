@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError, type PreflightProblem } from "@kiln/core";
 import { runHost, withFileLock } from "@kiln/core/kit";
@@ -20,6 +20,18 @@ async function bridgeExists(bridge: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** lxc-net's state: `/run/lxc/network_up` and its dnsmasq's pid file outlive the dnsmasq itself (a restarted host keeps /run). */
+const LXC_NET_RUN = "/run/lxc";
+
+/** Whether lxc-net's dnsmasq (the containers' DNS and DHCP server on lxcbr0) is alive: a bridge without it resolves no names. */
+async function lxcDnsmasqRunning(): Promise<boolean> {
+  const pid = (await readFile(join(LXC_NET_RUN, "dnsmasq.pid"), "utf8").catch(() => "")).trim();
+  if (!/^\d+$/.test(pid)) return false;
+  // "PID (dnsmasq) S …": a killed dnsmasq nobody reaped stays a zombie (state Z) with its name.
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return stat.startsWith(`${pid} (dnsmasq) `) && stat[`${pid} (dnsmasq) `.length] !== "Z";
 }
 
 /** The rules still missing for the bridge, and the chain they belong in; none when FORWARD accepts (no Docker, no DROP). */
@@ -50,6 +62,12 @@ export async function bridgeProblems(bridge: string): Promise<PreflightProblem[]
           : `create the bridge, or use network: none`,
       path: ["network"],
     });
+  else if (bridge === "lxcbr0" && !(await lxcDnsmasqRunning()))
+    problems.push({
+      message: "the bridge lxcbr0 exists but lxc-net's dnsmasq is not running, so containers on it cannot resolve names",
+      hint: `restart lxc-net: rm -f ${LXC_NET_RUN}/network_up ${LXC_NET_RUN}/dnsmasq.pid; ${LXC_NET} start — or set setup_network: true`,
+      path: ["network"],
+    });
   const rules = await missingForwardRules(bridge);
   if (rules.length > 0)
     problems.push({
@@ -62,9 +80,17 @@ export async function bridgeProblems(bridge: string): Promise<PreflightProblem[]
 
 /** Makes `bridge` usable (`setup_network: true`): starts lxc-net when the bridge is LXC's, and lets its traffic through FORWARD. */
 export async function setupBridge(bridge: string): Promise<void> {
-  if (!(await bridgeExists(bridge))) {
-    if (bridge !== "lxcbr0") throw new KilnError("E_LAUNCH", `the bridge ${bridge} does not exist`, { hint: "create it first" });
-    await runHost(LXC_NET, ["start"]);
+  if (bridge === "lxcbr0") {
+    // Under a lock: two bakes starting at once would both start lxc-net.
+    await withFileLock(join(LXC_NET_RUN, ".kiln-lxc-net"), async () => {
+      if ((await bridgeExists(bridge)) && (await lxcDnsmasqRunning())) return;
+      // State left by a dnsmasq that is gone: lxc-net would refuse to start, or kill -9 whatever process now has that pid.
+      await rm(join(LXC_NET_RUN, "network_up"), { force: true });
+      await rm(join(LXC_NET_RUN, "dnsmasq.pid"), { force: true });
+      await runHost(LXC_NET, ["start"]);
+    });
+  } else if (!(await bridgeExists(bridge))) {
+    throw new KilnError("E_LAUNCH", `the bridge ${bridge} does not exist`, { hint: "create it first" });
   }
   for (const rule of await missingForwardRules(bridge)) await runHost("iptables", ["-I", ...rule]);
 }

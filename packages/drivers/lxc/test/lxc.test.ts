@@ -105,6 +105,26 @@ describe("lxc driver", () => {
     expect(update.stdout).toMatch(/^(Get|Hit):/m);
   });
 
+  it("after a restart left lxcbr0 without its dnsmasq: preflight says so, and setup_network brings DNS back", async () => {
+    // What a restarted machine keeps: the bridge and lxc-net's files under /run, but no dnsmasq process.
+    const pid = (await readFile("/run/lxc/dnsmasq.pid", "utf8")).trim();
+    process.kill(Number(pid), "SIGKILL");
+    // Gone, or a zombie (state Z) where nothing reaps it.
+    await expect.poll(() => readFile(`/proc/${pid}/stat`, "utf8").catch(() => "gone")).toMatch(/^gone$|^\d+ \(dnsmasq\) Z/);
+    const problems = await driver().preflight?.(await options({ source: SYSTEM_SOURCE }));
+    expect(problems?.map((problem) => problem.message)).toEqual([
+      "the bridge lxcbr0 exists but lxc-net's dnsmasq is not running, so containers on it cannot resolve names",
+    ]);
+    const { test, machine } = await launch({ source: SYSTEM_SOURCE, setup_network: true });
+    await using _ = test;
+    await using __ = machine;
+    expect(await driver().preflight?.(await options({ source: SYSTEM_SOURCE }))).toEqual([]);
+    const sources = await readFile("/etc/apt/sources.list.d/debian.sources", "utf8");
+    const mirror = new URL(/^URIs:\s*(\S+)/m.exec(sources)?.[1] ?? "http://deb.debian.org/debian").hostname;
+    const lookup = await machine.exec(`getent hosts ${mirror}`, { user: "root" });
+    expect(lookup.exitCode, lookup.stderr).toBe(0);
+  });
+
   it("says what stops a bridge from working, with the commands that fix it, before anything is created", async () => {
     const problems = await driver().preflight?.(await options({ source: SYSTEM_SOURCE, bridge: "kilnnobr0" }));
     expect(problems).toContainEqual({

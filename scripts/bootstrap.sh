@@ -31,12 +31,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The Vagrant driver's base box: QEMU boots it (software emulation here) and Vagrant's package holds the insecure key pair.
-# Without recommends: they would pull in a desktop stack and upgrade host packages (systemd, mesa).
+# The Vagrant driver: vagrant with vagrant-libvirt, libvirt's daemon with its QEMU driver, QEMU (software emulation here).
+# Without recommends: they would pull in libguestfs (a kernel of its own), a desktop stack, and upgrade host packages.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 vm_missing=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || vm_missing+=(qemu-system-x86)
 command -v qemu-img >/dev/null 2>&1 || vm_missing+=(qemu-utils)
 command -v vagrant >/dev/null 2>&1 || vm_missing+=(vagrant)
+for package in vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base; do
+  installed "$package" || vm_missing+=("$package")
+done
 if [ ${#vm_missing[@]} -gt 0 ]; then
   say "installing ${vm_missing[*]}"
   [ ${#missing[@]} -gt 0 ] || as_root apt-get update -qq
@@ -51,6 +55,8 @@ fi
 bash scripts/start-docker.sh
 # After dockerd: its FORWARD DROP policy is what LXC's bridge needs a way through.
 bash scripts/prepare-lxc.sh
+# libvirtd and virtlogd for the Vagrant driver: nothing else starts them here.
+bash scripts/start-libvirt.sh
 
 say "installing dependencies"
 pnpm install --frozen-lockfile

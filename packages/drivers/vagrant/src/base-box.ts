@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { KilnError } from "@kiln/core";
 import { runHost, withFileLock } from "@kiln/core/kit";
 import { buildRootfs, type DebootstrapRecipe, extractRootfs, resolveRecipe } from "@kiln/debootstrap";
@@ -30,7 +30,7 @@ export interface BaseBox {
 }
 
 /** The layout's version: bump it when the box's contents change, so cached boxes are rebuilt. */
-const LAYOUT = "kiln-base-box-1";
+const LAYOUT = "kiln-base-box-2";
 
 /**
  * Builds a Vagrant base box for the libvirt provider from a debootstrap recipe, once per recipe (cached in `cacheDir`, under a
@@ -47,17 +47,10 @@ export async function buildBaseBox(
   cacheDir: string,
   io: { signal?: AbortSignal; log?: (line: string) => void } = {},
 ): Promise<BaseBox> {
-  const wanted = { ...recipe, include: [...new Set([...(recipe.include ?? []), ...BASE_BOX_PACKAGES])] };
-  const resolved = await resolveRecipe(wanted);
-  const key = createHash("sha256").update(`${LAYOUT}\0${resolved.key}`).digest("hex").slice(0, 16);
-  const dir = join(cacheDir, key);
-  const box: BaseBox = { box: join(dir, "kiln-base.box"), dir, key };
-  const built = () =>
-    access(box.box).then(
-      () => true,
-      () => false,
-    );
+  const { box, resolved } = await baseBoxPlace(recipe, cacheDir);
+  const built = () => exists(box.box);
   if (await built()) return box;
+  const { dir } = box;
   return withFileLock(
     dir,
     async () => {
@@ -105,19 +98,63 @@ export async function buildBaseBox(
   );
 }
 
+/** Where the base box of a recipe lives in the cache (built or not). */
+async function baseBoxPlace(recipe: DebootstrapRecipe, cacheDir: string) {
+  const wanted = { ...recipe, include: [...new Set([...(recipe.include ?? []), ...BASE_BOX_PACKAGES])] };
+  const resolved = await resolveRecipe(wanted);
+  const key = createHash("sha256").update(`${LAYOUT}\0${resolved.key}`).digest("hex").slice(0, 16);
+  const dir = join(cacheDir, key);
+  const box: BaseBox = { box: join(dir, "kiln-base.box"), dir, key };
+  return { box, resolved };
+}
+
+/** The recipe's base box when it is built already (for planning, which builds nothing). */
+export async function findBaseBox(recipe: DebootstrapRecipe, cacheDir: string): Promise<BaseBox | undefined> {
+  const { box } = await baseBoxPlace(recipe, cacheDir);
+  return (await exists(box.box)) ? box : undefined;
+}
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
 /** The box's own Vagrantfile: boots the kernel it carries, on the serial console, with the root file system on the disk. */
 const BOX_VAGRANTFILE = `# Written by Kiln: the box boots its own kernel and initrd directly (no bootloader on the disk).
 Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
     libvirt.kernel = File.expand_path("vmlinuz", __dir__)
     libvirt.initrd = File.expand_path("initrd.img", __dir__)
-    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
   end
 end
 `;
 
+/**
+ * Files that make the box boot fast under software emulation, where a VM often runs (KVM is not always usable): one ed25519
+ * host key made before sshd first starts (an RSA key takes half a minute to generate there), and a small initrd holding only
+ * what finds the root disk on a libvirt machine (the default one holds every driver: 36 MB to unpack at each boot).
+ */
+const BOOT_FILES: Record<string, string> = {
+  "etc/ssh/sshd_config.d/kiln-host-key.conf": "HostKey /etc/ssh/ssh_host_ed25519_key\n",
+  "etc/systemd/system/ssh.service.d/kiln-host-key.conf": [
+    "[Service]",
+    "ExecStartPre=",
+    "ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'",
+    "ExecStartPre=/usr/sbin/sshd -t",
+    "",
+  ].join("\n"),
+  "etc/initramfs-tools/conf.d/kiln-vm.conf": "MODULES=list\n",
+  "etc/initramfs-tools/modules": "virtio_pci\nvirtio_blk\nvirtio_net\next4\n",
+};
+
 /** Turns a debootstrap tree into a base box's system, inside the tree (`chroot`). */
 async function configureTree(tree: string, publicKey: string): Promise<void> {
+  for (const [path, content] of Object.entries(BOOT_FILES)) {
+    await mkdir(dirname(join(tree, path)), { recursive: true });
+    await writeFile(join(tree, path), content);
+  }
   const script = `set -e
 useradd --create-home --shell /bin/bash --user-group vagrant
 echo 'vagrant:vagrant' | chpasswd
@@ -130,10 +167,10 @@ chmod 0600 /home/vagrant/.ssh/authorized_keys
 # net.ifnames=0 on the kernel command line: the first interface is eth0, whatever the machine type.
 printf 'auto lo\\niface lo inet loopback\\n\\nauto eth0\\niface eth0 inet dhcp\\n' > /etc/network/interfaces
 systemctl enable networking ssh
-# Every VM of the box gets host keys of its own, made before sshd first starts.
+# Host keys are made at first boot (BOOT_FILES): none may be shared by every VM of the box.
 rm -f /etc/ssh/ssh_host_*
-mkdir -p /etc/systemd/system/ssh.service.d
-printf '[Service]\\nExecStartPre=\\nExecStartPre=/usr/bin/ssh-keygen -A\\nExecStartPre=/usr/sbin/sshd -t\\n' > /etc/systemd/system/ssh.service.d/kiln-host-keys.conf
+update-initramfs -u -k all >/dev/null
+systemctl mask e2scrub_reap.service
 printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\\n' > /etc/fstab
 echo kiln-box > /etc/hostname
 printf '127.0.0.1 localhost\\n127.0.1.1 kiln-box\\n' > /etc/hosts

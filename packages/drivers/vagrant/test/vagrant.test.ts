@@ -1,0 +1,80 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
+import file from "@kiln/provisioner-file";
+import shell from "@kiln/provisioner-shell";
+import { testPluginInit } from "@kiln/test-suite";
+import vagrant from "../src/index.js";
+import { listVagrantResources } from "../src/testing.js";
+import { BASE_SOURCE } from "./fixture.js";
+
+const run = promisify(execFile);
+const EXAMPLE = resolve(import.meta.dirname, "../../../../examples/vagrant");
+let dir: string;
+const savedStateDir = process.env.KILN_STATE_DIR;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kiln-vagrant-test-"));
+  // The driver's artefact store and catalogs of this file's own, so bakes here never mix with a person's.
+  process.env.KILN_STATE_DIR = join(dir, "state");
+});
+afterAll(async () => {
+  if (savedStateDir === undefined) delete process.env.KILN_STATE_DIR;
+  else process.env.KILN_STATE_DIR = savedStateDir;
+  await rm(dir, { recursive: true, force: true });
+});
+
+const driver = () => vagrant(testPluginInit("driver", "vagrant", { cwd: dir, stateDir: join(dir, "state", "driver-vagrant") }));
+
+describe("vagrant driver", () => {
+  it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", async () => {
+    await cp(EXAMPLE, join(dir, "example"), { recursive: true, filter: (path) => !path.includes("node_modules") });
+    const project = await loadProject(join(dir, "example", "kiln.yaml"), {
+      plugins: { registry: { drivers: { vagrant }, provisioners: { shell, file } } },
+    });
+    const events: KilnEvent[] = [];
+    const result = await new BuildRun({ project, kilnVersion: "test", onEvent: (event) => events.push(event) }).run();
+    expect(result.records.map((record) => [record.image, record.error?.message])).toEqual([
+      ["base", undefined],
+      ["web", undefined],
+    ]);
+    expect(events.filter((event) => event.type === "verify.check").map((event) => (event as { ok?: boolean }).ok)).toEqual([
+      true,
+      true,
+      true,
+    ]);
+
+    // The web box: a libvirt box Vagrant can add (metadata.json, a qcow2 disk, the kernel it boots) with Kiln's provenance.
+    const web = result.records[1]?.artifact;
+    const box = web?.files?.find((item) => item.format === "box")?.path ?? "";
+    const listing = (await run("tar", ["-tf", box])).stdout.split("\n").filter(Boolean).sort();
+    expect(listing).toEqual(["Vagrantfile", "box.img", "initrd.img", "kiln.json", "metadata.json", "vmlinuz"]);
+    expect(JSON.parse((await run("tar", ["-xOf", box, "metadata.json"])).stdout)).toMatchObject({ provider: "libvirt", format: "qcow2" });
+    const provenance = JSON.parse((await run("tar", ["-xOf", box, "kiln.json"])).stdout);
+    expect(provenance).toMatchObject({ image: "web", labels: { "dev.kiln.image": "web", "dev.kiln.key": web?.labels["dev.kiln.key"] } });
+
+    // A catalog per tagged box name, as `vagrant box add <catalog>` reads it: the version points at the box with its checksum.
+    const catalog = JSON.parse(await readFile(join(dir, "state", "driver-vagrant", "catalog", "kiln-example", "web", "box.json"), "utf8"));
+    expect(catalog).toEqual({
+      name: "kiln-example/web",
+      versions: [
+        {
+          version: "1.0.0",
+          providers: [{ name: "libvirt", url: `file://${box}`, checksum_type: "sha256", checksum: web?.files?.[0]?.sha256 }],
+        },
+      ],
+    });
+    await run("vagrant", ["box", "add", join(dir, "state", "driver-vagrant", "catalog", "kiln-example", "web", "box.json")], {
+      cwd: dir,
+    });
+    expect((await run("vagrant", ["box", "list"], { cwd: dir })).stdout).toMatch(/^kiln-example\/web\s+\(libvirt, 1\.0\.0\)$/m);
+    await run("vagrant", ["box", "remove", "--force", "kiln-example/web"], { cwd: dir });
+
+    expect(await listVagrantResources(result.runId)).toEqual([]);
+    for (const record of result.records) if (record.artifact) await driver().remove(record.artifact);
+  });
+});

@@ -38,16 +38,10 @@ export async function createPool(uri: string, name: string, dir: string): Promis
   await virsh(uri, ["pool-start", name]);
 }
 
-/** Removes a pool made by `createPool` with its volumes; a pool that is gone is not an error. */
+/** Removes a pool made by `createPool` from libvirt; its volumes are files in its directory, which the caller removes. */
 export async function removePool(uri: string, name: string): Promise<void> {
   const pools = (await virsh(uri, ["pool-list", "--all", "--name"], "E_CLEANUP")).split("\n").map((line) => line.trim());
   if (!pools.includes(name)) return;
-  const volumes = await virsh(uri, ["vol-list", name, "--name"], "E_CLEANUP").catch(() => "");
-  for (const volume of volumes
-    .split("\n")
-    .map((line) => line.trim())
-    .filter(Boolean))
-    await virsh(uri, ["vol-delete", volume, "--pool", name], "E_CLEANUP").catch(() => undefined);
   await virsh(uri, ["pool-destroy", name], "E_CLEANUP").catch(() => undefined);
   await virsh(uri, ["pool-undefine", name], "E_CLEANUP");
 }

@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import type { SshExecResult, SshMachine } from "@kiln/communicator-ssh";
 import type { ExecOptions, Machine, SshConnection } from "@kiln/core";
 import { libvirtResources, removeDomain, removePool } from "./libvirt.js";
-import { vagrant } from "./vagrant.js";
+import { vagrant, vagrantDestroy } from "./vagrant.js";
 
 /** A VM a bake brought up: its Vagrant project, its storage pool, and the box added for it (if any). */
 export interface VagrantVm {
@@ -35,7 +35,7 @@ export async function destroyVm(vm: VagrantVm): Promise<void> {
     () => true,
     () => false,
   );
-  if (project) await vagrant(["destroy", "-f"], { cwd: vm.project, code: "E_CLEANUP" }).catch(() => undefined);
+  if (project) await vagrantDestroy(vm.project).catch(() => undefined);
   const left = await libvirtResources(vm.uri, vm.name);
   for (const domain of left.domains) await removeDomain(vm.uri, domain);
   if (vm.addedBox)

@@ -21,7 +21,7 @@ import { compareVersions, writeCatalogs } from "./catalog.js";
 import { createPool, domainDisk, domainState, kvmUsable, libvirtProblems } from "./libvirt.js";
 import { destroyVm, domainId, VagrantMachine, type VagrantVm } from "./machine.js";
 import { type VagrantOptions, vagrantOptionsSchema } from "./options.js";
-import { boxDirName, sshConfig, vagrant, vagrantHome } from "./vagrant.js";
+import { boxDirName, sshConfig, vagrant, vagrantHome, vagrantUp } from "./vagrant.js";
 
 const TOOLS = [
   { command: "vagrant", install: "apt-get install -y vagrant vagrant-libvirt" },
@@ -76,7 +76,7 @@ export const vagrantDriver = defineDriver<VagrantOptions>((init) => {
     const kernel = await kernelBeside(boxDir, vm.project);
     await writeFile(join(vm.project, "Vagrantfile"), projectVagrantfile(name, installed, opts, await libvirtDriver(ctx, opts), kernel));
     ctx.log.info(`vagrant: bringing up ${name} (${"file" in box ? "box file" : `box ${box.name}`})`);
-    await vagrant(["up", "--provider=libvirt"], run);
+    await vagrantUp(run);
     const login = await sshConfig(vm.project, ctx.signal);
     const ssh = await connectSsh({
       host: login.host,

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { KilnError } from "@kiln/core";
+import { withFileLock } from "@kiln/core/kit";
 
 export interface VagrantRun {
   /** The Vagrant project directory (its Vagrantfile and `.vagrant/`). */
@@ -115,4 +116,41 @@ export async function sshConfig(cwd: string, signal?: AbortSignal): Promise<SshC
 /** A box name as Vagrant stores it on disk (`a/b` → `a-VAGRANTSLASH-b`). */
 export function boxDirName(name: string): string {
   return name.replaceAll("/", "-VAGRANTSLASH-");
+}
+
+/**
+ * vagrant-libvirt creates its management network at the first `vagrant up` and removes it at the last `vagrant destroy`, with
+ * a lock only inside one Vagrant process: two bakes at once could both create it, or one could remove it while the other's
+ * domain is not started yet. Kiln holds a host-wide lock over those moments — `vagrant up` until it starts the domain, and
+ * `vagrant destroy` — so VMs of parallel bakes still boot at the same time.
+ */
+const NETWORK_LOCK = join(tmpdir(), "kiln-vagrant-libvirt-network");
+
+/** `vagrant up`, holding the network lock until the domain starts. */
+export async function vagrantUp(run: VagrantRun): Promise<void> {
+  let domainStarting: () => void = () => {};
+  const starting = new Promise<void>((resolve) => (domainStarting = resolve));
+  let up: Promise<string> | undefined;
+  await withFileLock(
+    NETWORK_LOCK,
+    async () => {
+      up = vagrant(["up", "--provider=libvirt"], {
+        ...run,
+        onLine: (line) => {
+          run.onLine?.(line);
+          if (/Starting domain|Waiting for domain to get an IP/.test(line)) domainStarting();
+        },
+      });
+      await Promise.race([starting, up.catch(() => undefined)]);
+    },
+    run.signal ? { signal: run.signal } : {},
+  );
+  await up;
+}
+
+/** `vagrant destroy -f`, under the network lock. */
+export function vagrantDestroy(cwd: string): Promise<void> {
+  return withFileLock(NETWORK_LOCK, async () => {
+    await vagrant(["destroy", "-f"], { cwd, code: "E_CLEANUP" });
+  });
 }

@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
 import file from "@kiln/provisioner-file";
 import shell from "@kiln/provisioner-shell";
-import { testPluginInit } from "@kiln/test-suite";
-import vagrant from "../src/index.js";
+import { createTestContext, testPluginInit } from "@kiln/test-suite";
+import vagrant, { buildBaseBox, type VagrantOptions } from "../src/index.js";
 import { listVagrantResources } from "../src/testing.js";
 import { BASE_SOURCE } from "./fixture.js";
 
@@ -29,6 +29,12 @@ afterAll(async () => {
 });
 
 const driver = () => vagrant(testPluginInit("driver", "vagrant", { cwd: dir, stateDir: join(dir, "state", "driver-vagrant") }));
+
+async function options(raw: Record<string, unknown>): Promise<VagrantOptions> {
+  const result = await driver().schema["~standard"].validate(raw);
+  if (result.issues) throw new Error(result.issues.map((issue) => issue.message).join("; "));
+  return result.value;
+}
 
 describe("vagrant driver", () => {
   it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", async () => {
@@ -76,5 +82,45 @@ describe("vagrant driver", () => {
 
     expect(await listVagrantResources(result.runId)).toEqual([]);
     for (const record of result.records) if (record.artifact) await driver().remove(record.artifact);
+  });
+
+  it("resolves an installed box by name and version, and a project's .box file, each with a digest for the bake key", async () => {
+    const cache = join(process.env.KILN_CACHE_DIR ?? join(homedir(), ".cache", "kiln"), "driver-vagrant", "base-boxes");
+    const base = await buildBaseBox(BASE_SOURCE.debootstrap, cache);
+    await cp(base.box, join(dir, "local.box"));
+    const test = createTestContext({ cwd: dir });
+    const fromFile = await driver().resolveSource(test.ctx, await options({ source: { box_file: "./local.box" } }));
+    expect(fromFile).toMatchObject({ description: "./local.box", details: { box: join(dir, "local.box") } });
+    expect(fromFile.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const named = await options({ source: { box: { name: "kiln-test/named" } } });
+    expect((await driver().preflight?.(named))?.map((problem) => problem.message)).toContain(
+      `the box kiln-test/named is not installed in ${process.env.VAGRANT_HOME}`,
+    );
+    const metadata = {
+      name: "kiln-test/named",
+      versions: [{ version: "1.2.0", providers: [{ name: "libvirt", url: `file://${join(dir, "local.box")}` }] }],
+    };
+    await writeFile(join(dir, "named.json"), JSON.stringify(metadata));
+    await run("vagrant", ["box", "add", join(dir, "named.json")], { cwd: dir });
+    try {
+      expect(await driver().preflight?.(named)).toEqual([]);
+      const resolved = await driver().resolveSource(test.ctx, named);
+      expect(resolved).toMatchObject({ id: "box:kiln-test/named@1.2.0", details: { boxName: "kiln-test/named", boxVersion: "1.2.0" } });
+    } finally {
+      await run("vagrant", ["box", "remove", "--force", "--all", "kiln-test/named"], { cwd: dir });
+    }
+  });
+
+  it("says when KVM cannot run guests here and libvirt_driver: kvm was asked for", async () => {
+    const cpuFlags = await readFile("/proc/cpuinfo", "utf8");
+    const kvm = await driver().preflight?.(await options({ source: BASE_SOURCE, libvirt_driver: "kvm" }));
+    if (/\b(vmx|svm)\b/.test(cpuFlags)) expect(kvm).toEqual([]);
+    else
+      expect(kvm).toContainEqual({
+        message: "KVM cannot run guests on this host (no /dev/kvm, or no vmx/svm CPU flag)",
+        hint: "use libvirt_driver: qemu (software emulation) or auto",
+        path: ["libvirt_driver"],
+      });
   });
 });

@@ -58,8 +58,8 @@ export async function shell(emulator: Emulator, instanceId: string, script: stri
   return Buffer.concat(chunks).toString("utf8").trim();
 }
 
-/** A shell snippet that waits (up to 10 s) for a file to exist; put it before reading what boot wrote. */
-export const waitForFile = (path: string): string => `for i in $(seq 100); do [ -e ${path} ] && break; sleep 0.1; done; `;
+/** A shell snippet that waits (up to 2 minutes, for a loaded machine) for a file to exist; put it before reading what boot wrote. */
+export const waitForFile = (path: string): string => `for i in $(seq 1200); do [ -e ${path} ] && break; sleep 0.1; done; `;
 
 /** Name of the SDK error a promise rejects with. */
 export async function errorName(promise: Promise<unknown>): Promise<string> {

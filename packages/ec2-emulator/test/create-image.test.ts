@@ -159,7 +159,7 @@ describe("CreateImage and friends", () => {
       await shell(
         emulator,
         sourceId,
-        "for i in $(seq 50); do [ -f /etc/user-data-runs ] && break; sleep 0.1; done; cat /etc/user-data-runs",
+        "for i in $(seq 600); do [ -f /etc/user-data-runs ] && break; sleep 0.1; done; cat /etc/user-data-runs",
       ),
     ).toBe("ran");
     const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: sourceId, Name: "fresh-keys" }));
@@ -168,7 +168,7 @@ describe("CreateImage and friends", () => {
     const launchedId = run.Instances?.[0]?.InstanceId ?? "";
     await waitForState(client, launchedId, "running");
     const hostKey =
-      "for i in $(seq 50); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.1; done; cat /etc/ssh/ssh_host_ed25519_key.pub";
+      "for i in $(seq 600); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.1; done; cat /etc/ssh/ssh_host_ed25519_key.pub";
     expect(await shell(emulator, launchedId, hostKey)).not.toBe(await shell(emulator, sourceId, hostKey));
     expect(await shell(emulator, launchedId, "sleep 0.5; cat /etc/user-data-runs")).toBe("ran");
 

@@ -53,7 +53,7 @@ describe("instances", () => {
     const whoami = await machine.exec("id -un && hostname");
     expect(whoami.stdout.split("\n")[0]).toBe("admin");
     // User data runs after sshd starts, so it may still be running when the first login succeeds.
-    const ran = await machine.exec("for i in $(seq 50); do [ -f /tmp/user-data-ran ] && break; sleep 0.1; done; cat /tmp/user-data-ran");
+    const ran = await machine.exec("for i in $(seq 600); do [ -f /tmp/user-data-ran ] && break; sleep 0.1; done; cat /tmp/user-data-ran");
     expect(ran.stdout.trim()).toBe("baked-by-user-data");
 
     const terminated = await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));

@@ -72,7 +72,7 @@ describe("security groups", () => {
     // setsid: the servers must outlive the exec session that starts them — and the session waits until both listen (a
     // server still starting when the session's terminal hangs up gets its SIGHUP).
     const serve = (port: number) => `setsid -f python3 -m http.server ${port} --directory /srv </dev/null >/dev/null 2>&1`;
-    const listening = "for i in $(seq 100); do [ $(grep -c ':1F9[01] 00000000:0000 0A' /proc/net/tcp) -eq 2 ] && break; sleep 0.1; done";
+    const listening = "for i in $(seq 600); do [ $(grep -c ':1F9[01] 00000000:0000 0A' /proc/net/tcp) -eq 2 ] && break; sleep 0.1; done";
     await shell(emulator, instanceId, `mkdir -p /srv && echo open > /srv/index.html && ${serve(8080)} && ${serve(8081)}; ${listening}`);
     const get = (port: number) =>
       fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) }).then(

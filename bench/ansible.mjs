@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const runsFlag = process.argv.indexOf("--runs");
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 7;
 const dist = (path) => import(join(root, path));
-const { BuildRun, loadProject } = await dist("packages/core/dist/index.js");
+const { BuildRun, loadProject } = await dist("packages/core/dist/engine.js");
 const { default: docker } = await dist("packages/drivers/docker/dist/index.js");
 const { ensureFixtureImage, FIXTURE_IMAGE } = await dist("packages/drivers/docker/dist/testing.js");
 const { default: ansible } = await dist("packages/provisioners/ansible/dist/index.js");

@@ -14,7 +14,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const runsFlag = process.argv.indexOf("--runs");
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 5;
 const dist = (path) => import(join(root, path));
-const { BuildRun, loadProject } = await dist("packages/core/dist/index.js");
+const { BuildRun, loadProject } = await dist("packages/core/dist/engine.js");
 const { default: lxc } = await dist("packages/drivers/lxc/dist/index.js");
 const { default: shell } = await dist("packages/provisioners/shell/dist/index.js");
 const { buildRootfs, findRootfs, resolveRecipe } = await dist("packages/debootstrap/dist/index.js");

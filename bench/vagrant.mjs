@@ -5,7 +5,7 @@
 //       same capture path as Kiln's; add --with-package to also time `vagrant package` (stopped after 10 minutes)
 // Usage: node bench/vagrant.mjs [--runs 3] [--with-package]   (after pnpm build, as root, with scripts/start-libvirt.sh run)
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,11 +15,13 @@ const runsFlag = process.argv.indexOf("--runs");
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 3;
 const WITH_PACKAGE = process.argv.includes("--with-package");
 const dist = (path) => import(join(root, path));
-const { BuildRun, loadProject } = await dist("packages/core/dist/index.js");
+const { BuildRun, loadProject } = await dist("packages/core/dist/engine.js");
 const { default: vagrant, buildBaseBox } = await dist("packages/drivers/vagrant/dist/index.js");
 const { default: shell } = await dist("packages/provisioners/shell/dist/index.js");
 
 const work = mkdtempSync(join(tmpdir(), "kiln-bench-vagrant-"));
+// QEMU runs as libvirt-qemu and must enter this folder to open the by-hand disk images; mkdtemp makes it 0700.
+chmodSync(work, 0o755);
 process.env.KILN_STATE_DIR = join(work, "state");
 process.env.VAGRANT_HOME = join(work, "vagrant-home");
 const RECIPE = { suite: "bookworm", variant: "minbase", include: ["python3"] };

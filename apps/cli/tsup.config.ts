@@ -11,7 +11,5 @@ export default defineConfig(
     splitting: true,
     define: { __KILN_VERSION__: JSON.stringify(version) },
     dts: false,
-    // An optional plugin, imported only if installed: a devDependency here (for tests and the schema), never bundled.
-    external: ["@kiln/driver-ec2"],
   }),
 );

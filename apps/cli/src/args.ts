@@ -43,7 +43,8 @@ export const COMMAND_OPTIONS = {
   promote: { ...COMMON, rollback: { type: "boolean" }, force: { type: "boolean" }, artifact: { type: "string" } },
   prune: { ...COMMON, keep: { type: "string" }, "dry-run": { type: "boolean" } },
   init: { help: COMMON.help, dir: COMMON.dir, force: { type: "boolean" } },
-  schema: { help: COMMON.help },
+  schema: { help: COMMON.help, dir: COMMON.dir },
+  plugins: { help: COMMON.help, dir: COMMON.dir, file: COMMON.file, json: COMMON.json },
 } as const satisfies Record<string, ParseArgsConfig["options"]>;
 
 export type CommandName = keyof typeof COMMAND_OPTIONS;

@@ -1,5 +1,6 @@
 import { isKilnError, KilnError } from "@kiln/core";
 import { helpText } from "./commands/help.js";
+import { errorLine, writeJsonLine } from "./render/json.js";
 import { errorText } from "./render/text.js";
 
 type Command = (argv: string[], version: string) => Promise<number>;
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import("./commands/inspect.js")).inspect,
   init: async () => (await import("./commands/init.js")).init,
   schema: async () => (await import("./commands/schema.js")).schema,
+  plugins: async () => (await import("./commands/plugins.js")).plugins,
 };
 
 export async function main(argv: string[], version: string): Promise<number> {
@@ -32,12 +34,7 @@ export async function main(argv: string[], version: string): Promise<number> {
   try {
     return await (await load())(rest, version);
   } catch (error) {
-    if (rest.includes("--json")) {
-      const detail = isKilnError(error)
-        ? { code: error.code, message: error.message, hint: error.hint, diagnostics: error.diagnostics }
-        : { message: String(error) };
-      process.stdout.write(`${JSON.stringify({ type: "error", ...detail, time: new Date().toISOString() })}\n`);
-    }
+    if (rest.includes("--json")) writeJsonLine(errorLine(error));
     process.stderr.write(`${errorText(error)}\n`);
     return isKilnError(error) ? error.exitCode : 1;
   }

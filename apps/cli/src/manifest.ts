@@ -1,5 +1,5 @@
 import { writeFile } from "node:fs/promises";
-import { redactDeep, type BuildResult, type Project } from "@kiln/core";
+import { redactDeep, type BuildResult, type Project } from "@kiln/core/engine";
 
 export const MANIFEST_NAME = "kiln-manifest.json";
 

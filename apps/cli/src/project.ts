@@ -1,7 +1,10 @@
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { findBakeFile, loadProject, parseVarFlag, type Project } from "@kiln/core";
+import { findBakeFile, loadProject, parseVarFlag, type Project } from "@kiln/core/engine";
+
+/** Where the CLI's own dependencies resolve from: plugins it ships with are found from here after the project's. */
+export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
 
 export interface ProjectFlags {
   dir?: string | undefined;
@@ -27,7 +30,7 @@ export async function openProject(flags: ProjectFlags, positional: string | unde
       env: process.env,
     },
     // Plugins resolve from the bake file's directory first (loadProject adds it), then from the CLI's own dependencies.
-    plugins: { from: [dirname(fileURLToPath(import.meta.url))] },
+    plugins: { from: [CLI_DIR] },
     // What plugins say outside a bake (a fleet command's retries, say) goes to stderr, so stdout stays the command's answer.
     log: {
       info: (message) => process.stderr.write(`kiln: ${message}\n`),
@@ -37,7 +40,7 @@ export async function openProject(flags: ProjectFlags, positional: string | unde
   });
 }
 
-async function locateBakeFile(flags: ProjectFlags, positional: string | undefined): Promise<string> {
+export async function locateBakeFile(flags: ProjectFlags, positional: string | undefined): Promise<string> {
   const base = resolve(flags.dir ?? ".");
   const target = flags.file ?? positional;
   if (!target) return findBakeFile(base);

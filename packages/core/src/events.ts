@@ -32,7 +32,14 @@ export type KilnEventInput =
     }
   | { type: "log"; image?: string; level: "info" | "warn" | "debug"; message: string }
   | { type: "cleanup.failed"; image?: string; resource: string; error: string; manualCommand?: string }
-  | { type: "abort.kept"; image: string; machine: string; attachCommand: string }
+  | {
+      type: "abort.kept";
+      image: string;
+      machine: string;
+      attachCommand: string;
+      /** Everything the failed bake kept (machine, keys, temporary images), in the order to remove it, with the command to. */
+      kept: { resource: string; manualCommand?: string }[];
+    }
   | { type: "signal"; signal: string; force: boolean };
 
 export interface StepTiming {

@@ -85,6 +85,17 @@ export interface BuildResult {
   cleanupFailures: CleanupFailure[];
 }
 
+/**
+ * What `--on-error=abort` keeps, in the order to remove it (newest first, as unwinding would), each with the command its
+ * plugin registered. The runner's own entry for the build machine carries no command; it is left out when the plugins gave
+ * commands (the driver registers one for the machine it launched).
+ */
+function keptResources(cleanup: CleanupStack, ownMachineEntry: string): { resource: string; manualCommand?: string }[] {
+  const kept = cleanup.pending().reverse();
+  if (!kept.some((entry) => entry.manualCommand)) return kept;
+  return kept.filter((entry) => entry.manualCommand || entry.resource !== ownMachineEntry);
+}
+
 /** `20261127-0629-3f2a1b` — sortable, short enough for resource names. */
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 13);
@@ -293,7 +304,13 @@ export class BuildRun {
       record.error = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
       await this.awaitAbandoned(bake);
       if (this.options.onError === "abort" && buildMachine && !this.options.signal?.aborted) {
-        this.emitEvent({ type: "abort.kept", image: image.name, machine: buildMachine.id, attachCommand: buildMachine.attachCommand() });
+        this.emitEvent({
+          type: "abort.kept",
+          image: image.name,
+          machine: buildMachine.id,
+          attachCommand: buildMachine.attachCommand(),
+          kept: keptResources(cleanup, `build machine ${buildMachine.id}`),
+        });
       } else {
         failures = await cleanup.unwind("failure");
       }

@@ -165,7 +165,10 @@ export interface RuntimeSupport {
 export interface CaptureTarget {
   /** Labels to put on the artefact: provenance and user labels. */
   labels: Record<string, string>;
-  /** Tags to apply, e.g. `acme/web:1.4.2`. */
+  /**
+   * The tags this artefact will get, e.g. `acme/web:1.4.2`, for drivers whose capture needs a name. Do not apply them: core tags
+   * through `Driver.tag` only after verify passes, so an unverified artefact never carries a tag.
+   */
   tags: string[];
 }
 

@@ -2,17 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import {
-  BuildRun,
-  defineProvisioner,
-  KilnError,
-  loadProject,
-  type BuildOptions,
-  type BuildResult,
-  type DriverFactory,
-  type KilnEvent,
-  type ProvisionerFactory,
-} from "@kiln/core";
+import { defineProvisioner, KilnError, type DriverFactory, type KilnEvent, type ProvisionerFactory } from "@kiln/core";
+import { BuildRun, loadProject, type BuildOptions, type BuildResult } from "@kiln/core/engine";
 
 /** Runs a shell command on the machine and fails the step when it exits non-zero. Only for conformance bakes. */
 const run = defineProvisioner(() => ({

@@ -3,9 +3,6 @@ import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  CleanupStack,
-  createBakeContext,
-  newRunId,
   pluginInit,
   type Artifact,
   type BakeContext,
@@ -14,6 +11,7 @@ import {
   type PluginInit,
   type VariableValue,
 } from "@kiln/core";
+import { CleanupStack, createBakeContext, newRunId } from "@kiln/core/engine";
 
 export interface TestContextOptions {
   cwd?: string;

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { BuildRun, defaultParallelism, findOutdated, KilnError, parseDuration, rebakeWaves, type KilnEvent } from "@kiln/core";
+import { KilnError, parseDuration, type KilnEvent } from "@kiln/core";
+import { BuildRun, defaultParallelism, findOutdated, rebakeWaves } from "@kiln/core/engine";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { manifestOf, MANIFEST_NAME, writeManifest } from "../manifest.js";
 import { openProject } from "../project.js";

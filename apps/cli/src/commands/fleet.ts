@@ -1,17 +1,15 @@
+import { KilnError, LABELS, type Artifact } from "@kiln/core";
 import {
   channelsOf,
   findByRef,
   fleetCall,
   findOutdated,
-  KilnError,
-  LABELS,
   projectArtifacts,
   promote as promoteArtifact,
   prune as pruneArtifacts,
   rollback,
-  type Artifact,
   type Project,
-} from "@kiln/core";
+} from "@kiln/core/engine";
 import { parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 import { shortId } from "../render/text.js";

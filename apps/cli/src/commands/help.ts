@@ -13,7 +13,8 @@ commands:
   prune      remove old untagged artefacts, keeping the newest N (--keep) and everything tagged
   validate   check the bake file and report every problem with file:line:col
   verify     run an image's verify checks against an existing artefact
-  inspect    show images, sources, provisioners and variables (secrets hidden)
+  inspect    show images, sources, provisioners (and the packages they resolve to) and variables (secrets hidden)
+  plugins    list the drivers and provisioners that resolve from this project, and why one cannot be used
   init       write a starter kiln.yaml
   schema     print the bake file's JSON Schema (for editor completion)
   help       show help for a command
@@ -37,6 +38,7 @@ options:
   --force, --force=a,b     rebake (all images, or these) even when an artefact with the same bake key exists
   --parallel <n>           bake up to n independent images at once (default: cores, at most 4)
   --on-error <mode>        cleanup (default): remove everything on failure; abort: keep the build machine and print how to attach
+                           and the commands that remove what it kept
   --cleanup-timeout <d>    how long removing one resource may take, retries included (default 2m); what is still there
                            then is reported with the command to remove it, and the build exits 1
   --rebake-outdated        rebake exactly the outdated images (see kiln outdated) and their children, parents first
@@ -84,14 +86,24 @@ Starts a fresh machine from an existing artefact, injects the verify block's run
 <image> verifies the newest artefact of that image; an artefact id or tag verifies that one. Exit code 1 if a check fails.`,
   inspect: `usage: kiln inspect [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
 
-Shows the images in bake order with their driver, source, provisioners, tags and verify checks, and the variables.
-Sensitive variables are shown as <sensitive>.`,
+Shows the images in bake order with their driver, source, provisioners (each with the package name@version it resolved
+to), tags and verify checks, and the variables. Sensitive variables are shown as <sensitive>.`,
+  plugins: `usage: kiln plugins [path] [-C dir] [-f file] [--json]
+
+Lists the drivers and provisioners that resolve from this project: those the bake file names and those installed in
+node_modules (the project's, then the kiln CLI's), each with its package, version, path, plugin API version, status and
+the images and steps that use it. A plugin that cannot be used (not installed, cannot be imported, wrong shape, built for
+another Kiln core) is explained with the fix. Runs no code of the project: a kiln.config.ts and plugins: files are not
+loaded (installed packages are, as kiln validate does).
+Exit code 2 if a plugin the bake file names cannot be used.`,
   init: `usage: kiln init [-C dir] [--force]
 
-Writes a starter kiln.yaml (a Debian base from debootstrap and an app image built on it).`,
-  schema: `usage: kiln schema
+Writes a starter kiln.yaml (a Debian base from debootstrap and an app image built on it), and kiln.schema.json beside it
+for editor completion (with the options of the plugins installed now; run kiln schema > kiln.schema.json after adding one).`,
+  schema: `usage: kiln schema [-C dir]
 
-Prints the JSON Schema of kiln.yaml, including the options of the docker driver and the shell and file provisioners.`,
+Prints the JSON Schema of kiln.yaml, with the options of every driver and provisioner installed for the project's directory
+(first-party @kiln/… packages and third-party kiln-driver-* / kiln-provisioner-* ones). Runs no code of the project.`,
 };
 
 export function helpText(command?: string): string | undefined {

@@ -1,9 +1,13 @@
 import { writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { KilnError } from "@kiln/core";
 import { parseCommandArgs } from "../args.js";
+import { projectJsonSchema } from "./schema.js";
 
-const STARTER = `# yaml-language-server: $schema=./node_modules/@kiln/cli/schema/kiln.schema.json
+/** Written next to kiln.yaml: the bake file's schema with the options of the plugins installed for this project. */
+const SCHEMA_FILE = "kiln.schema.json";
+
+const STARTER = `# yaml-language-server: $schema=./${SCHEMA_FILE}
 # A Kiln bake file: \`kiln build\` bakes every image below, parents first, and skips those that have not changed.
 variables:
   version: { default: "0.1.0" }
@@ -45,6 +49,13 @@ export async function init(argv: string[]): Promise<number> {
     if (code === "EACCES") throw new KilnError("E_CONFIG", `cannot write ${path}: permission denied`);
     throw error;
   }
-  process.stdout.write(`wrote ${path}\nnext: kiln validate && kiln build\n`);
+  // Regenerated, not kept: it only reflects what is installed, so an existing one is replaced.
+  const schemaPath = join(dirname(path), SCHEMA_FILE);
+  const json = await projectJsonSchema(dirname(path), (message) => process.stderr.write(`kiln: warning: ${message}\n`));
+  await writeFile(schemaPath, `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(
+    `wrote ${path}\nwrote ${schemaPath} (editor completion; after adding a plugin: kiln schema > ${SCHEMA_FILE})\n` +
+      "next: kiln validate && kiln build\n",
+  );
   return 0;
 }

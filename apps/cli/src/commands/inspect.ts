@@ -1,4 +1,5 @@
-import { formatDiagnostic, redactDeep, type Project } from "@kiln/core";
+import { formatDiagnostic } from "@kiln/core";
+import { redactDeep, type Project } from "@kiln/core/engine";
 import { parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 
@@ -17,11 +18,11 @@ export async function inspect(argv: string[]): Promise<number> {
   for (const image of description.images) {
     lines.push(
       `  ${image.name}`,
-      `    driver:  ${image.driver}`,
+      `    driver:  ${image.driver}${image.driverPackage ? ` (${image.driverPackage})` : ""}`,
       `    source:  ${image.from ? `from ${image.from}` : JSON.stringify(image.source)}`,
     );
     lines.push(`    provision:${image.provision.length === 0 ? " (none)" : ""}`);
-    for (const step of image.provision) lines.push(`      - ${step}`);
+    for (const step of image.steps) lines.push(`      - ${step.name}${step.package ? ` (${step.package})` : ""}`);
     if (image.tags.length) lines.push(`    tags:    ${image.tags.join(", ")}`);
     if (image.checks) lines.push(`    verify:  ${image.checks} checks`);
   }
@@ -40,9 +41,12 @@ function describeProject(project: Project) {
       images: project.images.map((image) => ({
         name: image.name,
         driver: image.driverName,
+        /** `name@version` of the package the driver resolved to; undefined for a plugin of the project. */
+        driverPackage: image.driverPackage ? packageId(image.driverPackage) : undefined,
         from: image.from,
         source: image.from ? undefined : (image.driverOptions as { source?: unknown }).source,
         provision: image.provision.map((step) => step.name),
+        steps: image.provision.map((step) => ({ name: step.name, package: step.package ? packageId(step.package) : undefined })),
         tags: image.tags,
         checks: image.verify.reduce((count, scenario) => count + scenario.checks.length, 0),
       })),
@@ -50,4 +54,8 @@ function describeProject(project: Project) {
     },
     project.redact,
   );
+}
+
+function packageId(found: { name: string; version: string }): string {
+  return `${found.name}@${found.version}`;
 }

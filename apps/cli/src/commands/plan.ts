@@ -1,4 +1,4 @@
-import { planBuild, type PlanOptions, type Project } from "@kiln/core";
+import { planBuild, type PlanOptions, type Project } from "@kiln/core/engine";
 import { listFlag, parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 import { shortId } from "../render/text.js";

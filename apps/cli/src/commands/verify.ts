@@ -1,8 +1,10 @@
 import { resolve } from "node:path";
-import { KilnError, readRuntimeFile, verifyExisting } from "@kiln/core";
+import { KilnError } from "@kiln/core";
+import { readRuntimeFile, verifyExisting } from "@kiln/core/engine";
 import { parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
 import { createRenderer, outputMode } from "../render/index.js";
+import { writeJsonLine } from "../render/json.js";
 import { shortId } from "../render/text.js";
 import { stallGuard } from "../stall-guard.js";
 
@@ -30,9 +32,16 @@ export async function verify(argv: string[]): Promise<number> {
     renderer.stop();
     const passed = result.results.filter((item) => item.ok).length;
     if (values.json) {
-      process.stdout.write(
-        `${JSON.stringify({ type: "verify.result", image: result.image, artifact: result.artifact.id, ok: !result.error, passed, total: result.results.length, ...(result.error ? { error: { code: result.error.code, message: result.error.message } } : {}), time: new Date().toISOString() })}\n`,
-      );
+      writeJsonLine({
+        type: "verify.result",
+        image: result.image,
+        artifact: result.artifact.id,
+        ok: !result.error,
+        passed,
+        total: result.results.length,
+        ...(result.error ? { error: { code: result.error.code, message: result.error.message } } : {}),
+        time: new Date().toISOString(),
+      });
     } else {
       const what = `${result.image} (${shortId(result.artifact.id)}${result.artifact.tags.length ? `, ${result.artifact.tags.join(", ")}` : ""})`;
       process.stdout.write(

@@ -1,4 +1,5 @@
 import type { KilnEvent } from "@kiln/core";
+import { jsonRenderer } from "./json.js";
 import { eventLine } from "./text.js";
 
 export interface Renderer {
@@ -8,7 +9,7 @@ export interface Renderer {
 
 /** `--json`: one NDJSON event per line on stdout; a terminal: live progress; otherwise (CI, pipes): plain prefixed lines. */
 export async function createRenderer(mode: "json" | "tty" | "plain"): Promise<Renderer> {
-  if (mode === "json") return { onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`), stop: () => {} };
+  if (mode === "json") return jsonRenderer();
   // The live renderer (and its terminal libraries) loads only for a terminal.
   if (mode === "tty") return (await import("./tty.js")).ttyRenderer();
   return {

@@ -30,7 +30,7 @@ export function eventLine(event: KilnEvent): string | undefined {
     case "cleanup.failed":
       return `==> ${event.image ?? "kiln"}: could not remove ${event.resource}: ${event.error}${event.manualCommand ? `\n    remove it by hand: ${event.manualCommand}` : ""}`;
     case "abort.kept":
-      return `==> ${event.image}: kept build machine ${event.machine} (--on-error=abort); attach with:\n    ${event.attachCommand}`;
+      return keptLines(event);
     case "signal":
       return event.force ? "==> forced exit: resources may be left behind" : "==> interrupted: cleaning up (press Ctrl-C again to force)";
     case "run.end":
@@ -38,6 +38,18 @@ export function eventLine(event: KilnEvent): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** How to attach to what `--on-error=abort` kept, then how to remove all of it once done (a block that can be pasted as is). */
+function keptLines(event: Extract<KilnEvent, { type: "abort.kept" }>): string {
+  const lines = [`==> ${event.image}: kept build machine ${event.machine} (--on-error=abort); attach with:`, `    ${event.attachCommand}`];
+  const kept = event.kept ?? [];
+  if (kept.length > 0) {
+    lines.push(`==> ${event.image}: when done, remove what it kept with:`);
+    for (const entry of kept)
+      lines.push(entry.manualCommand ? `    ${entry.manualCommand}` : `    # ${entry.resource}: no command known, remove it by hand`);
+  }
+  return lines.join("\n");
 }
 
 /** `✓ http :8080/ (2 attempts)` or `✗ name` with expected and actual on the lines below. */

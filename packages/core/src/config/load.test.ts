@@ -364,7 +364,7 @@ describe("loadProject diagnostics", () => {
     expect(error.diagnostics.map((d) => [d.path, d.message])).toEqual([["images", "no images: add at least one under `images:`"]]);
   });
 
-  it("reports a driver that is neither registered nor installed, with the command to install it", async () => {
+  it("reports a driver that is neither registered nor installed, with how third-party drivers are named", async () => {
     const file = await writeBakeFile([/* 1 */ "images:", /* 2 */ "  web:", /* 3 */ "    driver: foo", /* 4 */ "    source: debian"]);
     const error = await loadFailure(file);
     expect(error.diagnostics).toEqual([
@@ -374,7 +374,7 @@ describe("loadProject diagnostics", () => {
         line: 3,
         column: 13,
         message: 'driver "foo" not found (looked for @kiln/driver-foo, kiln-driver-foo, foo)',
-        hint: "install it: pnpm add -D kiln-driver-foo",
+        hint: "a third-party driver is published as kiln-driver-<name>; check the name or install the package that provides it",
       },
     ]);
   });
@@ -396,7 +396,7 @@ describe("loadProject diagnostics", () => {
         line: 6,
         column: 9,
         message: 'provisioner "foo" not found (looked for @kiln/provisioner-foo, kiln-provisioner-foo, foo)',
-        hint: "install it: pnpm add -D kiln-provisioner-foo",
+        hint: "a third-party provisioner is published as kiln-provisioner-<name>; check the name or install the package that provides it",
       },
     ]);
   });

@@ -1,15 +1,9 @@
 import { stat } from "node:fs/promises";
 import { basename, dirname, relative, resolve } from "node:path";
 import { parseDuration } from "../duration.js";
-import {
-  type LoadedPlugin,
-  loadDriverFactory,
-  loadProvisionerFactory,
-  pluginInit,
-  type PluginPackage,
-  type PluginSearch,
-} from "../plugins.js";
-import type { Diagnostic } from "../errors.js";
+import { type LoadedPlugin, loadDriverFactory, loadProvisionerFactory, type PluginPackage, type PluginSearch } from "../plugins.js";
+import { type PluginKind, pluginInit } from "../plugin-init.js";
+import { type Diagnostic, KilnError, toKilnError } from "../errors.js";
 import { confinedPath, OutsideProject } from "./confine.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
 import type { Driver, ExposedOption, HostAccess, HostPath, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
@@ -21,7 +15,7 @@ import { normalizeRuntimeOnly, type RuntimeOnly } from "../verify/runtime-only.j
 import { verifyScenarios } from "../verify/run.js";
 import { bakeFileSchema, IMAGE_KEYS, type BakeFile } from "./schema.js";
 import type { VerifyScenario } from "./verify-schema.js";
-import type { PathSegment } from "./positions.js";
+import { formatPath, type PathSegment } from "./positions.js";
 
 export interface ProvisionStep {
   /** Position in the image's provision list, after `use:` lists are inserted. */
@@ -31,6 +25,8 @@ export interface ProvisionStep {
   /** Provisioner name as written, e.g. `shell`. */
   name: string;
   provisioner: Provisioner<unknown>;
+  /** The package the provisioner came from (undefined for plugins given directly and plugins of the project). */
+  package?: PluginPackage;
   options: unknown;
   timeoutMs?: number;
   pauseBeforeMs?: number;
@@ -42,6 +38,8 @@ export interface ImageSpec {
   name: string;
   driverName: string;
   driver: Driver<unknown>;
+  /** The package the driver came from (undefined for plugins given directly and plugins of the project). */
+  driverPackage?: PluginPackage;
   driverOptions: unknown;
   from?: string;
   provision: ProvisionStep[];
@@ -133,13 +131,106 @@ export async function loadProject(file: string, options: LoadOptions = {}): Prom
   };
   const images: ImageSpec[] = [];
   for (const name of order) {
-    const image = await resolveImage(name, bakeFile, variables, { loaded, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] });
+    const resolution = { loaded, dir, log, diagnostics, allowPaths: options.allowPaths ?? [] };
+    // A plugin's bug (a hook that throws) is reported at its image, and the other images are still checked.
+    const image = await resolveImage(name, bakeFile, variables, resolution).catch((error: unknown) => {
+      const hint = error instanceof KilnError && error.hint ? error.hint : "a plugin of this image has a bug: update or report it";
+      diagnostics.add(["images", name], `checking this image failed: ${(error as Error)?.message ?? String(error)}`, { atKey: true, hint });
+      return undefined;
+    });
     if (image) images.push(image);
   }
   checkParents(images, bakeFile, diagnostics);
   diagnostics.throwIfAny();
   const name = bakeFile.project ?? (basename(dir).replace(/[^A-Za-z0-9_.-]/g, "-") || "kiln");
   return { name, file: path, dir, variables, images, redact, log, notices: diagnostics.notes };
+}
+
+/** Where a bake file names a plugin: an image's `driver:` or a provision step (possibly in a `steps:` list). */
+export interface PluginUse {
+  kind: PluginKind;
+  name: string;
+  image: string;
+  /** `images.web.driver`, `images.web.provision[0].shell`, `steps.base[1].file`. */
+  path: string;
+  /** The step lists the step came through (`hardening → base`). */
+  via?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface PluginUses {
+  /** Absolute path of the bake file. */
+  file: string;
+  /** A TypeScript or JavaScript bake file is code: it is not run, so the plugins it names are not known. */
+  code: boolean;
+  uses: PluginUse[];
+  /** Plugins of the project (`plugins:`): the file inside the project, or null when it was refused. */
+  local: { kind: PluginKind; name: string; path: string | null; line?: number; column?: number }[];
+  /** Problems found on the way (a `plugins:` file outside the project), with their places. */
+  problems: Diagnostic[];
+}
+
+/**
+ * The plugins a bake file names and where, read without running anything: not a TypeScript bake file, not a plugin of the
+ * project, not a plugin package. Best effort on a file with other problems (`kiln validate` reports those); a name set
+ * through a variable (`driver: "{{ d }}"`) is left out.
+ */
+export async function listPluginUses(file: string): Promise<PluginUses> {
+  const path = resolve(file);
+  const fromHere = relative(process.cwd(), path);
+  const shown = fromHere && !fromHere.startsWith("..") ? fromHere : path;
+  if (/\.[mc]?[jt]s$/.test(path)) return { file: path, code: true, uses: [], local: [], problems: [] };
+  const { data, positions } = await readBakeFile(path, shown);
+  const diagnostics = new Diagnostics(shown, positions);
+  const root = isRecord(data) ? data : {};
+  const lists = Object.fromEntries(
+    Object.entries(isRecord(root.steps) ? root.steps : {})
+      .filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]))
+      .map(([name, steps]) => [name, steps.map((step) => (isRecord(step) ? step : {}))]),
+  );
+  const uses: PluginUse[] = [];
+  const named = (name: unknown): name is string => typeof name === "string" && !name.includes("{{");
+  const at = (use: Omit<PluginUse, "path" | "line" | "column">, segments: PathSegment[], atKey: boolean): PluginUse => {
+    const position = atKey ? positions.keyAt(segments) : positions.valueAt(segments);
+    return { ...use, path: formatPath(segments), ...(position ? { line: position.line, column: position.column } : {}) };
+  };
+  for (const [image, definition] of Object.entries(isRecord(root.images) ? root.images : {})) {
+    if (!isRecord(definition)) continue;
+    if (named(definition.driver)) {
+      uses.push(at({ kind: "driver", name: definition.driver, image }, ["images", image, "driver"], false));
+    }
+    const provision = Array.isArray(definition.provision) ? definition.provision.map((step) => (isRecord(step) ? step : {})) : [];
+    // Problems with the lists themselves (an unknown `use:`) are kiln validate's to report, not a plugin's.
+    const listProblems = new Diagnostics(shown, positions);
+    for (const { step, path: stepAt, via } of expandSteps(provision, ["images", image, "provision"], lists, listProblems)) {
+      const name = Object.keys(step)[0];
+      if (!named(name)) continue;
+      uses.push(at({ kind: "provisioner", name, image, ...(via ? { via } : {}) }, [...stepAt, name], true));
+    }
+  }
+  const declared = isRecord(root.plugins) ? root.plugins : {};
+  const onlyFiles = (entries: unknown) =>
+    Object.fromEntries(
+      Object.entries(isRecord(entries) ? entries : {}).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+    );
+  const bakeFile = { plugins: { drivers: onlyFiles(declared.drivers), provisioners: onlyFiles(declared.provisioners) } } as BakeFile;
+  const found = await localPlugins(bakeFile, dirname(path), diagnostics);
+  const local: PluginUses["local"] = [];
+  for (const [kinds, kind] of [
+    ["drivers", "driver"],
+    ["provisioners", "provisioner"],
+  ] as const) {
+    for (const [name, file] of Object.entries(found[kinds])) {
+      const position = positions.valueAt(["plugins", kinds, name]);
+      local.push({ kind, name, path: file, ...(position ? { line: position.line, column: position.column } : {}) });
+    }
+  }
+  return { file: path, code: false, uses, local, problems: diagnostics.items };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /** The `plugins:` map with each file checked to be inside the project (it would run as the user who bakes). */
@@ -235,11 +326,13 @@ async function resolveImage(
   const driver = await loadPlugin(() => resolution.loaded.driver(image.driver), [...at, "driver"], diagnostics);
   noteLocal(driver, [...at, "driver"], diagnostics);
   const instance = await loadPlugin(
-    async () => driver?.factory(pluginInit("driver", image.driver, dir, log)),
+    async () => startPlugin("driver", image.driver, () => driver?.factory(pluginInit("driver", image.driver, dir, log))),
     [...at, "driver"],
     diagnostics,
   );
-  const driverOptions = instance ? await validate(instance.schema, driverInput, at, diagnostics) : undefined;
+  const driverOptions = instance
+    ? await validateOptions({ kind: "driver", name: image.driver, at: [...at, "driver"] }, instance.schema, driverInput, at, diagnostics)
+    : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
   refuseExposedSecrets(instance?.exposedOptions, driverInput, at, variables, diagnostics);
   for (const [index, tag] of image.tags.entries()) {
@@ -265,14 +358,16 @@ async function resolveImage(
     const loaded = await loadPlugin(() => resolution.loaded.provisioner(stepName), stepPath, diagnostics, true);
     noteLocal(loaded, stepPath, diagnostics);
     const provisioner = await loadPlugin(
-      async () => loaded?.factory(pluginInit("provisioner", stepName, dir, log)),
+      async () => startPlugin("provisioner", stepName, () => loaded?.factory(pluginInit("provisioner", stepName, dir, log))),
       stepPath,
       diagnostics,
       true,
     );
     if (loaded?.package) plugins.add(packageId(loaded.package));
     const { common, rest } = splitCommonStepOptions(rawOptions, stepPath, diagnostics);
-    const options = provisioner ? await validate(provisioner.schema, rest, stepPath, diagnostics) : undefined;
+    const options = provisioner
+      ? await validateOptions({ kind: "provisioner", name: stepName, at: stepPath }, provisioner.schema, rest, stepPath, diagnostics)
+      : undefined;
     refuseExposedSecrets(provisioner?.exposedOptions, rest, stepPath, variables, diagnostics);
     if (provisioner && options !== INVALID) await confine(provisioner.hostPaths?.(options), [], stepPath, confinement);
     if (provisioner?.preflight && options !== INVALID) {
@@ -280,7 +375,15 @@ async function resolveImage(
       await preflight(() => provisioner.preflight?.(options, target) ?? [], stepPath, stepPath, diagnostics);
     }
     if (provisioner && options !== INVALID) {
-      provision.push({ index: provision.length, name: stepName, provisioner, options, ...(via ? { via } : {}), ...common });
+      provision.push({
+        index: provision.length,
+        name: stepName,
+        provisioner,
+        ...(loaded?.package ? { package: loaded.package } : {}),
+        options,
+        ...(via ? { via } : {}),
+        ...common,
+      });
     }
   }
   const runtimeOnly = normalizeRuntimeOnly(image.runtime_only);
@@ -315,6 +418,7 @@ async function resolveImage(
     name,
     driverName: image.driver,
     driver: instance,
+    ...(driver?.package ? { driverPackage: driver.package } : {}),
     driverOptions,
     ...(image.from !== undefined ? { from: image.from } : {}),
     provision,
@@ -426,6 +530,35 @@ function stringsIn(value: unknown): string[] {
   if (Array.isArray(value)) return value.flatMap(stringsIn);
   if (value !== null && typeof value === "object") return Object.values(value).flatMap(stringsIn);
   return [];
+}
+
+/** A factory given directly (`registry`) that throws is reported like a package's: at the plugin's position, not as a crash. */
+async function startPlugin<T>(kind: PluginKind, name: string, start: () => T): Promise<T> {
+  try {
+    return start();
+  } catch (error) {
+    throw toKilnError(error, "E_PLUGIN_SHAPE", `${kind} "${name}" failed to start`);
+  }
+}
+
+/** Options checked against a plugin's schema; a schema that throws is a problem of the plugin, reported where it is used. */
+async function validateOptions(
+  plugin: { kind: PluginKind; name: string; at: PathSegment[] },
+  schema: Parameters<typeof validate>[0],
+  input: unknown,
+  at: PathSegment[],
+  diagnostics: Diagnostics,
+): Promise<unknown> {
+  try {
+    return await validate(schema, input, at, diagnostics);
+  } catch (error) {
+    const message = `${plugin.kind} "${plugin.name}" could not check its options: ${(error as Error)?.message ?? String(error)}`;
+    diagnostics.add(plugin.at, message, {
+      atKey: plugin.kind === "provisioner",
+      hint: "the plugin's schema threw: update or report the plugin",
+    });
+    return INVALID;
+  }
 }
 
 /** A reviewer sees which steps run the project's own code, and that validation did not run it. */

@@ -11,7 +11,14 @@ import { ChrootMachine, run } from "./machine.js";
 
 export const chrootOptionsSchema = z.strictObject({
   source: z
-    .union([z.strictObject({ debootstrap: debootstrapRecipeSchema }), z.strictObject({ tarball: z.string().min(1) })])
+    .union([
+      z.strictObject({
+        debootstrap: debootstrapRecipeSchema.describe(
+          "A Debian tree built on this host with debootstrap, cached by recipe: { suite, variant, include, components, mirror }.",
+        ),
+      }),
+      z.strictObject({ tarball: z.string().min(1).describe("A root file system tarball to unpack, relative to the bake file.") }),
+    ])
     .optional()
     .describe("{ debootstrap: { suite } } to build a Debian tree, or { tarball: ./rootfs.tar } (relative to the bake file)."),
 });

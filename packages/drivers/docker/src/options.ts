@@ -35,7 +35,11 @@ export const dockerOptionsSchema = z.strictObject({
   source: z
     .union([
       checked((value) => referenceProblem(value, { digest: true, id: true })),
-      z.strictObject({ debootstrap: debootstrapRecipeSchema }),
+      z.strictObject({
+        debootstrap: debootstrapRecipeSchema.describe(
+          "A Debian base built on this host by debootstrap and imported as an image, once per recipe: { suite, include, mirror, … }.",
+        ),
+      }),
     ])
     .optional()
     .describe('Image to start from ("debian:bookworm", an image id), or { debootstrap: { suite } } to build a Debian base on the host.'),

@@ -34,7 +34,14 @@ export const ec2OptionsSchema = z
     region: z.string().min(1).describe('AWS region to bake in, e.g. "eu-west-1".'),
     endpoint: z.string().url().optional().describe("EC2 endpoint override, e.g. a local emulator (http://127.0.0.1:4566)."),
     source: z
-      .union([z.string().regex(/^ami-[0-9a-z]+$/, "expected an AMI id like ami-0abc…"), z.strictObject({ ami_filter: amiFilterSchema })])
+      .union([
+        z.string().regex(/^ami-[0-9a-z]+$/, "expected an AMI id like ami-0abc…"),
+        z.strictObject({
+          ami_filter: amiFilterSchema.describe(
+            "The newest (or the only) AMI matching every filter, from these owners (Packer: source_ami_filter).",
+          ),
+        }),
+      ])
       .optional()
       .describe("AMI to start from: an id (source_ami) or { ami_filter: { filters, owners, most_recent } } (source_ami_filter)."),
     instance_type: z
@@ -67,7 +74,13 @@ export const ec2OptionsSchema = z
       .describe("Who the temporary security group lets in on the SSH port. Default: this machine's address only (/32)."),
     security_group_ids: z.array(z.string()).min(1).optional().describe("Existing security groups to use instead of a temporary one."),
     key_pair: z
-      .strictObject({ name: z.string().min(1), private_key_file: z.string().min(1) })
+      .strictObject({
+        name: z.string().min(1).describe("Name of the existing EC2 key pair the instance is launched with (Packer: ssh_keypair_name)."),
+        private_key_file: z
+          .string()
+          .min(1)
+          .describe("That key pair's private key file, relative to the bake file (Packer: ssh_private_key_file)."),
+      })
       .optional()
       .describe("An existing key pair and its private key file, instead of a temporary ed25519 key pair."),
     iam_instance_profile: z.string().optional().describe("Instance profile name (or ARN) for the build instance."),
@@ -116,7 +129,12 @@ export const ec2OptionsSchema = z
       .optional()
       .describe("Stop the instance before CreateImage, for a consistent file system (Packer: !disable_stop_instance). Default true."),
     polling: z
-      .strictObject({ delay: durationSchema.optional(), max_attempts: z.number().int().positive().optional() })
+      .strictObject({
+        delay: durationSchema
+          .optional()
+          .describe('Longest pause between two checks; the first comes after 500 ms, pauses doubling. Default "2s".'),
+        max_attempts: z.number().int().positive().optional().describe("How many checks before a wait gives up. Default 300."),
+      })
       .optional()
       .describe(
         'How waiters poll (Packer: aws_polling): the longest pause between checks (default "2s"; the first check after 500 ms, pauses doubling) and how many checks (default 300).',

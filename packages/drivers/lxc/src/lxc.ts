@@ -24,18 +24,40 @@ const templateSchema = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z][\w-]*$/, "an lxc-templates name such as debian")
-    .default("debian"),
-  release: z.string().regex(/^[a-z][\w-]*$/, "a release such as bookworm"),
-  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "a Debian package name")).optional(),
+    .default("debian")
+    .describe('The lxc-templates template to run. Default "debian".'),
+  release: z
+    .string()
+    .regex(/^[a-z][\w-]*$/, "a release such as bookworm")
+    .describe('Release the template builds, e.g. "bookworm".'),
+  packages: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "a Debian package name"))
+    .optional()
+    .describe('Extra packages the template installs, e.g. ["python3"].'),
 });
 
 export const lxcOptionsSchema = z.strictObject({
   source: z
     .union([
-      z.strictObject({ debootstrap: debootstrapRecipeSchema }),
-      z.strictObject({ tarball: z.string().min(1) }),
-      z.strictObject({ template: templateSchema }),
-      z.strictObject({ container: z.string().regex(/^[\w.-]+$/, "a container name") }),
+      z.strictObject({
+        debootstrap: debootstrapRecipeSchema.describe(
+          "A Debian tree built by debootstrap, cached by recipe: { suite, include, mirror, … }. Include systemd-sysv so it can boot.",
+        ),
+      }),
+      z.strictObject({
+        tarball: z.string().min(1).describe("A root file system tarball (e.g. one Kiln baked), relative to the bake file."),
+      }),
+      z.strictObject({
+        template: templateSchema.describe(
+          "A tree made by lxc-templates with the host's Debian mirror, built once and cached as a tarball: { name, release, packages }.",
+        ),
+      }),
+      z.strictObject({
+        container: z
+          .string()
+          .regex(/^[\w.-]+$/, "a container name")
+          .describe("A stopped container of lxcpath, copied."),
+      }),
     ])
     .optional()
     .describe(
@@ -45,9 +67,14 @@ export const lxcOptionsSchema = z.strictObject({
   bridge: z
     .string()
     .regex(/^[\w.-]{1,15}$/, "a network interface name")
-    .default("lxcbr0"),
+    .default("lxcbr0")
+    .describe('Host bridge the veth joins when network is "bridge". Default "lxcbr0".'),
   setup_network: z.boolean().default(false).describe("Start lxcbr0 and let its traffic through a FORWARD DROP policy, if needed."),
-  lxcpath: z.string().regex(/^\/./, "an absolute path").default("/var/lib/lxc"),
+  lxcpath: z
+    .string()
+    .regex(/^\/./, "an absolute path")
+    .default("/var/lib/lxc")
+    .describe('Directory LXC keeps containers in. Default "/var/lib/lxc"; another one needs host_access: true.'),
   config: z
     .array(z.string().regex(/^lxc\.[\w.]+\s*=/, "an LXC config line: lxc.key = value"))
     .optional()

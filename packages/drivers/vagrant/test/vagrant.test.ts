@@ -4,7 +4,8 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BuildRun, type KilnEvent, loadProject } from "@kiln/core";
+import { type KilnEvent } from "@kiln/core";
+import { BuildRun, loadProject } from "@kiln/core/engine";
 import file from "@kiln/provisioner-file";
 import shell from "@kiln/provisioner-shell";
 import { createTestContext, testPluginInit } from "@kiln/test-suite";
@@ -16,6 +17,8 @@ const run = promisify(execFile);
 const EXAMPLE = resolve(import.meta.dirname, "../../../../examples/vagrant");
 let dir: string;
 const savedStateDir = process.env.KILN_STATE_DIR;
+/** Three VMs boot under software emulation (build, parent verify, child verify) beside the conformance file's. */
+const EXAMPLE_BAKE_MS = 22 * 60_000;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kiln-vagrant-test-"));
@@ -37,13 +40,16 @@ async function options(raw: Record<string, unknown>): Promise<VagrantOptions> {
 }
 
 describe("vagrant driver", () => {
-  it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", async () => {
+  it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", { timeout: EXAMPLE_BAKE_MS + 180_000 }, async () => {
     await cp(EXAMPLE, join(dir, "example"), { recursive: true, filter: (path) => !path.includes("node_modules") });
     const project = await loadProject(join(dir, "example", "kiln.yaml"), {
       plugins: { registry: { drivers: { vagrant }, provisioners: { shell, file } } },
     });
     const events: KilnEvent[] = [];
-    const result = await new BuildRun({ project, kilnVersion: "test", onEvent: (event) => events.push(event) }).run();
+    // The bake gets its own deadline, before the test's: a slow run then unwinds and removes its VMs instead of being abandoned by
+    // vitest with its verify VM still running.
+    const signal = AbortSignal.timeout(EXAMPLE_BAKE_MS);
+    const result = await new BuildRun({ project, kilnVersion: "test", signal, onEvent: (event) => events.push(event) }).run();
     expect(result.records.map((record) => [record.image, record.error?.message])).toEqual([
       ["base", undefined],
       ["web", undefined],

@@ -56,32 +56,58 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const variableMap = z.record(z.string().regex(NAME, "not a variable name (letters, digits and _)"), z.unknown());
 
 const schema = z.strictObject({
-  playbook_file: z.string().min(1),
-  mode: z.enum(["remote", "local"]).optional(),
-  command: z.string().min(1).optional(),
-  extra_arguments: stringList.optional(),
-  extra_vars: variableMap.optional(),
-  groups: z.array(z.string().regex(/^[A-Za-z_][\w-]*$/, "not an inventory group name")).optional(),
+  playbook_file: z
+    .string()
+    .min(1)
+    .describe("The playbook, relative to the bake file. Its directory (roles/, group_vars/, templates, vars files) feeds the bake key."),
+  mode: z
+    .enum(["remote", "local"])
+    .optional()
+    .describe(
+      '"remote" (default): ansible-playbook runs on this host and reaches the machine over the driver\'s channel. ' +
+        '"local": the playbook directory is staged into the machine and run there with -c local (the image needs Ansible).',
+    ),
+  command: z.string().min(1).optional().describe('The ansible-playbook executable. Default "ansible-playbook".'),
+  extra_arguments: stringList.optional().describe("More arguments for ansible-playbook; ps shows them, so no secrets (use extra_vars)."),
+  extra_vars: variableMap
+    .optional()
+    .describe("Variables for the playbook, passed in a 0600 file (-e @file): values may be secrets. kiln_image and kiln_run_id are set."),
+  groups: z
+    .array(z.string().regex(/^[A-Za-z_][\w-]*$/, "not an inventory group name"))
+    .optional()
+    .describe("Inventory groups the machine is in."),
   host_alias: z
     .string()
     .regex(/^[A-Za-z0-9_][\w.-]*$/, "letters, digits, '.', '-' and '_'")
-    .optional(),
-  inventory_group_vars: variableMap.optional(),
-  roles_path: z.union([z.string().min(1), stringList.min(1)]).optional(),
-  galaxy_file: z.string().min(1).optional(),
-  ansible_cfg: z.string().min(1).optional(),
+    .optional()
+    .describe("The machine's name in the inventory. Default \"default\", as Packer's."),
+  inventory_group_vars: variableMap.optional().describe("Variables set on the machine's groups in the generated inventory."),
+  roles_path: z
+    .union([z.string().min(1), stringList.min(1)])
+    .optional()
+    .describe("Directories of roles besides the playbook's own roles/, relative to the bake file."),
+  galaxy_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("A requirements file; its roles and collections are installed with ansible-galaxy (from local paths or tarballs) first."),
+  ansible_cfg: z.string().min(1).optional().describe("An ansible.cfg to use (ANSIBLE_CONFIG), relative to the bake file."),
   ansible_env_vars: z
     .union([
       z.record(z.string().regex(NAME, "not an environment variable name"), z.string()),
       z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, "write NAME=value")),
     ])
-    .optional(),
-  become: z.boolean().optional(),
-  become_user: z.string().min(1).optional(),
-  check: z.boolean().optional(),
-  tags: stringList.optional(),
-  skip_tags: stringList.optional(),
-  install_python: z.boolean().optional(),
+    .optional()
+    .describe('Environment for ansible-playbook: { ANSIBLE_FORKS: "1" } or Packer\'s ["ANSIBLE_FORKS=1"].'),
+  become: z.boolean().optional().describe("Run tasks as become_user (--become). Default: when the machine's login user is not root."),
+  become_user: z.string().min(1).optional().describe('User the tasks become (--become-user). Default "root".'),
+  check: z.boolean().optional().describe("--check: report what would change without changing it."),
+  tags: stringList.optional().describe("Run only tasks with these tags (--tags)."),
+  skip_tags: stringList.optional().describe("Skip tasks with these tags (--skip-tags)."),
+  install_python: z
+    .boolean()
+    .optional()
+    .describe("Install python3 on the machine first (apt, apk or dnf) when it has none: Ansible's modules need it."),
 }) satisfies StandardSchemaV1<unknown, AnsibleOptions>;
 
 export const ansible = defineProvisioner<AnsibleOptions>(() => ({

@@ -64,10 +64,13 @@ const localPath = z.string().min(1);
 
 const schema = z
   .strictObject({
-    cookbook_paths: z.array(localPath).min(1),
-    roles_path: localPath.optional(),
-    environments_path: localPath.optional(),
-    data_bags_path: localPath.optional(),
+    cookbook_paths: z
+      .array(localPath)
+      .min(1)
+      .describe("Local directories of cookbooks (each holds <cookbook>/recipes/…), relative to the bake file, uploaded in order."),
+    roles_path: localPath.optional().describe("Local directory of roles (<role>.json or .rb)."),
+    environments_path: localPath.optional().describe("Local directory of environments (<environment>.json or .rb)."),
+    data_bags_path: localPath.optional().describe("Local directory of data bags (<bag>/<item>.json)."),
     run_list: z
       .array(
         z.string().regex(RUN_LIST_ENTRY, {
@@ -75,25 +78,56 @@ const schema = z
             `${JSON.stringify(issue.input)} is not a run_list entry: write recipe[cookbook], recipe[cookbook::recipe] or role[name]`,
         }),
       )
-      .min(1, "run_list needs at least one recipe[…] or role[…]"),
+      .min(1, "run_list needs at least one recipe[…] or role[…]")
+      .describe("What Chef runs, in order: recipe[cookbook], recipe[cookbook::recipe], recipe[cookbook::recipe@1.2.3], role[name]."),
     json: z
       .record(z.string(), z.unknown())
       .refine((json) => !("run_list" in json || "chef_environment" in json), {
         message: "set run_list and chef_environment with their own options, not inside json",
       })
-      .optional(),
-    chef_environment: z.string().regex(ENVIRONMENT_NAME, "an environment name has only letters, digits, _ and -").optional(),
-    encrypted_data_bag_secret_path: localPath.optional(),
-    install_command: z.string().min(1).optional(),
-    skip_install: z.boolean().optional(),
+      .optional()
+      .describe("Node attributes, written to the node JSON given to chef-solo -j. Values may be secrets: they are never logged."),
+    chef_environment: z
+      .string()
+      .regex(ENVIRONMENT_NAME, "an environment name has only letters, digits, _ and -")
+      .optional()
+      .describe("The node's environment, one of environments_path."),
+    encrypted_data_bag_secret_path: localPath
+      .optional()
+      .describe(
+        "Local file with the secret of encrypted data bags: uploaded root-owned 0600, hidden in the output, removed before capture. " +
+          "Not part of the bake key.",
+      ),
+    install_command: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Installs the client when neither cinc-solo nor chef-solo is on the machine, as root through /bin/sh -e " +
+          "(e.g. curl -L https://omnitruck.cinc.sh/install.sh | bash). Not set: nothing is installed.",
+      ),
+    skip_install: z.boolean().optional().describe("Never run install_command: the source image must have the client. Default false."),
     staging_directory: z
       .string()
       .regex(/^\/./, "staging_directory must be an absolute path on the machine, other than /")
       .refine((path) => !path.split("/").includes(".."), "staging_directory must not contain ..")
-      .optional(),
-    clean_staging_directory: z.boolean().optional(),
-    chef_license: z.enum(["accept", "accept-silent", "accept-no-persist"]).optional(),
-    extra_arguments: z.array(z.string()).optional(),
+      .optional()
+      .describe("Absolute directory on the machine to stage into; must be new or empty. Default: a fresh mktemp -d /tmp/kiln-chef-XXXXXX."),
+    clean_staging_directory: z
+      .boolean()
+      .optional()
+      .describe(
+        "Remove the staging directory before capture, on success and failure. Default true. " +
+          "The secret, node.json and the saved node are removed anyway.",
+      ),
+    chef_license: z
+      .enum(["accept", "accept-silent", "accept-no-persist"])
+      .optional()
+      .describe("Accepts Chef's license (passed as CHEF_LICENSE); Chef Infra 15 and later need it, Cinc does not."),
+    extra_arguments: z
+      .array(z.string())
+      .optional()
+      .describe('More arguments for chef-solo, after Kiln\'s own (e.g. ["-l", "debug"]). They are on the machine\'s command line.'),
   })
   .superRefine((opts, issues) => {
     if (opts.chef_environment !== undefined && opts.chef_environment !== "_default" && opts.environments_path === undefined)

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BuildRun, loadProject } from "@kiln/core";
+import { BuildRun, loadProject } from "@kiln/core/engine";
 import ec2 from "@kiln/driver-ec2";
 import { type Emulator, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";
 import chef from "../src/index.js";

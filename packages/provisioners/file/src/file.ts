@@ -36,18 +36,36 @@ const OCTAL_MODE = /^(0o?)?[0-7]{3,4}$/;
 
 const schema = z
   .strictObject({
-    source: z.string().min(1).optional(),
-    sources: z.array(z.string().min(1)).min(1).optional(),
-    content: z.string().optional(),
-    destination: z.string().min(1),
-    direction: z.enum(["upload", "download"]).optional(),
+    source: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "File or directory to copy: local (relative to the bake file) for uploads, absolute on the machine for downloads. " +
+          "./site copies the directory, ./site/ its contents. Set one of source, sources, content.",
+      ),
+    sources: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("Several sources, each copied like source; destination must then be a directory (end in /)."),
+    content: z.string().optional().describe("Text written to the file destination (uploads only), instead of copying a source."),
+    destination: z
+      .string()
+      .min(1)
+      .describe("Absolute path on the machine (upload) or local path relative to the bake file (download); a trailing / means into it."),
+    direction: z.enum(["upload", "download"]).optional().describe('"upload" (default): local → machine; "download": machine → local.'),
     mode: z
       .union([
         z.string().regex(OCTAL_MODE, 'write the mode in octal, e.g. "0644"'),
         // Above 0o777 a number is almost always a YAML-decimal mistake (0644 → 644); special bits need the string form.
         z.number().int().min(0).max(0o777, 'this number is decimal: write the mode as a string, e.g. "0644"'),
       ])
-      .optional(),
+      .optional()
+      .describe(
+        'Permissions of the uploaded files, e.g. "0640" (a string: YAML reads 0640 as decimal). ' +
+          "Default: 0755 for a file its owner may execute, else 0644; directories 0755.",
+      ),
   })
   .superRefine((opts, issues) => {
     const problem = (path: string, message: string) => issues.addIssue({ code: "custom", path: [path], message });

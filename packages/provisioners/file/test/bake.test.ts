@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BuildRun, loadProject } from "@kiln/core";
+import { BuildRun, loadProject } from "@kiln/core/engine";
 import docker from "@kiln/driver-docker";
 import { listDockerResources } from "@kiln/driver-docker/testing";
 import { testPluginInit } from "@kiln/test-suite";

@@ -57,10 +57,28 @@ const machinePath = (what: string) =>
 
 const schema = z
   .strictObject({
-    manifest_file: z.string().min(1),
-    module_paths: z.array(z.string().min(1)).min(1).optional(),
-    hiera_config_path: z.string().min(1).optional(),
-    hiera_data_path: z.string().min(1).optional(),
+    manifest_file: z
+      .string()
+      .min(1)
+      .describe("Manifest to apply: a .pp file, or a directory of them (Puppet applies them all), relative to the bake file."),
+    module_paths: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("Local module directories (each holds modules, like modulepath entries), staged and put on --modulepath in order."),
+    hiera_config_path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Local hiera.yaml (Hiera 5), staged and passed as --hiera_config. Its datadir should be relative (e.g. data)."),
+    hiera_data_path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Local directory of Hiera data inside the hiera config's directory, staged at the same place relative to it " +
+          "(so a relative datadir finds it). Kiln's own option.",
+      ),
     facter: z
       .record(z.string(), z.string())
       .superRefine((facts, issues) => {
@@ -72,15 +90,30 @@ const schema = z
           });
         }
       })
-      .optional(),
-    extra_arguments: z.array(z.string()).optional(),
-    puppet_bin_dir: machinePath("puppet_bin_dir").optional(),
-    install: z.boolean().optional(),
+      .optional()
+      .describe("Custom facts, name → value, given as FACTER_<name> environment variables (never on a command line): secrets may go here."),
+    extra_arguments: z
+      .array(z.string())
+      .optional()
+      .describe('More arguments for puppet apply, one per item (["--environment", "production"]). They are on the command line.'),
+    puppet_bin_dir: machinePath("puppet_bin_dir")
+      .optional()
+      .describe("Directory on the machine holding puppet. Default: puppet on root's PATH, else /opt/puppetlabs/bin."),
+    install: z
+      .boolean()
+      .optional()
+      .describe("Install the puppet package with apt-get first when puppet is not on the machine (Debian and Ubuntu). Default false."),
     staging_directory: machinePath("staging_directory")
       .refine((path) => posix.normalize(path) !== "/", { message: "staging_directory cannot be / (it is removed after the run)" })
-      .optional(),
-    working_directory: machinePath("working_directory").optional(),
-    clean_staging_directory: z.boolean().optional(),
+      .optional()
+      .describe("Directory on the machine the files are staged in. Default: a fresh mktemp -d /tmp/kiln-puppet-XXXXXX."),
+    working_directory: machinePath("working_directory")
+      .optional()
+      .describe("Directory on the machine puppet apply runs in. Default: the staging directory."),
+    clean_staging_directory: z
+      .boolean()
+      .optional()
+      .describe("Remove what was staged after the run, on success and on failure, so it is not captured in the image. Default true."),
   })
   .superRefine((opts, issues) => {
     if (opts.hiera_data_path === undefined) return;

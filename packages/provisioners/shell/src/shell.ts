@@ -48,9 +48,17 @@ const TAIL_LINES = 10;
 
 const schema = z
   .strictObject({
-    inline: z.array(z.string()).min(1).optional(),
-    script: z.string().min(1).optional(),
-    scripts: z.array(z.string().min(1)).min(1).optional(),
+    inline: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .describe("Commands run in order as one /bin/sh -e script: the first failing command stops it. Set one of inline, script, scripts."),
+    script: z.string().min(1).optional().describe("Local script (relative to the bake file) uploaded to the machine and run."),
+    scripts: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("Local scripts (relative to the bake file) uploaded and run one after another; the first failure stops the step."),
     env: z
       .record(z.string(), z.string())
       .superRefine((env, issues) => {
@@ -62,18 +70,26 @@ const schema = z
           });
         }
       })
-      .optional(),
+      .optional()
+      .describe("Environment variables for the commands. Values may be secrets: never logged, never on a command line."),
     execute_command: z
       .string()
       .refine((text) => [...text.matchAll(PLACEHOLDER)].every((match) => /^(path|vars)$/i.test(match[1] ?? "")), {
         message: "execute_command knows only the placeholders {{ path }} and {{ vars }}",
       })
       .refine((text) => /\{\{\s*\.?path\s*\}\}/i.test(text), { message: "execute_command must run {{ path }}" })
-      .optional(),
-    expect_disconnect: z.boolean().optional(),
-    valid_exit_codes: z.array(z.number().int()).min(1).optional(),
-    user: z.string().min(1).optional(),
-    cwd: z.string().min(1).optional(),
+      .optional()
+      .describe(
+        "How a script is started: {{ .Path }} is its path on the machine, {{ .Vars }} re-exports env (sudo {{ .Vars }} {{ .Path }}). " +
+          "Default {{ .Vars }} {{ .Path }}.",
+      ),
+    expect_disconnect: z
+      .boolean()
+      .optional()
+      .describe("The machine may go away during the step (a reboot): if it no longer answers afterwards, a failed exit is accepted."),
+    valid_exit_codes: z.array(z.number().int()).min(1).optional().describe("Exit codes that count as success. Default [0]."),
+    user: z.string().min(1).optional().describe("User the commands run as. Default: the machine's default user."),
+    cwd: z.string().min(1).optional().describe("Working directory on the machine the commands start in."),
   })
   .refine((opts) => [opts.inline, opts.script, opts.scripts].filter((item) => item !== undefined).length === 1, {
     message: "set exactly one of inline, script or scripts",

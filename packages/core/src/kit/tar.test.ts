@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { KilnError } from "../errors.js";
 import { extractDownload } from "./tar.js";
@@ -32,6 +32,17 @@ describe("extractDownload", () => {
     await writeFile(join(dir, "tree/sub/two.txt"), "two");
     await extractDownload(archiveOf(dir, "tree"), "/srv/tree", join(dir, "back"), true);
     expect(await readFile(join(dir, "back/sub/two.txt"), "utf8")).toBe("two");
+  });
+
+  it("finishes when tar has read the whole archive, though the stream ends later (nsenter, lxc-attach hold the pipe open)", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "late.txt"), "complete");
+    const late = new PassThrough();
+    const archive = archiveOf(dir, "late.txt");
+    archive.pipe(late, { end: false });
+    archive.on("end", () => setTimeout(() => late.end(), 300));
+    await extractDownload(late, "/srv/late.txt", join(dir, "out/late.txt"), false);
+    expect(await readFile(join(dir, "out/late.txt"), "utf8")).toBe("complete");
   });
 
   it("fails with tar's words when what arrives is not an archive", async () => {

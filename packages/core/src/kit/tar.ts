@@ -35,9 +35,16 @@ export async function extractTar(archive: Readable, dir: string, options: { stri
     );
     tar.on("close", resolve);
   });
-  await Promise.all([pipeline(held, tar.stdin), exited]);
+  const fed = pipeline(held, tar.stdin).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error,
+  );
   const code = await exited;
+  const feedError = await fed;
   if (code !== 0) throw new KilnError("E_PROVISION", `extracting into ${dir} failed: ${stderr.trim() || `tar exited with ${code}`}`);
+  // tar exits 0 once it has read the archive's end blocks. A sender that keeps its end of the pipe open a little longer (nsenter
+  // and lxc-attach fork the command and hold the pipe until they exit) then meets a closed pipe: the archive was complete.
+  if (feedError && feedError.code !== "EPIPE" && feedError.code !== "ERR_STREAM_PREMATURE_CLOSE") throw feedError;
 }
 
 /**

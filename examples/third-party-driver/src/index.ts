@@ -1,0 +1,1 @@
+export { MACHINES_DIR, unshare as default, unshare, unshareOptionsSchema, type UnshareOptions } from "./unshare.js";

@@ -1,107 +1,225 @@
 #!/usr/bin/env node
-// Times Kiln against its peers in one run (machines here are noisy: compare ratios, not absolute times).
-//   (a) kiln build of a one-step shell image   (b) docker build --no-cache of the same image
-//   (c) kiln validate and kiln --version        (d) Packer's docker builder doing the same bake, if packer is installed
-// Usage: pnpm bench [-- --runs 7]
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Times Kiln's Docker bakes and CLI start-up against `docker build --no-cache` and Packer's docker builder, case by case (issue
+// 15; bench/docker-cases.mjs says what each case bakes): one-step, ten-step, file-heavy, startup, parallel.
+// Machines here are noisy: a case's variants run interleaved round by round (the first round only warms caches), so a slow
+// spell hits every tool alike; compare the ratios of medians, not absolute times.
+// Usage: node bench/run.mjs [--runs 9] [--only one-step,startup] [--trace] [--packer /path/to/packer]   (after pnpm build)
+//   --trace   after the timed runs, runs each engine-using variant once more through a recording proxy (bench/api-trace.mjs)
+//             and lists its Docker API calls by endpoint, and the time before the first call, between calls and after the last
+//   --packer  Packer to compare with (default: `packer` on PATH; without one the Packer column is skipped)
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { formatTrace, startApiTrace } from "./api-trace.mjs";
+import { dockerCases, removeBenchResources } from "./docker-cases.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "apps/cli/dist/cli.js");
-const runsFlag = process.argv.indexOf("--runs");
-const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 7;
+const { values: flags } = parseArgs({
+  options: { runs: { type: "string", default: "9" }, only: { type: "string" }, trace: { type: "boolean" }, packer: { type: "string" } },
+});
+const RUNS = Number(flags.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs must be a whole number ≥ 1, not "${flags.runs}"`);
 const { ensureFixtureImage, FIXTURE_IMAGE } = await import(join(root, "packages/drivers/docker/dist/testing.js"));
 await ensureFixtureImage();
 
-const work = mkdtempSync(join(tmpdir(), "kiln-bench-"));
-const STEP = "echo hello > /hello.txt";
-const TAG = "kiln-bench/one-step";
-writeFileSync(
-  join(work, "kiln.yaml"),
-  `images:\n  one-step:\n    driver: docker\n    source: ${FIXTURE_IMAGE}\n    provision:\n      - shell: { inline: ["${STEP}"] }\n    tags: ["${TAG}:kiln"]\n`,
-);
-writeFileSync(join(work, "Dockerfile"), `FROM ${FIXTURE_IMAGE}\nRUN ${STEP}\n`);
-writeFileSync(
-  join(work, "packer.json"),
-  JSON.stringify({
-    builders: [{ type: "docker", image: FIXTURE_IMAGE, pull: false, commit: true }],
-    provisioners: [{ type: "shell", inline: [STEP] }],
-    "post-processors": [{ type: "docker-tag", repository: TAG, tag: "packer" }],
-  }),
-);
+// Kiln's own run-id shape (sortable, short): it names the bench's tags and labels every docker and Packer resource.
+const runId = `${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 13)}-${randomBytes(3).toString("hex")}`;
+const work = mkdtempSync(join(tmpdir(), `kiln-bench-${runId}-`));
+const controller = new AbortController();
+const running = new Set();
+/** A bad flag found after the temp dir exists: remove it, then fail. */
+const refuse = (message) => {
+  rmSync(work, { recursive: true, force: true });
+  throw new Error(message);
+};
 
-/** Wall time of one command in ms; `inProcess` also reads the bake's own duration from kiln's --json run.end event. */
-function run(command, args, env = {}) {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(command, args, { cwd: work, env: { ...process.env, ...env }, encoding: "utf8" });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
-  const end = result.stdout.split("\n").find((line) => line.includes('"type":"run.end"'));
-  if (end) inProcess.push(JSON.parse(end).durationMs);
-  return ms;
-}
-const inProcess = [];
-const removeImage = (tag) => spawnSync("docker", ["rmi", "-f", tag], { encoding: "utf8" });
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
-const cases = [
-  {
-    name: "kiln build (one shell step)",
-    key: "kiln",
-    run: () => run(process.execPath, [cli, "build", "-C", work, "--json", "--force"]),
-    after: () => removeImage(`${TAG}:kiln`),
-  },
-  {
-    name: "docker build --no-cache",
-    key: "docker",
-    run: () => run("docker", ["build", "--no-cache", "-q", "-t", `${TAG}:docker`, "."]),
-    after: () => removeImage(`${TAG}:docker`),
-  },
-  { name: "kiln validate", key: "validate", run: () => run(process.execPath, [cli, "validate", "-C", work]) },
-  { name: "kiln --version", key: "version", run: () => run(process.execPath, [cli, "--version"]) },
-  { name: "node -e 0 (Node start-up)", key: "node", run: () => run(process.execPath, ["-e", "0"]) },
-];
-const packer = spawnSync("packer", ["version"], { encoding: "utf8" });
-if (packer.status === 0) {
-  cases.push({
-    name: `packer build (docker builder, ${packer.stdout.trim()})`,
-    key: "packer",
-    run: () => run("packer", ["build", "-color=false", "packer.json"], { CHECKPOINT_DISABLE: "1", PACKER_LOG: "" }),
-    after: () => removeImage(`${TAG}:packer`),
+/**
+ * Runs a command to its end and times it: ms from spawn until its output closed. Each runs in its own process group, so a
+ * Ctrl-C reaches it once, forwarded by us. `always`: runs even after an interrupt (the clean-up's own commands).
+ */
+function exec(command, args, { cwd = work, env = {}, timeoutMs, always = false }) {
+  if (controller.signal.aborted && !always) return Promise.reject(new Error("interrupted"));
+  return new Promise((resolve, reject) => {
+    const startedAt = performance.now();
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      detached: true,
+      timeout: timeoutMs,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", (error) => {
+      running.delete(child);
+      reject(error);
+    });
+    child.on("close", (status, signal) => {
+      const ms = performance.now() - startedAt;
+      running.delete(child);
+      if (status === 0) return resolve({ ms, startedAt, stdout, stderr });
+      const why = signal ? `killed by ${signal}${signal === "SIGTERM" ? `, after its ${timeoutMs} ms timeout?` : ""}` : `exit ${status}`;
+      const error = new Error(`${command} ${args.join(" ")} failed (${why}):\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`);
+      reject(Object.assign(error, { stdout }));
+    });
   });
 }
 
-const results = {};
-try {
-  // Interleave the cases run by run, so a slow spell on the machine hits every tool alike. The first round warms caches.
-  for (let round = 0; round <= RUNS; round++) {
-    for (const item of cases) {
-      const ms = item.run();
-      item.after?.();
-      if (round > 0) {
-        results[item.key] ??= [];
-        results[item.key].push(ms);
-      }
-    }
+async function findPacker() {
+  const path = flags.packer ?? "packer";
+  try {
+    const { stdout } = await exec(path, ["version"], { env: { CHECKPOINT_DISABLE: "1" }, timeoutMs: 30_000 });
+    return { path, version: stdout.trim().split("\n")[0] };
+  } catch (error) {
+    if (flags.packer) refuse(`--packer ${flags.packer} does not run: ${error.message}`);
+    return undefined;
   }
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
 
-const medians = Object.fromEntries(Object.entries(results).map(([key, values]) => [key, median(values)]));
-console.log(`\nmedian of ${RUNS} runs each (after one warm-up round), ${new Date().toISOString()}\n`);
-for (const item of cases) console.log(`  ${item.name.padEnd(52)} ${medians[item.key].toFixed(0).padStart(7)} ms`);
-console.log(`  ${"  of which the bake itself (kiln's run.end event)".padEnd(52)} ${median(inProcess.slice(1)).toFixed(0).padStart(7)} ms`);
-console.log("\nratios");
-console.log(`  kiln build / docker build --no-cache        ${(medians.kiln / medians.docker).toFixed(2)}×   (target ≤ 1.3×)`);
-console.log(
-  `  kiln bake (in-process) / docker build        ${(median(inProcess.slice(1)) / medians.docker).toFixed(2)}×   (the rest is Node.js start-up and module loading)`,
-);
-if (medians.packer) console.log(`  kiln build / packer build                   ${(medians.kiln / medians.packer).toFixed(2)}×`);
-console.log(
-  `  kiln --version / node start-up              ${(medians.version / medians.node).toFixed(2)}×   (${medians.version.toFixed(0)} ms; target ≤ 120 ms)`,
-);
-console.log(`  kiln validate / node start-up               ${(medians.validate / medians.node).toFixed(2)}×`);
+const bench = {
+  root,
+  cli,
+  runId,
+  work,
+  fixture: FIXTURE_IMAGE,
+  exec,
+  signal: controller.signal,
+  kilnRunIds: new Set(),
+  projects: new Set(),
+};
+bench.packer = await findPacker();
+const allCases = dockerCases(bench);
+const wanted = flags.only
+  ?.split(",")
+  .map((name) => name.trim())
+  .filter(Boolean);
+const unknown = wanted?.filter((name) => !allCases.some((item) => item.name === name)) ?? [];
+if (unknown.length > 0) refuse(`--only: no case ${unknown.join(", ")}; the cases are ${allCases.map((item) => item.name).join(", ")}`);
+const cases = wanted ? allCases.filter((item) => wanted.includes(item.name)) : allCases;
+
+// Ctrl-C: stop the running commands (Kiln and Packer clean up after themselves), then remove what the bench made.
+let signals = 0;
+const onSignal = (signal) => {
+  signals += 1;
+  if (signals > 1) {
+    process.stderr.write(
+      `${signal} again: exiting without clean-up; what is left carries the label dev.kiln.build=${runId} or a tag kiln-bench-${runId}/…\n`,
+    );
+    process.exit(130);
+  }
+  process.stderr.write(`\n${signal}: stopping, then removing everything the bench created (again: exit at once)\n`);
+  controller.abort();
+  for (const child of running) child.kill("SIGINT");
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+
+const median = (values) => (values.length > 0 ? [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] : undefined);
+const ms = (value) => `${value.toFixed(0).padStart(7)} ms`;
+
+/** Every variant of the case once per round, round after round; round 0 warms caches and is not counted. */
+async function measure(item) {
+  const samples = new Map(item.variants.map((variant) => [variant.key, []]));
+  for (let round = 0; round <= RUNS; round++) {
+    for (const variant of item.variants) {
+      if (controller.signal.aborted) throw new Error("interrupted");
+      const sample = await variant.run({});
+      if (round > 0) samples.get(variant.key).push(sample);
+    }
+  }
+  return samples;
+}
+
+/** What Kiln's events say about its samples: the bake's own time (run.end) and each step's, as medians. */
+function describeKiln(samples) {
+  const bake = median(samples.flatMap((sample) => sample.bakeMs ?? []));
+  const names = [...new Set(samples.flatMap((sample) => Object.keys(sample.steps ?? {})))];
+  const steps = names.map((name) => `${name} ${median(samples.flatMap((sample) => sample.steps?.[name] ?? [])).toFixed(0)}`);
+  return [bake === undefined ? "" : `run.end ${bake.toFixed(0)} ms`, steps.join(", ")].filter(Boolean).join(": ");
+}
+
+function judge(ratio, medians) {
+  const value = ratio.value(medians);
+  if (value === undefined) return undefined;
+  const times = ratio.unit === "×";
+  const shown = times ? `${value.toFixed(2)}×` : `${value < 0 ? "−" : "+"}${Math.abs(value).toFixed(0)} ms`;
+  if (ratio.max === undefined) return { label: ratio.label, shown, goal: "no goal in issue 15", verdict: "" };
+  return {
+    label: ratio.label,
+    shown,
+    goal: `goal ≤ ${times ? `${ratio.max}×` : `+${ratio.max} ms`}`,
+    verdict: value <= ratio.max ? "met" : "NOT MET",
+  };
+}
+
+const summary = [];
+let trace;
+let failure;
+try {
+  if (flags.trace) trace = await startApiTrace();
+  console.log(`kiln bench ${runId}, ${new Date().toISOString()}: median of ${RUNS} run(s) per variant, after one warm-up round`);
+  if (bench.packer) console.log(`Packer: ${bench.packer.version} (${bench.packer.path})`);
+  else {
+    console.log("Packer: not found (neither --packer nor on PATH): the Packer column is skipped.");
+    console.log("  To get it on Debian: apt-get download packer && dpkg-deb -x packer_*.deb DIR, then --packer DIR/usr/bin/packer");
+  }
+  for (const item of cases) {
+    const note = await item.setup();
+    console.log(`\n== ${item.name}: ${item.title}${note ? ` (${note})` : ""}`);
+    const samples = await measure(item);
+    const medians = {};
+    for (const variant of item.variants) {
+      medians[variant.key] = median(samples.get(variant.key).map((sample) => sample.ms));
+      console.log(`  ${variant.label.padEnd(48)} ${ms(medians[variant.key])}   ${describeKiln(samples.get(variant.key))}`.trimEnd());
+    }
+    for (const ratio of item.ratios) {
+      const judged = judge(ratio, medians);
+      if (!judged) continue;
+      summary.push({ case: item.name, ...judged });
+      console.log(
+        `  ${judged.label.padEnd(48)} ${judged.shown.padStart(10)}   ${judged.goal}${judged.verdict ? `: ${judged.verdict}` : ""}`,
+      );
+    }
+    for (const variant of trace ? item.variants.filter((each) => each.traced) : []) {
+      trace.begin();
+      const sample = await variant.run({ DOCKER_HOST: trace.host });
+      console.log(`\n  Docker API calls of ${variant.label} (one run through the recording proxy, ${ms(sample.ms).trim()}):`);
+      for (const line of formatTrace(trace.end(sample.startedAt, sample.startedAt + sample.ms))) console.log(line);
+    }
+  }
+  console.log("\n== summary: ratios of medians against issue 15's goals");
+  for (const row of summary) {
+    console.log(
+      `  ${row.case.padEnd(11)} ${row.label.padEnd(48)} ${row.shown.padStart(10)}   ${row.goal}${row.verdict ? `: ${row.verdict}` : ""}`,
+    );
+  }
+} catch (error) {
+  failure = error;
+} finally {
+  await trace?.close();
+  try {
+    const removed = await removeBenchResources(bench);
+    const left = removed.left.length > 0 ? `; could not remove ${removed.left.join(", ")}` : "";
+    console.log(`\nclean-up: removed the images of run ${runId} and ${removed.containers} leftover container(s)${left}`);
+  } catch (error) {
+    console.error(`clean-up failed (${error.message}): look for label dev.kiln.build=${runId} and tags kiln-bench-${runId}/…`);
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+if (controller.signal.aborted) process.exit(130);
+if (failure) {
+  console.error(failure);
+  process.exit(1);
+}

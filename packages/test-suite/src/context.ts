@@ -22,6 +22,8 @@ export interface TestContextOptions {
   signal?: AbortSignal;
   /** `kiln plan`: the plugin must create nothing. */
   planning?: boolean;
+  /** Shared by several tests: not cleaned up when the test that made it finishes; the caller disposes it. */
+  outlivesTest?: boolean;
 }
 
 /** A BakeContext for driver and provisioner tests. Disposing it runs every registered cleanup (as a failed bake would). */
@@ -64,7 +66,7 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
   };
   // A test that times out never reaches its `await using` disposal: clean up when vitest finishes the test, whatever happened.
   try {
-    onTestFinished(disposeOnce);
+    if (!options.outlivesTest) onTestFinished(disposeOnce);
   } catch {
     // Created outside a running test (e.g. in beforeAll): the caller disposes it.
   }

@@ -51,6 +51,25 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       return driver.launch(test.ctx, source, opts().value);
     }
 
+    /**
+     * One machine for the tests that only run commands and move files on it, launched by the first of them and disposed
+     * after the suite: a VM driver boots each machine for a minute or more. Tests that capture, dispose or bake launch their own.
+     */
+    let sharedMachine: Promise<{ test: ReturnType<typeof createTestContext>; machine: Machine }> | undefined;
+    let sharedTest: ReturnType<typeof createTestContext> | undefined;
+    function shared() {
+      sharedMachine ??= (async () => {
+        sharedTest = createTestContext({ outlivesTest: true });
+        return { test: sharedTest, machine: await launched(sharedTest) };
+      })();
+      return sharedMachine;
+    }
+    afterAll(async () => {
+      // A launch that failed halfway still registered what it had created with the context.
+      await sharedMachine?.then(({ machine }) => machine[Symbol.asyncDispose]()).catch(() => undefined);
+      await sharedTest?.cleanup();
+    });
+
     /** Captures the source (after `prepare`) as an artefact, hands it to `work`, and removes it afterwards. */
     async function withArtifact(
       work: (test: ReturnType<typeof createTestContext>, artifact: Artifact) => Promise<void>,
@@ -92,8 +111,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("launches a machine that runs commands with exit codes, env, cwd, stdin and streamed output", async () => {
-      await using test = createTestContext();
-      await using machine = await launched(test);
+      const { machine } = await shared();
       const chunks: string[] = [];
       const hello = await machine.exec("echo hello; echo oops >&2", { onOutput: (_stream, chunk) => chunks.push(chunk) });
       expect(hello).toMatchObject({ exitCode: 0, stdout: "hello\n", stderr: "oops\n" });
@@ -106,8 +124,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("runs a command as a non-root user, who can read the system and work in /tmp", async () => {
-      await using test = createTestContext();
-      await using machine = await launched(test);
+      const { machine } = await shared();
       const result = await machine.exec(
         "id -un; test -r /etc/passwd && echo readable; ls / >/dev/null && echo listable; touch /tmp/mine && echo writable",
         { user: "nobody", cwd: "/tmp" },
@@ -117,8 +134,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("stops a command at its timeout and when its signal aborts, and the command no longer runs", async () => {
-      await using test = createTestContext();
-      await using machine = await launched(test);
+      const { machine } = await shared();
       const timedOut = await machine.exec("sleep 611", { timeout: 1000 }).then(
         () => undefined,
         (error: unknown) => error,
@@ -139,8 +155,7 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("describes its machine's connection so the platform's own CLI reaches it from outside, as root", async () => {
-      await using test = createTestContext();
-      await using machine = await launched(test);
+      const { machine } = await shared();
       const connection = machine.connection;
       if (driver.connectionKinds) expect(driver.connectionKinds).toContain(connection.kind);
       await machine.exec("echo made-by-kiln > /tmp/kiln-outside.txt", { user: "root" });
@@ -175,14 +190,12 @@ export function testDriver(name: string, fixture: DriverFixture): void {
     });
 
     it("labels every resource with the run id while it lives", async () => {
-      await using test = createTestContext();
-      await using _machine = await launched(test);
+      const { test } = await shared();
       expect((await fixture.listResources(test.runId)).length).toBeGreaterThan(0);
     });
 
     it("uploads and downloads files, directories and streams", async () => {
-      await using test = createTestContext();
-      await using machine = await launched(test);
+      const { machine } = await shared();
       await writeFile(join(local, "one.txt"), "one");
       await mkdir(join(local, "tree/sub"), { recursive: true });
       await writeFile(join(local, "tree/sub/two.txt"), "two");

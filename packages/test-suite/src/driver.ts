@@ -41,6 +41,9 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       driver = fixture.factory(pluginInit("driver", CONFORMANCE_DRIVER, process.cwd(), { info() {}, warn() {}, debug() {} }));
     }, 600_000);
     afterAll(async () => {
+      // The shared machine first (see shared()); a launch that failed halfway still registered what it made with the context.
+      await sharedMachine?.then(({ machine }) => machine[Symbol.asyncDispose]()).catch(() => undefined);
+      await sharedTest?.cleanup();
       if (savedStateDir === undefined) delete process.env.KILN_STATE_DIR;
       else process.env.KILN_STATE_DIR = savedStateDir;
       await rm(local, { recursive: true, force: true });
@@ -64,11 +67,6 @@ export function testDriver(name: string, fixture: DriverFixture): void {
       })();
       return sharedMachine;
     }
-    afterAll(async () => {
-      // A launch that failed halfway still registered what it had created with the context.
-      await sharedMachine?.then(({ machine }) => machine[Symbol.asyncDispose]()).catch(() => undefined);
-      await sharedTest?.cleanup();
-    });
 
     /** Captures the source (after `prepare`) as an artefact, hands it to `work`, and removes it afterwards. */
     async function withArtifact(

@@ -4,7 +4,7 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject } from "@kiln/core/engine";
 import file from "@kiln/provisioner-file";
 import shell from "@kiln/provisioner-shell";
@@ -40,7 +40,9 @@ async function options(raw: Record<string, unknown>): Promise<VagrantOptions> {
 }
 
 describe("vagrant driver", () => {
-  it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", { timeout: EXAMPLE_BAKE_MS + 180_000 }, async () => {
+  it("bakes examples/vagrant: a base box from scratch, then a web box on it, verified from a fresh VM; a catalog per tag", {
+    timeout: EXAMPLE_BAKE_MS + 180_000,
+  }, async () => {
     await cp(EXAMPLE, join(dir, "example"), { recursive: true, filter: (path) => !path.includes("node_modules") });
     const project = await loadProject(join(dir, "example", "kiln.yaml"), {
       plugins: { registry: { drivers: { vagrant }, provisioners: { shell, file } } },

@@ -121,7 +121,7 @@ export function boxDirName(name: string): string {
 /**
  * vagrant-libvirt creates its management network at the first `vagrant up` and removes it at the last `vagrant destroy`, with
  * a lock only inside one Vagrant process: two bakes at once could both create it, or one could remove it while the other's
- * domain is not started yet. Kiln holds a host-wide lock over those moments — `vagrant up` until it starts the domain, and
+ * domain is not started yet. Kiln holds a host-wide lock over those moments — `vagrant up` until the domain has started, and
  * `vagrant destroy` — so VMs of parallel bakes still boot at the same time.
  */
 const NETWORK_LOCK = join(tmpdir(), "kiln-vagrant-libvirt-network");
@@ -138,7 +138,9 @@ export async function vagrantUp(run: VagrantRun): Promise<void> {
         ...run,
         onLine: (line) => {
           run.onLine?.(line);
-          if (/Starting domain|Waiting for domain to get an IP/.test(line)) domainStarting();
+          // Printed once the domain has started and holds the network. ("Starting domain." comes before the start call:
+          // releasing there let another bake's destroy remove the network first — "Network not found: vagrant-libvirt".)
+          if (/Waiting for domain to get an IP/.test(line)) domainStarting();
         },
       });
       await Promise.race([starting, up.catch(() => undefined)]);

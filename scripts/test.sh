@@ -25,7 +25,7 @@ node scripts/api-report.mjs --check || status=2
 
 if [ "$status" -eq 0 ]; then
   phase "test suites, one package at a time"
-  timeout --signal=INT --kill-after=3m 65m pnpm exec turbo run test --concurrency=1 --only --filter='!@kiln/driver-vagrant' || status=$?
+  timeout --signal=INT --kill-after=3m 65m pnpm exec turbo run test --concurrency=1 --continue --only --filter='!@kiln/driver-vagrant' || status=$?
 fi
 
 phase "waiting for the Vagrant suites"

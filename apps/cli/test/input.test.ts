@@ -53,15 +53,17 @@ images:
     expect(result.stderr).toMatch(/kiln\.yaml:\d+:\d+: /);
   });
 
-  it("unknown drivers and provisioners say what to install", async () => {
+  it("unknown drivers and provisioners name the package convention, never an install command for what was typed", async () => {
     await using dir = await project({
       "kiln.yaml": `images:\n  web:\n    driver: nosuch\n    source: x\n    provision:\n      - frobnicate: { x: 1 }\n`,
     });
     const result = await kiln(["validate", "-C", dir.dir]);
     expect(result.code, result.stdout + result.stderr).toBe(2);
     expect(result.stderr).toContain('kiln.yaml:3:13: images.web.driver: driver "nosuch" not found');
-    expect(result.stderr).toContain("pnpm add -D kiln-driver-nosuch");
-    expect(result.stderr).toContain("pnpm add -D kiln-provisioner-frobnicate");
+    expect(result.stderr).toContain("a third-party driver is published as kiln-driver-<name>");
+    expect(result.stderr).toContain("a third-party provisioner is published as kiln-provisioner-<name>");
+    // An install command built from a typo would invite typosquatting.
+    expect(result.stderr).not.toMatch(/(npm install|pnpm add)[^\n]*(nosuch|frobnicate)/);
   });
 
   it("runtime inputs the driver cannot inject, and runtime_only names that are neither paths nor variables", async () => {

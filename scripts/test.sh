@@ -14,7 +14,7 @@ status=0
 # path of the run. They start first (the packages were all built by bootstrap.sh) and run beside everything else. A wall-clock
 # cap turns a stuck run into a failure with its log, well inside CI's limit, instead of a run that never reports.
 phase "Vagrant suites started in the background (log: .test-results/vagrant.log)"
-(cd packages/drivers/vagrant && timeout --signal=INT --kill-after=3m 70m pnpm test) > .test-results/vagrant.log 2>&1 &
+(cd packages/drivers/vagrant && timeout --signal=INT --kill-after=2m 80m pnpm test) > .test-results/vagrant.log 2>&1 &
 vagrant_tests=$!
 
 phase "typecheck, lint, API reports"

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Times Kiln's Docker bakes and CLI start-up against `docker build --no-cache` and Packer's docker builder, case by case (issue
-// 15; bench/docker-cases.mjs says what each case bakes): one-step, ten-step, file-heavy, startup, parallel.
+// 15; bench/docker-cases.mjs says what each case bakes): one-step, ten-step, file-heavy, startup, parallel; then ec2, an AMI bake
+// through the EC2 emulator against Packer's amazon-ebs (bench/ec2.mjs).
 // Machines here are noisy: a case's variants run interleaved round by round (the first round only warms caches), so a slow
 // spell hits every tool alike; compare the ratios of medians, not absolute times.
 // Usage: node bench/run.mjs [--runs 9] [--only one-step,startup] [--trace] [--packer /path/to/packer]   (after pnpm build)
 //   --trace   after the timed runs, runs each engine-using variant once more through a recording proxy (bench/api-trace.mjs)
 //             and lists its Docker API calls by endpoint, and the time before the first call, between calls and after the last
-//   --packer  Packer to compare with (default: `packer` on PATH; without one the Packer column is skipped)
+//   --packer  Packer to compare with (default: `packer` on PATH, else Debian's package downloaded once into ~/.cache/kiln/bench;
+//             without one the Packer column is skipped)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatTrace, startApiTrace } from "./api-trace.mjs";
 import { dockerCases, removeBenchResources } from "./docker-cases.mjs";
+import { findPacker } from "./packer.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "apps/cli/dist/cli.js");
@@ -77,17 +80,6 @@ function exec(command, args, { cwd = work, env = {}, timeoutMs, always = false }
   });
 }
 
-async function findPacker() {
-  const path = flags.packer ?? "packer";
-  try {
-    const { stdout } = await exec(path, ["version"], { env: { CHECKPOINT_DISABLE: "1" }, timeoutMs: 30_000 });
-    return { path, version: stdout.trim().split("\n")[0] };
-  } catch (error) {
-    if (flags.packer) refuse(`--packer ${flags.packer} does not run: ${error.message}`);
-    return undefined;
-  }
-}
-
 const bench = {
   root,
   cli,
@@ -99,15 +91,22 @@ const bench = {
   kilnRunIds: new Set(),
   projects: new Set(),
 };
-bench.packer = await findPacker();
+try {
+  bench.packer = findPacker(flags.packer);
+} catch (error) {
+  refuse(error.message);
+}
 const allCases = dockerCases(bench);
 const wanted = flags.only
   ?.split(",")
   .map((name) => name.trim())
   .filter(Boolean);
-const unknown = wanted?.filter((name) => !allCases.some((item) => item.name === name)) ?? [];
-if (unknown.length > 0) refuse(`--only: no case ${unknown.join(", ")}; the cases are ${allCases.map((item) => item.name).join(", ")}`);
+// The EC2 case (bench/ec2.mjs) runs on its own emulator after the Docker cases, with fewer rounds: one bake takes ≈ 10 s.
+const caseNames = [...allCases.map((item) => item.name), "ec2"];
+const unknown = wanted?.filter((name) => !caseNames.includes(name)) ?? [];
+if (unknown.length > 0) refuse(`--only: no case ${unknown.join(", ")}; the cases are ${caseNames.join(", ")}`);
 const cases = wanted ? allCases.filter((item) => wanted.includes(item.name)) : allCases;
+const withEc2 = !wanted || wanted.includes("ec2");
 
 // Ctrl-C: stop the running commands (Kiln and Packer clean up after themselves), then remove what the bench made.
 let signals = 0;
@@ -172,8 +171,7 @@ try {
   console.log(`kiln bench ${runId}, ${new Date().toISOString()}: median of ${RUNS} run(s) per variant, after one warm-up round`);
   if (bench.packer) console.log(`Packer: ${bench.packer.version} (${bench.packer.path})`);
   else {
-    console.log("Packer: not found (neither --packer nor on PATH): the Packer column is skipped.");
-    console.log("  To get it on Debian: apt-get download packer && dpkg-deb -x packer_*.deb DIR, then --packer DIR/usr/bin/packer");
+    console.log("Packer: not found (not on PATH, and Debian's package could not be downloaded): the Packer column is skipped.");
   }
   for (const item of cases) {
     const note = await item.setup();
@@ -198,6 +196,12 @@ try {
       console.log(`\n  Docker API calls of ${variant.label} (one run through the recording proxy, ${ms(sample.ms).trim()}):`);
       for (const line of formatTrace(trace.end(sample.startedAt, sample.startedAt + sample.ms))) console.log(line);
     }
+  }
+  if (withEc2) {
+    console.log(`\n== ec2: examples/ec2 (one shell step, verified from a new instance) / Packer amazon-ebs, through the EC2 emulator`);
+    const { benchEc2 } = await import("./ec2.mjs");
+    const ec2 = await benchEc2({ runs: Math.max(3, Math.ceil(RUNS / 2)), packer: bench.packer?.path ?? "packer" });
+    summary.push(...ec2.summary);
   }
   console.log("\n== summary: ratios of medians against issue 15's goals");
   for (const row of summary) {

@@ -13,6 +13,7 @@ export interface ContextInit {
   parent: Artifact | undefined;
   planning?: boolean;
   signal: AbortSignal;
+  keepsMachineOnFailure?: boolean;
   cleanup: CleanupStack;
   emit: (event: KilnEventInput) => void;
   redact: (text: string) => string;
@@ -37,6 +38,7 @@ export function createBakeContext(init: ContextInit): RunnerContext {
     variables: init.variables,
     parent: init.parent,
     ...(init.planning ? { planning: true } : {}),
+    ...(init.keepsMachineOnFailure ? { keepsMachineOnFailure: true } : {}),
     signal: init.signal,
     resourceLabels: { [LABELS.build]: init.runId, [LABELS.image]: init.image },
     log: { info: log("info"), warn: log("warn"), debug: log("debug") },

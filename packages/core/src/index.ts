@@ -10,3 +10,6 @@ export { canonicalJson } from "./bake-key.js";
 export { pluginInit, type PluginKind } from "./plugin-init.js";
 export { defineConfig } from "./define-config.js";
 export { durationSchema, timeoutSchema } from "./config/durations.js";
+// The one zod in the process: core bundles it, and first-party plugins build their option schemas with this `z` rather than load a
+// second copy. (A third-party plugin may use its own zod or any Standard Schema library.)
+export { z } from "zod";

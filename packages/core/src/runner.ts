@@ -201,6 +201,7 @@ export class BuildRun {
       variables: project.variables,
       parent,
       signal,
+      keepsMachineOnFailure: this.options.onError === "abort",
       cleanup,
       emit: this.emitEvent,
       redact: project.redact,

@@ -229,6 +229,8 @@ export interface BakeContext {
   readonly planning?: boolean;
   /** Aborted on Ctrl-C, on timeout, or when the bake fails elsewhere. */
   readonly signal: AbortSignal;
+  /** `kiln build --on-error=abort`: a failed bake keeps its build machine to inspect, so do not remove it before the bake ends. */
+  readonly keepsMachineOnFailure?: boolean;
   /** Labels every resource created for this bake must carry. */
   readonly resourceLabels: Readonly<Record<string, string>>;
   readonly log: Logger;
@@ -352,6 +354,7 @@ export interface Driver<Opts = unknown> {
   /** Resolves `opts.source` (or `ctx.parent` for `from:`) to an immutable id. Registers cleanups for anything it creates. */
   resolveSource(ctx: BakeContext, opts: Opts): Promise<SourceRef>;
   launch(ctx: BakeContext, source: SourceRef, opts: Opts): Promise<Machine>;
+  /** Saves the machine as an artefact. The machine is not used afterwards (only disposed), so a driver may stop it first. */
   capture(ctx: BakeContext, machine: Machine, target: CaptureTarget, opts: Opts): Promise<Artifact>;
   /** Starts a machine from an artefact the way a deployment would, for verification. */
   launchArtifact(ctx: BakeContext, artifact: Artifact, runtime: RuntimeInputs, opts: Opts): Promise<Machine>;

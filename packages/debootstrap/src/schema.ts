@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "@kiln/core";
 
 /** A `{ debootstrap: … }` source in a driver's options: one spelling, with editor hints, for every driver that takes one. */
 export const debootstrapRecipeSchema = z.strictObject({

@@ -11,6 +11,7 @@ import {
   type EC2Client,
   ModifyImageAttributeCommand,
   RunInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { connectSsh } from "@kiln/communicator-ssh";
@@ -181,6 +182,24 @@ describe("CreateImage and friends", () => {
     await waitForNoCommittedImages(emulator.runId);
     expect(emulator.resources().images).toEqual([]);
     expect(emulator.resources().snapshots).toHaveLength(2);
+  });
+
+  it("an instance terminated right after CreateImage still gives a whole AMI, as EC2's snapshot outlives the instance", async () => {
+    await using emulator = await testEmulator();
+    const client = ec2Client(emulator);
+    const sourceId = await bakedInstance(emulator, client);
+    await client.send(new StopInstancesCommand({ InstanceIds: [sourceId] }));
+    await waitForState(client, sourceId, "stopped");
+    const { ImageId = "" } = await client.send(new CreateImageCommand({ InstanceId: sourceId, Name: "terminated-meanwhile" }));
+    await client.send(new TerminateInstancesCommand({ InstanceIds: [sourceId] }));
+    await waitForState(client, sourceId, "terminated");
+    await waitForImage(client, ImageId);
+    const run = await client.send(new RunInstancesCommand({ ImageId, MinCount: 1, MaxCount: 1 }));
+    const launchedId = run.Instances?.[0]?.InstanceId ?? "";
+    await waitForState(client, launchedId, "running");
+    expect(await shell(emulator, launchedId, "cat /etc/kiln-baked")).toBe("baked");
+    await client.send(new TerminateInstancesCommand({ InstanceIds: [launchedId] }));
+    await waitForState(client, launchedId, "terminated");
   });
 
   it("refuses an instance that is not running; stop() removes AMIs, snapshots and committed images left behind", async () => {

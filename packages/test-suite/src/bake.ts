@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { defineProvisioner, KilnError, type DriverFactory, type KilnEvent, type ProvisionerFactory } from "@kiln/core";
 import { BuildRun, loadProject, type BuildOptions, type BuildResult } from "@kiln/core/engine";
 
@@ -30,8 +30,8 @@ export interface BakeOptions {
   /** Called with each event: e.g. abort the run once a step starts. */
   onEvent?: (event: KilnEvent, run: BuildRun, abort: () => void) => void;
   provisioners?: Record<string, ProvisionerFactory<unknown>>;
-  /** Run settings: how long a cleanup may take, how long to wait for a step abandoned on Ctrl-C. */
-  run?: Pick<BuildOptions, "cleanupTimeoutMs" | "graceMs">;
+  /** Run settings: how long a cleanup may take, how long to wait for a step abandoned on Ctrl-C, what a failure keeps. */
+  run?: Pick<BuildOptions, "cleanupTimeoutMs" | "graceMs" | "onError">;
 }
 
 /** Bakes one image through the real loader and lifecycle runner, as `kiln build` would. */

@@ -6,7 +6,7 @@ import { posix } from "node:path";
 import type { Readable } from "node:stream";
 import { KilnError } from "../errors.js";
 import type { Connection, ExecOptions, ExecResult, Machine } from "../types.js";
-import { extractDownload } from "./tar.js";
+import { extractDownload, packTree } from "./tar.js";
 
 /** A host command that runs an argv on the machine. Its environment carries the values: they never go on a command line. */
 export interface HostCommand {
@@ -100,15 +100,10 @@ export abstract class CommandMachine implements Machine {
     if (typeof from !== "string") return this.write(to, from, options.mode ?? 0o644);
     const info = await stat(from);
     if (!info.isDirectory()) return this.write(to, createReadStream(from), options.mode ?? info.mode & 0o7777);
-    // Packed by the host's GNU tar, owned by root inside (as a container's upload would be), unpacked by the machine's.
-    const pack = spawn("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", from, "-cf", "-", "."], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let packError = "";
-    pack.stderr.on("data", (chunk: Buffer) => (packError += chunk.toString()));
-    const packed = new Promise<number | null>((resolve) => pack.on("close", resolve));
-    await this.check(["/bin/sh", "-c", 'mkdir -p "$1" && exec tar -C "$1" -xf -', "sh", to], `upload ${from} to ${to}`, pack.stdout);
-    if ((await packed) !== 0) throw new KilnError("E_PROVISION", `cannot pack ${from} for upload: ${packError.trim()}`);
+    // Packed by the host's GNU tar, unpacked by the machine's.
+    const { archive, packed } = packTree(from);
+    await this.check(["/bin/sh", "-c", 'mkdir -p "$1" && exec tar -C "$1" -xf -', "sh", to], `upload ${from} to ${to}`, archive);
+    await packed;
   }
 
   async download(from: string, to: string): Promise<void> {

@@ -5,6 +5,6 @@ export { withFileLock, type FileLockOptions } from "./lock.js";
 export { shellJoin, shellQuote } from "./shell.js";
 export { findExecutable, missingTools, type RequiredTool } from "./tools.js";
 export { DEFAULT_EXCLUDES, hashTree, type HashTreeOptions } from "./tree-hash.js";
-export { extractDownload, extractTar } from "./tar.js";
+export { extractDownload, extractTar, packTree } from "./tar.js";
 export { readHostFile, type ReadHostFileOptions } from "./read.js";
 export { CommandMachine, DEFAULT_PATH, runHost, type HostCommand } from "./command-machine.js";

@@ -1,6 +1,5 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import lockfile from "proper-lockfile";
 
 export interface FileLockOptions {
   /** How long to keep waiting for another holder, in ms. Default 15 minutes (a debootstrap build). */
@@ -14,6 +13,8 @@ export interface FileLockOptions {
  * holder that died leaves a stale lock, taken over after 30 s.
  */
 export async function withFileLock<T>(path: string, work: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
+  // Loaded on first use: proper-lockfile brings graceful-fs, which patches `fs` as it loads, and most commands never lock.
+  const { default: lockfile } = await import("proper-lockfile");
   await mkdir(dirname(path), { recursive: true });
   const waitMs = options.waitMs ?? 15 * 60_000;
   const started = Date.now();

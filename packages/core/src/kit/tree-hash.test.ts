@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { chmod, chown, mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -227,5 +228,32 @@ describe("hashTree", () => {
     expect(await hashTree("ansible", { cwd: dir })).toBe(await hashTree(root));
     const absolute = await hashTree([join(root, "roles"), join(root, "site.yml")]);
     expect(await hashTree(["ansible/roles", "ansible/site.yml"], { cwd: dir })).toBe(absolute);
+  });
+});
+
+describe("hashTree on a tree of many files", () => {
+  it("is the documented sha256 of headers and contents in byte order, however the files are read", async () => {
+    // More files than are read ahead, and files over the read-whole limit streamed between them: the order must not change.
+    const entries: Record<string, Entry> = {};
+    for (let index = 0; index < 40; index++) entries[`d${index % 3}/f${String(index).padStart(2, "0")}`] = `content ${index}\n`;
+    entries["d1/big"] = "x".repeat(3 * 1024 * 1024);
+    entries["d2/run.sh"] = { content: "#!/bin/sh\n", mode: 0o755 };
+    const root = await writeTree(join(await tempDir(), "tree"), entries);
+
+    const expected = createHash("sha256").update("root 0\0").update("dir\0\0");
+    for (const dir of ["d0", "d1", "d2"]) {
+      expected.update(`dir\0${dir}\0`);
+      const names = Object.keys(entries)
+        .filter((path) => path.startsWith(`${dir}/`))
+        .map((path) => path.slice(dir.length + 1))
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const name of names) {
+        const entry = entries[`${dir}/${name}`] as string | { content: string; mode: number };
+        const content = typeof entry === "string" ? entry : entry.content;
+        const executable = typeof entry === "string" ? "-" : "x";
+        expected.update(`file\0${dir}/${name}\0${executable}\0${Buffer.byteLength(content)}\0`).update(content);
+      }
+    }
+    expect(await hashTree(root)).toBe(expected.digest("hex"));
   });
 });

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { type BakeContext, defineDriver, KilnError, type PreflightProblem } from "@kiln/core";
 import { artifactStore, missingTools } from "@kiln/core/kit";
 import { debootstrapRecipeSchema, findRootfs, rootfsSource, sourceTarball, storedTarball } from "@kiln/debootstrap";

@@ -2,10 +2,9 @@ import { readFile, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type Docker from "dockerode";
-import tarFs from "tar-fs";
 import tarStream from "tar-stream";
 import { KilnError, type DockerConnection, type ExecOptions, type ExecResult, type Machine } from "@kiln/core";
-import { extractDownload } from "@kiln/core/kit";
+import { extractDownload, packTree } from "@kiln/core/kit";
 import { engineEndpoint } from "./engine.js";
 
 /** A running container driven through the Docker API: exec, and file copies as tar streams. */
@@ -151,7 +150,11 @@ export class DockerMachine implements Machine {
     }
     const info = await stat(from);
     if (info.isDirectory()) {
-      await this.putArchive(to, () => tarFs.pack(from, { map: (header) => ({ ...header, uid: 0, gid: 0 }) }));
+      // A tree can be large: check that its destination exists (a cheap stat) instead of sending it twice after a 404.
+      if (!(await this.exists(to))) await this.mkdirs(to);
+      const { archive, packed } = packTree(from);
+      await this.container.putArchive(archive, { path: to });
+      await packed;
     } else {
       await this.putFile(await readFile(from), to, options.mode ?? info.mode & 0o7777);
     }
@@ -175,6 +178,13 @@ export class DockerMachine implements Machine {
       await this.mkdirs(dir);
       await this.container.putArchive(archive(), { path: dir });
     }
+  }
+
+  private exists(path: string): Promise<boolean> {
+    return this.container.infoArchive({ path }).then(
+      () => true,
+      (error: unknown) => ((error as { statusCode?: number }).statusCode === 404 ? false : Promise.reject(error)),
+    );
   }
 
   private async mkdirs(path: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { debootstrapRecipeSchema } from "@kiln/debootstrap";
 import { changeProblem, portProblem, referenceProblem } from "./reference.js";
 

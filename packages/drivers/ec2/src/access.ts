@@ -12,6 +12,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { KilnError, type BakeContext } from "@kiln/core";
 import { type Ec2Api, isNotFound } from "./api.js";
+import { once } from "./once.js";
 import type { Ec2Options } from "./options.js";
 import { tagSpecs } from "./tags.js";
 
@@ -20,6 +21,11 @@ export interface Access {
   keyName: string;
   privateKey: string;
   securityGroupIds: string[];
+  /**
+   * Deletes the temporary key pair and security group (nothing for the user's own), once the instance using them has
+   * terminated. The deferred cleanups wait for a release under way, or find it done; a failed one is tried again by them.
+   */
+  release(signal?: AbortSignal): Promise<void>;
 }
 
 /** `kiln-<run id>-<image>-<role>-<4 hex>`: findable by run id, unique when images or verify scenarios of one run launch together. */
@@ -43,12 +49,16 @@ export async function prepareAccess(
   const signal = ctx.signal;
   let keyName: string;
   let privateKey: string;
+  const calls = (signal?: AbortSignal) => (signal ? api.withSignal(signal) : api);
+  let removeKeyPair: ((signal?: AbortSignal) => Promise<void>) | undefined;
   if (opts.key_pair) {
     keyName = opts.key_pair.name;
     privateKey = await readPrivateKey(await ctx.hostPath(opts.key_pair.private_key_file, "read"));
   } else {
     // Registered before the call: a Ctrl-C while CreateKeyPair is in flight may leave a key pair whose answer never came.
-    ctx.defer((signal) => deleteKeyPair(api.withSignal(signal), name), {
+    const remove = once((signal) => deleteKeyPair(calls(signal), name));
+    removeKeyPair = remove;
+    ctx.defer((signal) => remove(signal), {
       resource: `key pair ${name}`,
       manualCommand: `aws ec2 delete-key-pair --region ${api.region} --key-name ${name}`,
     });
@@ -69,12 +79,15 @@ export async function prepareAccess(
     keyName = name;
     privateKey = created.KeyMaterial ?? "";
   }
-  if (opts.security_group_ids) return { keyName, privateKey, securityGroupIds: opts.security_group_ids };
+  if (opts.security_group_ids) {
+    return { keyName, privateKey, securityGroupIds: opts.security_group_ids, release: async (signal) => removeKeyPair?.(signal) };
+  }
 
   const cidrs = opts.ssh_allowed_cidrs ?? [await callerCidr(opts.endpoint)];
   let groupId: string | undefined;
   // Registered before the call, like the key pair's; without the id (the answer never came) the group is found by its name.
-  ctx.defer((signal) => deleteSecurityGroup(api.withSignal(signal), groupId, name), {
+  const removeGroup = once((signal) => deleteSecurityGroup(calls(signal), groupId, name));
+  ctx.defer((signal) => removeGroup(signal), {
     resource: `security group ${name}`,
     manualCommand: `aws ec2 delete-security-group --region ${api.region} --group-name ${name}`,
   });
@@ -112,7 +125,10 @@ export async function prepareAccess(
       ),
     { signal, notYet: ["InvalidGroup.NotFound"] },
   );
-  return { keyName, privateKey, securityGroupIds: [groupId] };
+  const release = async (signal?: AbortSignal) => {
+    await Promise.all([removeGroup(signal), removeKeyPair?.(signal)]);
+  };
+  return { keyName, privateKey, securityGroupIds: [groupId], release };
 }
 
 async function readPrivateKey(path: string): Promise<string> {

@@ -44,7 +44,8 @@ export async function captureAmi(
 ): Promise<Artifact> {
   const name = machine.amiName;
   const instanceId = machine.instance.instanceId;
-  if (opts.stop_before_capture !== false) {
+  const stopped = opts.stop_before_capture !== false;
+  if (stopped) {
     await machine.disconnect();
     await stopInstance(api, ctx, opts, instanceId);
   }
@@ -59,11 +60,32 @@ export async function captureAmi(
   };
   // encrypt_boot: the unencrypted AMI only lives until its encrypted copy exists, under a name that frees the final one.
   const firstName = opts.encrypt_boot ? `${name.slice(0, 100)}-unencrypted-${randomBytes(3).toString("hex")}` : name;
-  let primary = await created(api, ctx, opts, { region: api.region, name: firstName, action: "CreateImage" }, (client, http) =>
-    client.send(
-      new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: meta.description, TagSpecifications: meta.tags }),
-      http,
-    ),
+  // A stopped instance's AMI no longer needs it once the AMI's snapshots have started (point-in-time copies of the volumes,
+  // which complete on their own): the instance is terminated and its key pair and group deleted while the AMI becomes
+  // available, so the verify instance starts with the build's gone. The deferred cleanups still run, and wait for this.
+  // A running instance (stop_before_capture: false) stays until the AMI is available, as EC2 reboots it for the snapshot.
+  // Not with --on-error=abort: a capture that fails after this point must still find the build machine there to keep.
+  const releaseBuild =
+    stopped && !ctx.keepsMachineOnFailure
+      ? () => {
+          ctx.log.info(`the AMI's snapshot has started: terminating ${instanceId} meanwhile`);
+          machine.release(ctx.signal).catch((error: unknown) => {
+            ctx.log.debug(`early removal of ${instanceId} failed, the cleanup tries again: ${(error as Error).message}`);
+          });
+        }
+      : undefined;
+  const where = { region: api.region, name: firstName, action: "CreateImage" } as const;
+  let primary = await created(
+    api,
+    ctx,
+    opts,
+    where,
+    (client, http) =>
+      client.send(
+        new CreateImageCommand({ InstanceId: instanceId, Name: firstName, Description: meta.description, TagSpecifications: meta.tags }),
+        http,
+      ),
+    releaseBuild,
   );
   if (opts.encrypt_boot) {
     const unencrypted = primary;
@@ -100,7 +122,7 @@ function allRegions(opts: Ec2Options): string[] {
 
 /**
  * Runs a call that creates an AMI, with its removal registered first (found by name if the answer never came), then waits
- * until the AMI is available.
+ * until the AMI is available, calling `onSnapshotsStarted` (once) as soon as the AMI names a snapshot for each of its volumes.
  */
 async function created(
   api: Ec2Api,
@@ -108,6 +130,7 @@ async function created(
   opts: Ec2Options,
   where: { region: string; name: string; action: "CreateImage" | "CopyImage" },
   create: Parameters<Ec2Api["call"]>[1],
+  onSnapshotsStarted?: () => void,
 ): Promise<Ami> {
   let imageId: string | undefined;
   const action = where.action;
@@ -135,7 +158,14 @@ async function created(
   ctx.log.info(`AMI ${id} (${where.name}) is being created in ${where.region}`);
   await waitFor({
     what: `AMI ${id} in ${where.region} to be available`,
-    check: () => describeImage(api, where.region, id, ctx.signal),
+    check: async () => {
+      const image = await describeImage(api, where.region, id, ctx.signal);
+      if (onSnapshotsStarted && snapshotsStarted(image)) {
+        onSnapshotsStarted();
+        onSnapshotsStarted = undefined;
+      }
+      return image;
+    },
     done: (image) =>
       image?.State === "available"
         ? true
@@ -148,6 +178,12 @@ async function created(
     code: "E_CAPTURE",
   });
   return { region: where.region, imageId: id };
+}
+
+/** Every EBS volume of the AMI has its snapshot (pending or completed): the instance is no longer read. */
+function snapshotsStarted(image: Image | undefined): boolean {
+  const volumes = (image?.BlockDeviceMappings ?? []).filter((mapping) => mapping.Ebs);
+  return volumes.length > 0 && volumes.every((mapping) => mapping.Ebs?.SnapshotId);
 }
 
 function copy(

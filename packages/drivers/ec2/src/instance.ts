@@ -27,7 +27,7 @@ export interface RunningInstance {
   instanceId: string;
   address: string;
   /** Terminates the instance and waits until it is gone. Safe to call again. */
-  terminate(): Promise<void>;
+  terminate(signal?: AbortSignal): Promise<void>;
 }
 
 /**

@@ -7,13 +7,18 @@ import { KilnError, parseDuration, type BakeContext, type ExecOptions, type Mach
 import { knownHostsName } from "@kiln/core/kit";
 import type { Access } from "./access.js";
 import type { RunningInstance } from "./instance.js";
+import { once } from "./once.js";
 import type { Ec2Options } from "./options.js";
 import { userDataErrors, waitForBootScript } from "./user-data.js";
 
-/** An EC2 instance reached over SSH. Disposing it closes the connection and terminates the instance (waiting until it is gone). */
+/**
+ * An EC2 instance reached over SSH. Disposing it (or `release`) closes the connection, terminates the instance (waiting until
+ * it is gone) and deletes its temporary key pair and security group.
+ */
 export class Ec2Machine implements Machine {
   readonly id: string;
-  private disposed: Promise<void> | undefined;
+  /** Shared by every caller; a failed attempt is forgotten, so a retry (the deferred cleanups) calls EC2 again. */
+  readonly release: (signal?: AbortSignal) => Promise<void>;
 
   constructor(
     private readonly ssh: SshMachine,
@@ -25,8 +30,15 @@ export class Ec2Machine implements Machine {
     readonly amiName: string,
     /** Ports the machine's security group opens to this host (a verify scenario's `ports`). */
     private readonly ports: number[],
+    access: Pick<Access, "release">,
   ) {
     this.id = instance.instanceId;
+    this.release = once(async (signal) => {
+      await this.disconnect();
+      await instance.terminate(signal);
+      // The group can only go once no instance uses it, hence after the termination.
+      await access.release(signal);
+    });
   }
 
   /** The login user (`ssh_username`), the pinned host key, and sudo to root, as Kiln itself reaches the instance. */
@@ -63,14 +75,7 @@ export class Ec2Machine implements Machine {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    // Forgotten when it fails, so a retry calls EC2 again.
-    this.disposed ??= this.disconnect()
-      .then(() => this.instance.terminate())
-      .catch((error: unknown) => {
-        this.disposed = undefined;
-        throw error;
-      });
-    return this.disposed;
+    return this.release();
   }
 }
 
@@ -109,7 +114,8 @@ export async function connectInstance(
   });
   const files = await saveAccessFiles(ctx, instance.instanceId, opts.key_pair ? undefined : access.privateKey, ssh.connection);
   const keyFile = opts.key_pair ? await ctx.hostPath(opts.key_pair.private_key_file, "read") : files.keyFile;
-  const machine = new Ec2Machine(ssh, instance, { keyFile, knownHosts: files.knownHosts }, opts.exec_user ?? "root", amiName, ports);
+  const attachFiles = { keyFile, knownHosts: files.knownHosts };
+  const machine = new Ec2Machine(ssh, instance, attachFiles, opts.exec_user ?? "root", amiName, ports, access);
   if (hasUserData) {
     const waited = await ssh.exec(waitForBootScript(Math.ceil(timeoutMs / 1000)), { signal: ctx.signal });
     const errors = waited.exitCode === 0 ? userDataErrors(waited.stdout) : [waited.stderr.trim() || `exit ${waited.exitCode}`];

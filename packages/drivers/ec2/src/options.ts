@@ -1,5 +1,5 @@
 import { durationSchema } from "@kiln/core";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { amiNameProblem } from "./names.js";
 
 /** `source_ami_filter` of Packer: the newest (or the only) AMI matching every filter, from these owners. */

@@ -60,6 +60,24 @@ describe("EC2 failures leave nothing behind", () => {
     expect(await emulator.leftovers(result.runId)).toEqual([]);
   });
 
+  it("with --on-error=abort, a capture that fails after the snapshot started still keeps the build instance to inspect", async () => {
+    // CopyImage comes after the AMI's snapshot started, when a normal bake terminates the build instance early.
+    (await emulator.current()).injectFault("CopyImage", { code: "UnauthorizedOperation", message: "not authorized", status: 403 });
+    const result = await bakeWith({
+      driver: ec2,
+      options: await emulator.options({ ami_regions: ["us-west-2"] }),
+      commands: ["true"],
+      run: { onError: "abort" },
+    });
+    expect(result.ok).toBe(false);
+    const kept = result.events.find((event) => event.type === "abort.kept");
+    expect(kept?.type === "abort.kept" && kept.machine).toMatch(/^i-/);
+    const instances = (await emulator.current()).resources().instances;
+    const instance = instances.find((item) => kept?.type === "abort.kept" && item.instanceId === kept.machine);
+    expect(instance?.state).toBe("stopped");
+    // What it kept is removed with the emulator after this file.
+  });
+
   it.each(["TerminateInstances", "DeleteSecurityGroup", "DeleteKeyPair", "DeregisterImage", "DeleteSnapshot"])(
     "a transient 5xx from cleanup's %s is retried: nothing is left",
     async (action) => {
@@ -120,6 +138,8 @@ describe("EC2 failures leave nothing behind", () => {
   it.each([
     ["while the instance boots", /^waiting for instance i-\S+ to be running/],
     ["while the AMI is created", /^waiting for AMI ami-\S+ in us-east-1 to be available/],
+    // The build instance, its key pair and group are being removed by capture itself while the AMI becomes available.
+    ["while the build instance is terminated early", /^the AMI's snapshot has started: terminating i-\S+ meanwhile/],
     ["while the AMI is copied", /^waiting for AMI ami-\S+ in us-west-2 to be available/],
   ])("Ctrl-C %s: interrupted, and every resource is gone", async (_when, line) => {
     const result = await bake({}, (event, _run, abort) => {

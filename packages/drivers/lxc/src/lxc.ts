@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { type BakeContext, defineDriver, KilnError, parseDuration, type PreflightProblem, type SourceRef, timeoutSchema } from "@kiln/core";
 import { artifactStore, missingTools, runHost, withFileLock } from "@kiln/core/kit";
 import {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { timeoutSchema } from "@kiln/core";
 import { debootstrapRecipeSchema } from "@kiln/debootstrap";
 

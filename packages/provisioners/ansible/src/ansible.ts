@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { type BakeContext, canonicalJson, defineProvisioner, KilnError, type Machine, type StandardSchemaV1 } from "@kiln/core";
 import { hashTree, missingTools } from "@kiln/core/kit";
 import { readRequirements } from "./galaxy.js";

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import {
   canonicalJson,
   defineProvisioner,

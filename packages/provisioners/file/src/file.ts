@@ -3,7 +3,7 @@ import type { Stats } from "node:fs";
 import { lstat, mkdir, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import { canonicalJson, defineProvisioner, KilnError, type BakeContext, type Machine, type StandardSchemaV1 } from "@kiln/core";
 import { hashTree } from "@kiln/core/kit";
 

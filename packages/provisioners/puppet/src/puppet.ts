@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import {
   canonicalJson,
   defineProvisioner,

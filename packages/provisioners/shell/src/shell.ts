@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "@kiln/core";
 import {
   canonicalJson,
   defineProvisioner,
@@ -95,11 +94,11 @@ const schema = z
     message: "set exactly one of inline, script or scripts",
   });
 
-/** One thing to run: a name for messages and how to get it onto the machine. */
+/** One thing to run: a name for messages and the script's text. */
 interface Job {
   label: string;
   fileName: string;
-  upload(machine: Machine, to: string): Promise<void>;
+  content(): Promise<Buffer>;
 }
 
 export const shell = defineProvisioner<ShellOptions>(() => ({
@@ -142,7 +141,7 @@ function inlineJob(commands: string[]): Job {
   return {
     label: `inline commands ${describeCommands(commands)}`,
     fileName: "inline.sh",
-    upload: (machine, to) => machine.upload(Readable.from([Buffer.from(text)]), to, { mode: 0o755 }),
+    content: async () => Buffer.from(text),
   };
 }
 
@@ -150,21 +149,21 @@ function scriptJob(ctx: BakeContext, path: string): Job {
   return {
     label: `script ${path}`,
     fileName: basename(path),
-    // Read here rather than uploading by path, so a missing file gives the same E_CONFIG as the fingerprint.
-    upload: async (machine, to) => machine.upload(Readable.from([await readScript(ctx, path)]), to, { mode: 0o755 }),
+    // Read here rather than by path on upload, so a missing file gives the same E_CONFIG as the fingerprint.
+    content: () => readScript(ctx, path),
   };
 }
 
-/** Uploads the script under /tmp, runs it with execute_command, removes it, and judges the exit code. */
+/** Writes the script under /tmp, runs it with execute_command, removes it, and judges the exit code: all in one command. */
 async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, job: Job): Promise<void> {
   const remotePath = `/tmp/kiln-${randomBytes(4).toString("hex")}-${job.fileName.replace(/[^\w.-]/g, "_")}`;
-  await job.upload(machine, remotePath);
+  const script = await job.content();
   const tail = outputTail();
   const started = renderCommand(opts.execute_command ?? DEFAULT_EXECUTE_COMMAND, remotePath, Object.keys(opts.env ?? {}));
-  // The script is removed by the same exec that runs it: every exec costs a round trip to the machine.
-  const command = `${started}\nkiln_status=$?\nrm -f ${shellQuote(remotePath)}\nexit $kiln_status`;
+  const command = wrapScript(started, shellQuote(remotePath));
   const outcome = await machine
     .exec(command, {
+      stdin: script,
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.user ? { user: opts.user } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
@@ -198,6 +197,24 @@ async function runJob(ctx: BakeContext, machine: Machine, opts: ShellOptions, jo
 export function renderCommand(template: string, path: string, envNames: string[]): string {
   const vars = envNames.map((name) => `${name}="$${name}"`).join(" ");
   return template.replace(PLACEHOLDER, (_whole, name: string) => (name.toLowerCase() === "path" ? shellQuote(path) : vars)).trim();
+}
+
+/** Exit code of the wrapper when the script cannot be written to the machine (a full or read-only /tmp). */
+const CANNOT_WRITE_SCRIPT = 125;
+
+/**
+ * The script arrives on stdin and is written, run and removed by one command: every command costs a round trip to the machine
+ * (an upload as much as an exec), and a bake runs many steps. The script's own stdin is /dev/null, as it would be without this.
+ */
+function wrapScript(started: string, path: string): string {
+  return [
+    `cat > ${path} && chmod 0755 ${path} || { echo "kiln: cannot write the script to ${path}" >&2; exit ${CANNOT_WRITE_SCRIPT}; }`,
+    // A group, so the redirection covers an execute_command that is a list (`a && b`).
+    `{\n${started}\n} </dev/null`,
+    "kiln_status=$?",
+    `rm -f ${path}`,
+    "exit $kiln_status",
+  ].join("\n");
 }
 
 function shellQuote(text: string): string {

@@ -80,6 +80,8 @@ export class DockerMachine implements Machine {
     });
     await this.untilDoneOrStopped(finished, exec, options);
     const info = await exec.inspect();
+    // 126 is also what the runtime answers when the container stopped between the exec's creation and its start.
+    if (info.ExitCode === 126 && !(await this.container.inspect()).State.Running) throw await this.notRunning();
     return { exitCode: info.ExitCode ?? -1, ...output };
   }
 

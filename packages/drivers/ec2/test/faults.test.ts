@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { LABELS } from "@kiln/core";
 import { bakeWith, testPluginInit } from "@kiln/test-suite";
 import { afterEach, describe, expect, it } from "vitest";
@@ -75,7 +76,11 @@ describe("EC2 failures leave nothing behind", () => {
     const instances = (await emulator.current()).resources().instances;
     const instance = instances.find((item) => kept?.type === "abort.kept" && item.instanceId === kept.machine);
     expect(instance?.state).toBe("stopped");
-    // What it kept is removed with the emulator after this file.
+    // The instance, key pair and group it kept go with the emulator after this file; the SSH key files on this host go now.
+    for (const item of kept?.type === "abort.kept" ? kept.kept : []) {
+      const dir = /^key files in (.+)$/.exec(item.resource)?.[1];
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(["TerminateInstances", "DeleteSecurityGroup", "DeleteKeyPair", "DeregisterImage", "DeleteSnapshot"])(

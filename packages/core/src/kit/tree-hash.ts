@@ -31,7 +31,9 @@ export async function hashTree(paths: string | readonly string[], options: HashT
   for (const [index, path] of (typeof paths === "string" ? [paths] : paths).entries()) {
     hash.update(`root ${index}\0`);
     const entries: Entry[] = [];
-    await collect(resolve(options.cwd ?? process.cwd(), path), "", excluded, entries);
+    const root = resolve(options.cwd ?? process.cwd(), path);
+    // A root given as a symlink (a role directory linked in) counts by what it points at; links inside a tree count as links.
+    await collect(root, "", await stat(root), excluded, entries);
     await hashEntries(hash, entries);
   }
   return hash.digest("hex");
@@ -53,13 +55,7 @@ interface Entry {
 }
 
 /** Walks the tree in hash order (byte-sorted names), stating each directory's entries at once. */
-async function collect(absolute: string, relative: string, excluded: Matcher, entries: Entry[]): Promise<void> {
-  // A root given as a symlink (a role directory linked in) counts by what it points at; links inside a tree count as links.
-  const info = relative === "" ? await stat(absolute) : await lstat(absolute);
-  await collectInfo(absolute, relative, info, excluded, entries);
-}
-
-async function collectInfo(absolute: string, relative: string, info: Stats, excluded: Matcher, entries: Entry[]): Promise<void> {
+async function collect(absolute: string, relative: string, info: Stats, excluded: Matcher, entries: Entry[]): Promise<void> {
   if (info.isSymbolicLink()) {
     entries.push({ header: `link\0${relative}\0${await readlink(absolute)}\0` });
   } else if (info.isDirectory()) {
@@ -71,7 +67,7 @@ async function collectInfo(absolute: string, relative: string, info: Stats, excl
       .filter(({ name, child }) => !excluded(child, name));
     const infos = await Promise.all(children.map(({ name }) => lstat(join(absolute, name))));
     for (const [index, { name, child }] of children.entries()) {
-      await collectInfo(join(absolute, name), child, infos[index] as Stats, excluded, entries);
+      await collect(join(absolute, name), child, infos[index] as Stats, excluded, entries);
     }
   } else if (info.isFile()) {
     // The size goes first, so one file's content can never be read as the next entry's header.

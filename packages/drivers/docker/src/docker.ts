@@ -48,13 +48,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     async launch(ctx, source, opts) {
       const api = await engine();
       const name = containerName(ctx, "build");
-      // Registered before the create call, by the unique name: a Ctrl-C while the engine creates it must not leave it behind.
-      // Once the machine exists, its own (idempotent) removal is used, so the container is not deleted twice.
-      let machine: DockerMachine | undefined;
-      ctx.defer(() => (machine ? machine[Symbol.asyncDispose]() : removeContainer(api, name)), {
-        resource: `container ${name}`,
-        manualCommand: `docker rm -f ${name}`,
-      });
+      const adopt = deferRemoval(ctx, api, name);
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
         _body: {
@@ -69,8 +63,7 @@ export const docker = defineDriver<DockerOptions>(() => {
         },
       } as Docker.ContainerCreateOptions);
       await startContainer(container, "build");
-      machine = await DockerMachine.of(api, container.id, opts.exec_user, source.id);
-      return machine;
+      return adopt(await DockerMachine.of(api, container.id, opts.exec_user, source.id));
     },
 
     async capture(ctx, machine, target, opts) {
@@ -123,11 +116,7 @@ export const docker = defineDriver<DockerOptions>(() => {
       const command = own.length > 0 ? own : KEEP_ALIVE;
       const start = runtime.bootScript ? ["/bin/sh", "-c", 'sh "$0" && exec "$@"', BOOT_SCRIPT, ...command] : command;
       const ports = Object.fromEntries((runtime.ports ?? []).map((port) => [`${port}/tcp`, [{ HostIp: "127.0.0.1", HostPort: "" }]]));
-      let machine: DockerMachine | undefined;
-      ctx.defer(() => (machine ? machine[Symbol.asyncDispose]() : removeContainer(api, name)), {
-        resource: `container ${name}`,
-        manualCommand: `docker rm -f ${name}`,
-      });
+      const adopt = deferRemoval(ctx, api, name);
       const container = await api.createContainer({
         _query: { name, ...(opts.platform ? { platform: opts.platform } : {}) },
         _body: {
@@ -143,8 +132,7 @@ export const docker = defineDriver<DockerOptions>(() => {
       const files = { ...runtime.files, ...(runtime.bootScript ? { [BOOT_SCRIPT]: { content: runtime.bootScript, mode: 0o700 } } : {}) };
       if (Object.keys(files).length > 0) await container.putArchive(filesArchive(files) as unknown as NodeJS.ReadableStream, { path: "/" });
       await startContainer(container, "verify");
-      machine = await DockerMachine.of(api, container.id, opts.exec_user);
-      return machine;
+      return adopt(await DockerMachine.of(api, container.id, opts.exec_user));
     },
 
     async findArtifacts(query) {
@@ -263,6 +251,19 @@ function applyChanges(config: ImageConfig, changes: DockerChanges): void {
 function toArtifact(id: string, repoTags: string[] | undefined, labels: Record<string, string>, created: string): Artifact {
   const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>");
   return { id, driver: "docker", image: labels[LABELS.image] ?? "", tags, labels, created };
+}
+
+/**
+ * Registers a container's removal before the create call, by its unique name: a Ctrl-C while the engine creates it must not leave
+ * it behind. The machine, once adopted, is removed through its own idempotent removal, so the container is not deleted twice.
+ */
+function deferRemoval(ctx: BakeContext, api: Docker, name: string): (machine: DockerMachine) => DockerMachine {
+  let machine: DockerMachine | undefined;
+  ctx.defer(() => (machine ? machine[Symbol.asyncDispose]() : removeContainer(api, name)), {
+    resource: `container ${name}`,
+    manualCommand: `docker rm -f ${name}`,
+  });
+  return (created) => (machine = created);
 }
 
 async function startContainer(container: Docker.Container, role: "build" | "verify"): Promise<void> {

@@ -10,6 +10,7 @@ import {
 import { KilnError, type BakeContext, type Logger } from "@kiln/core";
 import type { Access } from "./access.js";
 import { type Ec2Api, isNotFound } from "./api.js";
+import { once } from "./once.js";
 import type { Ec2Options } from "./options.js";
 import { tagSpecs } from "./tags.js";
 import { type Polling, pollingOf, waitFor } from "./wait.js";
@@ -37,20 +38,13 @@ export interface RunningInstance {
 export async function launchInstance(api: Ec2Api, ctx: BakeContext, opts: Ec2Options, request: LaunchRequest): Promise<RunningInstance> {
   const polling = pollingOf(opts);
   let instanceId: string | undefined;
-  let terminating: Promise<void> | undefined;
   // Shared by the machine's disposal and the cleanup, so the instance is terminated once; a failed attempt is forgotten, so
   // the cleanup's retry calls EC2 again instead of repeating the old failure.
-  const terminate = (signal?: AbortSignal) => {
-    terminating ??= (async () => {
-      const calls = signal ? api.withSignal(signal) : api;
-      const ids = instanceId ? [instanceId] : await findByName(calls, request.name);
-      await Promise.all(ids.map((id) => terminateInstance(calls, id, polling, ctx.log, signal)));
-    })().catch((error: unknown) => {
-      terminating = undefined;
-      throw error;
-    });
-    return terminating;
-  };
+  const terminate = once(async (signal) => {
+    const calls = signal ? api.withSignal(signal) : api;
+    const ids = instanceId ? [instanceId] : await findByName(calls, request.name);
+    await Promise.all(ids.map((id) => terminateInstance(calls, id, polling, ctx.log, signal)));
+  });
   ctx.defer(terminate, {
     resource: `instance ${request.name}`,
     manualCommand: () =>

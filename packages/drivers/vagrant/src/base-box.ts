@@ -31,7 +31,7 @@ export interface BaseBox {
 }
 
 /** The layout's version: bump it when the box's contents change, so cached boxes are rebuilt. */
-const LAYOUT = "kiln-base-box-5";
+const LAYOUT = "kiln-base-box-6";
 
 /**
  * Builds a Vagrant base box for the libvirt provider from a debootstrap recipe, once per recipe (cached in `cacheDir`, under a
@@ -129,7 +129,8 @@ Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
     libvirt.kernel = File.expand_path("vmlinuz", __dir__)
     libvirt.initrd = File.expand_path("initrd.img", __dir__)
-    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
+    # no_timer_check: under software emulation on a busy host the kernel's boot-time timer check can miss its ticks and panic.
+    libvirt.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 no_timer_check quiet"
   end
 end
 `;

@@ -32,7 +32,8 @@ function boot(port: number): ChildProcess {
     ...["-accel", "tcg", "-m", "1024", "-smp", "2", "-display", "none", "-monitor", "none", "-no-reboot"],
     ...["-serial", `file:${join(work, "console.log")}`],
     ...["-kernel", join(box.dir, "vmlinuz"), "-initrd", join(box.dir, "initrd.img")],
-    ...["-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0"],
+    // The box's own command line (its Vagrantfile), without "quiet" so a failed boot shows why.
+    ...["-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 no_timer_check"],
     ...["-drive", `file=${join(box.dir, "box.img")},if=virtio,format=qcow2,snapshot=on`],
     ...["-netdev", `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:22`, "-device", "virtio-net-pci,netdev=n0"],
   ];

@@ -97,7 +97,7 @@ async function kilnBuild(bench, dir, args, env, { expectBaked = true } = {}) {
   };
 }
 
-function eventsOf(stdout, bench) {
+export function eventsOf(stdout, bench) {
   const events = stdout
     .split("\n")
     .filter((line) => line.startsWith("{"))

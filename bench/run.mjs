@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Times Kiln's Docker bakes and CLI start-up against `docker build --no-cache` and Packer's docker builder, case by case (issue
-// 15; bench/docker-cases.mjs says what each case bakes): one-step, ten-step, file-heavy, startup, parallel; then ec2, an AMI bake
-// through the EC2 emulator against Packer's amazon-ebs (bench/ec2.mjs).
+// 15; bench/docker-cases.mjs says what each case bakes): one-step, ten-step, file-heavy, startup, parallel; then issue 16's
+// fresh-runner, a 3-image project built on a new empty engine with the registry cache against the same without it
+// (bench/fleet-cases.mjs); then ec2, an AMI bake through the EC2 emulator against Packer's amazon-ebs (bench/ec2.mjs).
 // Machines here are noisy: a case's variants run interleaved round by round (the first round only warms caches), so a slow
 // spell hits every tool alike; compare the ratios of medians, not absolute times.
-// Usage: node bench/run.mjs [--runs 9] [--only one-step,startup] [--trace] [--packer /path/to/packer]   (after pnpm build)
+// Usage: node bench/run.mjs [--runs 9] [--only one-step,startup,fresh-runner] [--trace] [--packer /path/to/packer]   (after pnpm build)
 //   --trace   after the timed runs, runs each engine-using variant once more through a recording proxy (bench/api-trace.mjs)
 //             and lists its Docker API calls by endpoint, and the time before the first call, between calls and after the last
 //   --packer  Packer to compare with (default: `packer` on PATH, else Debian's package downloaded once into ~/.cache/kiln/bench;
@@ -18,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatTrace, startApiTrace } from "./api-trace.mjs";
 import { dockerCases, removeBenchResources } from "./docker-cases.mjs";
+import { fleetCases } from "./fleet-cases.mjs";
 import { findPacker } from "./packer.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -96,7 +98,7 @@ try {
 } catch (error) {
   refuse(error.message);
 }
-const allCases = dockerCases(bench);
+const allCases = [...dockerCases(bench), ...fleetCases(bench)];
 const wanted = flags.only
   ?.split(",")
   .map((name) => name.trim())
@@ -128,10 +130,13 @@ process.on("SIGTERM", onSignal);
 const median = (values) => (values.length > 0 ? [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] : undefined);
 const ms = (value) => `${value.toFixed(0).padStart(7)} ms`;
 
+/** How many rounds a case counts: --runs, or fewer for a case whose rounds are slow (its `maxRounds`). */
+const roundsOf = (item) => Math.min(RUNS, item.maxRounds ?? RUNS);
+
 /** Every variant of the case once per round, round after round; round 0 warms caches and is not counted. */
 async function measure(item) {
   const samples = new Map(item.variants.map((variant) => [variant.key, []]));
-  for (let round = 0; round <= RUNS; round++) {
+  for (let round = 0; round <= roundsOf(item); round++) {
     for (const variant of item.variants) {
       if (controller.signal.aborted) throw new Error("interrupted");
       const sample = await variant.run({});
@@ -153,8 +158,11 @@ function judge(ratio, medians) {
   const value = ratio.value(medians);
   if (value === undefined) return undefined;
   const times = ratio.unit === "×";
-  const shown = times ? `${value.toFixed(2)}×` : `${value < 0 ? "−" : "+"}${Math.abs(value).toFixed(0)} ms`;
-  if (ratio.max === undefined) return { label: ratio.label, shown, goal: "no goal in issue 15", verdict: "" };
+  // `absolute`: a time of its own against the goal, not one variant's time over another's.
+  const sign = ratio.absolute ? "" : value < 0 ? "−" : "+";
+  const shown = times ? `${value.toFixed(2)}×` : `${sign}${Math.abs(value).toFixed(0)} ms`;
+  if (ratio.max === undefined) return { label: ratio.label, shown, goal: `no goal in issue ${ratio.issue ?? 15}`, verdict: "" };
+  if (ratio.absolute) return { label: ratio.label, shown, goal: `goal < ${ratio.max} ms`, verdict: value < ratio.max ? "met" : "NOT MET" };
   return {
     label: ratio.label,
     shown,
@@ -175,12 +183,14 @@ try {
   }
   for (const item of cases) {
     const note = await item.setup();
-    console.log(`\n== ${item.name}: ${item.title}${note ? ` (${note})` : ""}`);
+    const rounds = roundsOf(item) < RUNS ? `; median of ${roundsOf(item)} rounds` : "";
+    console.log(`\n== ${item.name}: ${item.title}${note || rounds ? ` (${note ?? ""}${rounds})` : ""}`);
     const samples = await measure(item);
     const medians = {};
     for (const variant of item.variants) {
       medians[variant.key] = median(samples.get(variant.key).map((sample) => sample.ms));
-      console.log(`  ${variant.label.padEnd(48)} ${ms(medians[variant.key])}   ${describeKiln(samples.get(variant.key))}`.trimEnd());
+      const described = [describeKiln(samples.get(variant.key)), variant.describe?.(samples.get(variant.key))].filter(Boolean).join("; ");
+      console.log(`  ${variant.label.padEnd(48)} ${ms(medians[variant.key])}   ${described}`.trimEnd());
     }
     for (const ratio of item.ratios) {
       const judged = judge(ratio, medians);
@@ -203,16 +213,20 @@ try {
     const ec2 = await benchEc2({ runs: Math.max(3, Math.ceil(RUNS / 2)), packer: bench.packer?.path ?? "packer" });
     summary.push(...ec2.summary);
   }
-  console.log("\n== summary: ratios of medians against issue 15's goals");
+  console.log("\n== summary: ratios of medians against the goals of issues 15 and 16");
   for (const row of summary) {
     console.log(
-      `  ${row.case.padEnd(11)} ${row.label.padEnd(48)} ${row.shown.padStart(10)}   ${row.goal}${row.verdict ? `: ${row.verdict}` : ""}`,
+      `  ${row.case.padEnd(12)} ${row.label.padEnd(48)} ${row.shown.padStart(10)}   ${row.goal}${row.verdict ? `: ${row.verdict}` : ""}`,
     );
   }
 } catch (error) {
   failure = error;
 } finally {
   await trace?.close();
+  // The registries and engines cases started: stopped before the images of this engine go, whatever happened.
+  for (const item of cases) {
+    await item.teardown?.().catch((error) => console.error(`clean-up of ${item.name} failed: ${error.message}`));
+  }
   try {
     const removed = await removeBenchResources(bench);
     const left = removed.left.length > 0 ? `; could not remove ${removed.left.join(", ")}` : "";

@@ -28,7 +28,11 @@ try {
       configObject: {
         projectFolder: packageFolder,
         mainEntryPointFilePath: join(packageFolder, entry.dts),
-        compiler: { overrideTsconfig: { compilerOptions: { target: "es2022", lib: ["esnext"], types: ["node"], module: "nodenext", moduleResolution: "nodenext" } } },
+        compiler: {
+          overrideTsconfig: {
+            compilerOptions: { target: "es2022", lib: ["esnext"], types: ["node"], module: "nodenext", moduleResolution: "nodenext" },
+          },
+        },
         apiReport: { enabled: true, reportFileName: `${entry.report}.api.md`, reportFolder, reportTempFolder: tempFolder },
         docModel: { enabled: false },
         dtsRollup: { enabled: false },

@@ -15,6 +15,14 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # The Docker driver's remote-engine test gives a second dockerd a bridge of its own.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# The registry tests push to and pull from a real OCI registry (distribution 2.8) that they start on 127.0.0.1.
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+# The registry tests' htpasswd-protected registry: its password file is made with `htpasswd -B`.
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+# The TLS registry and the remote engine on tcp://127.0.0.2 get certificates from a throwaway CA made with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# `kiln images --format svg` renders the lineage with Graphviz's dot, and the CLI's fleet-output test runs it.
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 # The Ansible provisioner runs ansible-playbook here; Debian's ansible bundles community.docker, community.general, ansible.posix.
 command -v ansible-playbook >/dev/null 2>&1 || missing+=(ansible)
 # The Puppet provisioner's tests check its output parser against the host's real puppet apply.

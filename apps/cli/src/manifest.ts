@@ -17,6 +17,8 @@ export function manifestOf(result: BuildResult, project: Project, kilnVersion: s
         status: record.status,
         artifact_id: record.artifact?.id ?? null,
         tags: record.artifact?.tags ?? [],
+        // Where other machines fetch it (a registry), by content: what a deployment should pin.
+        digests: record.artifact?.digests ?? [],
         bake_key: record.bakeKey ?? null,
         parent_id: record.parent ?? null,
         source: record.source ? { id: record.source.id, description: record.source.description, ...record.source.details } : null,

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DescribeImagesCommand, EC2Client } from "@aws-sdk/client-ec2";
@@ -70,6 +71,29 @@ describe("examples/ec2 through the EC2 emulator", () => {
     const provenance = await kiln(["provenance", amiId as string, ...endpoint], { cwd: example, env: credentials });
     expect(provenance.code, provenance.stderr).toBe(0);
     expect(provenance.stdout).toMatch(/source\s.*debian-12-amd64-20261101 \(ami-0kiln0debian12\)/);
+  });
+
+  it("a fresh machine (another checkout, an empty home, no Kiln state) bakes nothing: AMIs are account-wide", async () => {
+    const endpoint = ["--var", `endpoint=${emulator.endpoint}`];
+    const first = await kiln(["build", ...endpoint], { cwd: example, env: credentials });
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const amiId = /web-ami: (?:baked|cached) (ami-\w+)/.exec(first.stdout)?.[1];
+    // The same project checked out elsewhere: its directory name is the project name, its plugins are installed there.
+    const home = mkdtempSync(join(tmpdir(), "kiln-fresh-home-"));
+    const checkout = join(home, "src", "ec2");
+    try {
+      mkdirSync(checkout, { recursive: true });
+      for (const file of ["kiln.yaml", "install-server.sh"]) copyFileSync(join(example, file), join(checkout, file));
+      symlinkSync(join(example, "node_modules"), join(checkout, "node_modules"));
+      const fresh = { ...credentials, HOME: home, KILN_STATE_DIR: join(home, "state"), KILN_CACHE_DIR: join(home, "cache") };
+      const again = await kiln(["build", ...endpoint], { cwd: checkout, env: fresh });
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stdout).toContain(`web-ami: cached ${amiId}`);
+      expect(again.stdout).not.toMatch(/: (launch|baked)/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+      rmSync(join(example, "kiln-manifest.json"), { force: true });
+    }
   });
 
   it("Ctrl-C while the AMI is being created exits 130 and leaves nothing behind", async () => {

@@ -1,17 +1,10 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ensureFixtureImage, FIXTURE_IMAGE, listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";
-import { buildOk, kiln, project, runIdOf } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { FIXTURE_IMAGE, listDockerResources } from "@kiln/driver-docker/testing";
+import { buildOk, dockerRuns, kiln, marker, project, runIdOf } from "./helpers.js";
 
-const runs: string[] = [];
-afterEach(async () => {
-  for (const runId of runs.splice(0)) await removeDockerResources(runId);
-});
-beforeAll(() => ensureFixtureImage(), 600_000);
-
-/** A unique marker per test, so no artefact of another test (or an earlier run) has the same bake key. */
-const marker = () => Math.random().toString(36).slice(2, 10);
+const runs = dockerRuns();
 
 /** base → app, and an unrelated image `tool` whose step runs a script file. */
 function graph(id: string, baseLine = "base v1"): string {

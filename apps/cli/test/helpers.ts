@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { afterEach, beforeAll, expect } from "vitest";
 
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
@@ -68,4 +68,24 @@ export async function buildOk(runs: string[], dir: string, ...args: string[]): P
   runs.push(runIdOf(result.stdout, result.stderr));
   expect(result.code, result.stdout + result.stderr).toBe(0);
   return result.stdout;
+}
+
+/** A unique marker per test, so no artefact of another test (or an earlier run) has the same bake key. */
+export const marker = () => Math.random().toString(36).slice(2, 10);
+
+/**
+ * For a test file that bakes Docker images: builds the fixture image once, and returns the list where tests put their run ids;
+ * each run's containers and images are removed after every test.
+ */
+export function dockerRuns(): string[] {
+  const runs: string[] = [];
+  // Loaded by the hooks: test files that bake nothing do not load the Docker driver.
+  const testing = () => import("@kiln/driver-docker/testing");
+  beforeAll(async () => (await testing()).ensureFixtureImage(), 600_000);
+  afterEach(async () => {
+    const { removeDockerResources } = await testing();
+    // Newest first: an image cannot be removed while an artefact built on it (a later run's) still exists.
+    for (const runId of runs.splice(0).reverse()) await removeDockerResources(runId);
+  });
+  return runs;
 }

@@ -1,7 +1,7 @@
 import type { Artifact } from "./types.js";
 
 /** The lifecycle steps of one image's bake, in order. */
-export type StepName = "resolve" | "launch" | "provision" | "runtime-only" | "capture" | "verify" | "tag";
+export type StepName = "resolve" | "launch" | "provision" | "runtime-only" | "capture" | "verify" | "tag" | "publish";
 
 /** Everything that happens during a run. Renderers (TTY, plain, NDJSON) and the manifest are built from these alone. */
 export type KilnEvent = KilnEventInput & { time: string };

@@ -3,7 +3,7 @@ import { parseDuration } from "./duration.js";
 import { KilnError } from "./errors.js";
 import { fleetCall, findLatest, newest } from "./image-inputs.js";
 import { planBuild } from "./plan.js";
-import { LABELS } from "./provenance.js";
+import { channelRepository as channelRepositoryOf, LABELS } from "./provenance.js";
 import type { Artifact, FleetCall } from "./types.js";
 
 /** Every artefact of a project's images, per image name, newest first. */
@@ -30,11 +30,18 @@ export interface OutdatedEntry {
   artifact?: Artifact;
   /** Empty when the image is current. */
   reasons: string[];
+  /**
+   * The parent this image is outdated because of: a rebake of an outdated image rebakes everything built on it, so its
+   * children (and theirs) are outdated too. `reasons` then ends with `<parent> is outdated`, followed by the parent's own
+   * reasons in parentheses when this image has none of its own.
+   */
+  becauseOf?: string;
 }
 
 /**
  * Which images need a rebake: no artefact yet, the parent has a newer artefact, the source or another input changed
- * (its bake key no longer matches), or the newest artefact is older than `maxAge` (scheduled security rebakes).
+ * (its bake key no longer matches), the newest artefact is older than `maxAge` (scheduled security rebakes), or the parent
+ * is outdated (see `becauseOf`). Entries come in `project.images` order, parents first.
  */
 export async function findOutdated(
   project: Project,
@@ -45,6 +52,8 @@ export async function findOutdated(
   const plan = new Map((await planBuild({ project, signal: call.signal })).map((entry) => [entry.image, entry]));
   const latest = new Map<string, Artifact | undefined>();
   const entries: OutdatedEntry[] = [];
+  /** Per image, the reasons found on the image itself (not inherited from its parent), to explain its children. */
+  const ownReasons = new Map<string, string[]>();
   for (const image of project.images) {
     const artifact = await findLatest(project.name, image, call);
     latest.set(image.name, artifact);
@@ -64,7 +73,18 @@ export async function findOutdated(
         reasons.push(`older than ${options.maxAge} (baked ${new Date(created).toISOString().slice(0, 16).replace("T", " ")})`);
       }
     }
-    entries.push({ image: image.name, ...(artifact ? { artifact } : {}), reasons });
+    ownReasons.set(image.name, [...reasons]);
+    // Parents come first in project.images, so the parent's entry (with its inherited cause) is already complete.
+    const parent = image.from === undefined ? undefined : entries.find((entry) => entry.image === image.from);
+    let becauseOf: string | undefined;
+    if (parent && parent.reasons.length > 0) {
+      // The parent's own line has the details; repeat them only when they are the whole story of this image.
+      const parentOwn = ownReasons.get(parent.image) ?? [];
+      const details = parentOwn.length > 0 ? parentOwn.join("; ") : `because of ${parent.becauseOf}`;
+      reasons.push(reasons.length > 0 ? `${parent.image} is outdated` : `${parent.image} is outdated (${details})`);
+      becauseOf = parent.image;
+    }
+    entries.push({ image: image.name, ...(artifact ? { artifact } : {}), reasons, ...(becauseOf ? { becauseOf } : {}) });
   }
   return entries;
 }
@@ -76,7 +96,10 @@ function ageToDuration(age: string): string {
   return `${Number(match[1]) * (match[2] === "w" ? 168 : 24)}h`;
 }
 
-/** The outdated images and everything built on them, in waves: each wave depends only on earlier ones. */
+/**
+ * The outdated images and everything built on them, in waves: each wave depends only on earlier ones. `outdated` may list
+ * just the images outdated on their own or, as `findOutdated` reports them, their descendants too: the waves are the same.
+ */
 export function rebakeWaves(project: Project, outdated: string[]): string[][] {
   const selected = new Set(outdated);
   for (const image of project.images) if (image.from !== undefined && selected.has(image.from)) selected.add(image.name);
@@ -93,7 +116,7 @@ export function rebakeWaves(project: Project, outdated: string[]): string[][] {
 
 /** `kiln-channel/<project>/<image>`: the repository whose tags are an image's channels and their history. */
 export function channelRepository(project: Project, image: string): string {
-  return `kiln-channel/${project.name}/${image}`.toLowerCase().replace(/[^a-z0-9/._-]/g, "-");
+  return channelRepositoryOf(project.name, image);
 }
 
 export interface ChannelState {

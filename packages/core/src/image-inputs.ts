@@ -21,7 +21,7 @@ export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variable
   );
   const input = {
     driver: image.driverName,
-    driverOptions: image.driverOptions,
+    driverOptions: image.driver.bakeKeyOptions ? image.driver.bakeKeyOptions(image.driverOptions) : image.driverOptions,
     source,
     provision,
     verify: image.verify,
@@ -30,9 +30,13 @@ export async function resolveInputs(ctx: BakeContext, image: ImageSpec, variable
   return { source, key: bakeKey(input, variables), summary: inputSummary(input, variables) };
 }
 
-/** The newest artefact with this bake key, if any: baking again would produce the same image. */
-export async function findCached(image: ImageSpec, key: string, call: FleetCall): Promise<Artifact | undefined> {
-  return newest(await image.driver.findArtifacts({ labels: { [LABELS.key]: key } }, image.driverOptions, call));
+/**
+ * The newest artefact of this image with this bake key, if any: baking again would produce the same image. The image and project
+ * are asked too, so a driver whose artefacts live in a registry looks in that image's repository only.
+ */
+export async function findCached(project: string, image: ImageSpec, key: string, call: FleetCall): Promise<Artifact | undefined> {
+  const labels = { [LABELS.key]: key, [LABELS.image]: image.name, [LABELS.project]: project };
+  return newest(await image.driver.findArtifacts({ labels }, image.driverOptions, call));
 }
 
 /** The newest artefact baked for this image of this project. */

@@ -5,7 +5,7 @@ export * from "./events.js";
 export * from "./types.js";
 export * from "./duration.js";
 export * from "./retry.js";
-export { LABELS } from "./provenance.js";
+export { channelRepository, LABELS } from "./provenance.js";
 export { canonicalJson } from "./bake-key.js";
 export { pluginInit, type PluginKind } from "./plugin-init.js";
 export { defineConfig } from "./define-config.js";

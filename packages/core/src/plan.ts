@@ -9,7 +9,14 @@ import type { Artifact } from "./types.js";
 
 export interface PlanEntry {
   image: string;
+  /** The image it is built on (`from:`), if any. */
+  from?: string;
   action: "cached" | "bake";
+  /**
+   * For an image to bake: the wave it can bake in, so CI can run each wave's bakes as parallel jobs. 0 when nothing it is built
+   * on needs a bake (no parent, or a cached one); otherwise its parent's wave + 1. Absent for a cached image: no job bakes it.
+   */
+  wave?: number;
   /** Why, in the user's words: `no artefact`, `parent changed (base 1a2b → 9c8d)`, `provision[0] shell changed`… */
   reasons: string[];
   bakeKey?: string;
@@ -35,12 +42,15 @@ export async function planBuild(options: PlanOptions): Promise<PlanEntry[]> {
   const entries = new Map<string, PlanEntry>();
   const runId = newRunId();
   for (const image of images) {
+    const from = image.from === undefined ? {} : { from: image.from };
     const parent = image.from === undefined ? undefined : entries.get(image.from);
     if (parent && parent.action === "bake") {
-      entries.set(image.name, { image: image.name, action: "bake", reasons: [`parent ${image.from} will be baked first`] });
+      const reasons = [`parent ${image.from} will be baked first`];
+      entries.set(image.name, { image: image.name, ...from, action: "bake", wave: (parent.wave ?? 0) + 1, reasons });
       continue;
     }
-    entries.set(image.name, await planImage(image, parent?.artifact, options, runId));
+    const entry = await planImage(image, parent?.artifact, options, runId);
+    entries.set(image.name, { ...entry, ...from, ...(entry.action === "bake" ? { wave: 0 } : {}) });
   }
   return [...entries.values()];
 }
@@ -70,7 +80,7 @@ async function planImage(image: ImageSpec, parent: Artifact | undefined, options
   }
   const forced = options.force === true || (Array.isArray(options.force) && options.force.includes(image.name));
   const call = fleetCall(project, ctx.signal);
-  const cached = forced ? undefined : await findCached(image, inputs.key, call);
+  const cached = forced ? undefined : await findCached(project.name, image, inputs.key, call);
   if (cached) return { image: image.name, action: "cached", reasons: [], bakeKey: inputs.key, artifact: cached };
   const latest = await findLatest(project.name, image, call);
   const previous = previousSummary(latest);

@@ -30,6 +30,14 @@ export const LABELS = {
   plugins: "dev.kiln.plugins",
 } as const;
 
+/**
+ * `kiln-channel/<project>/<image>`: the repository whose tags are an image's channels (`prod`) and their history (`prod-3`).
+ * Drivers that keep artefacts elsewhere too (a registry) recognise channel tags by it.
+ */
+export function channelRepository(project: string, image: string): string {
+  return `kiln-channel/${project}/${image}`.toLowerCase().replace(/[^a-z0-9/._-]/g, "-");
+}
+
 const run = promisify(execFile);
 
 /** `3f2a…c1` or `3f2a…c1-dirty`; `none` outside a git repository. */

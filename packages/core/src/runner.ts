@@ -217,12 +217,14 @@ export class BuildRun {
       const { source, key, summary } = await step("resolve", undefined, () => resolveInputs(ctx, image, project.variables));
       record.source = source;
       record.bakeKey = key;
-      const cached = this.forced(image) ? undefined : await untilAborted(bake.pending.track(findCached(image, key, call)), signal);
+      const cached = this.forced(image)
+        ? undefined
+        : await untilAborted(bake.pending.track(findCached(project.name, image, key, call)), signal);
       if (cached) {
         await step("tag", image.tags.join(", ") || undefined, async () => {
           for (const tag of image.tags) await driver.tag(cached, tag, opts, call);
         });
-        record.artifact = { ...cached, tags: [...new Set([...cached.tags, ...image.tags])] };
+        record.artifact = await this.publish(bake, image, { ...cached, tags: [...new Set([...cached.tags, ...image.tags])] });
         record.status = "cached";
         failures = await cleanup.unwind("success");
         return { record, failures };
@@ -297,7 +299,7 @@ export class BuildRun {
       await step("tag", image.tags.join(", ") || undefined, async () => {
         for (const tag of image.tags) await driver.tag(artifact, tag, opts, call);
       });
-      record.artifact = { ...artifact, tags: [...new Set([...artifact.tags, ...image.tags])] };
+      record.artifact = await this.publish(bake, image, { ...artifact, tags: [...new Set([...artifact.tags, ...image.tags])] });
       record.status = "baked";
       failures = await cleanup.unwind("success");
     } catch (thrown) {
@@ -323,6 +325,12 @@ export class BuildRun {
       this.report(record, failures);
     }
     return { record, failures };
+  }
+
+  /** Pushes the artefact beyond this machine when the driver can (a registry): only verified artefacts get there. */
+  private async publish(bake: Bake, image: ImageSpec, artifact: Artifact): Promise<Artifact> {
+    const publishing = image.driver.publish?.(bake.ctx, artifact, image.driverOptions);
+    return publishing ? this.step(bake, "publish", undefined, () => publishing) : artifact;
   }
 
   private report(record: BuildRecord, failures: CleanupFailure[]): void {

@@ -30,6 +30,11 @@ export interface Artifact {
   created?: string;
   /** Files that make up the artefact, for platforms whose images are files (LXC rootfs tarballs, Vagrant boxes). */
   files?: ArtifactFile[];
+  /**
+   * Where the artefact is stored beyond the machine that made it, by content: `registry/repo@sha256:…` for a Docker image
+   * pushed to a registry. Any machine can fetch it from there.
+   */
+  digests?: string[];
 }
 
 /** One file of a file-based artefact. */
@@ -342,6 +347,11 @@ export interface Driver<Opts = unknown> {
   readonly exposedOptions?: readonly ExposedOption[];
   /** The host files the options name (a source tarball, a user-data file); read them through `ctx.hostPath()`. */
   hostPaths?(opts: Opts): HostPath[];
+  /**
+   * The options that decide what the artefact contains, for its bake key (default: all of them). Where the artefact is stored
+   * and how to log in there do not: moving to another registry must not rebake the fleet.
+   */
+  bakeKeyOptions?(opts: Opts): unknown;
   /** The host access the options give the build machine (volumes, privileged mode). */
   hostAccess?(opts: Opts): HostAccess[];
   /** Why the platform would refuse `tag` as a reference (undefined: fine), so `kiln validate` says so before a bake. */
@@ -367,6 +377,13 @@ export interface Driver<Opts = unknown> {
   tag(artifact: Artifact, tag: string, opts?: Opts, call?: FleetCall): Promise<void>;
   /** Removes the artefact; removing one that is already gone is not an error. */
   remove(artifact: Artifact, opts?: Opts, call?: FleetCall): Promise<void>;
+  /**
+   * Makes a verified (or cached) artefact available beyond this machine, e.g. pushes it to the registry the options name, and
+   * returns it with its `digests`; returns undefined (at once, not a promise) when the options name nowhere to publish, so no
+   * `publish` step is shown. Called after the tag step, for baked and cached artefacts alike, so it must be idempotent.
+   * Drivers whose artefacts are account-wide already (AMIs) leave it out.
+   */
+  publish?(ctx: BakeContext, artifact: Artifact, opts: Opts): Promise<Artifact> | undefined;
 }
 
 export type DriverFactory<Opts = unknown> = (init: DriverInit) => Driver<Opts>;

@@ -92,6 +92,7 @@ const NESTED_FIELDS = {
     labels: "required",
     created: "optional",
     files: "optional",
+    digests: "optional",
   } satisfies Presence<Artifact>,
   artifactFile: { path: "required", format: "required", size: "required", sha256: "required" } satisfies Presence<ArtifactFile>,
   stepTiming: { step: "required", detail: "optional", durationMs: "required" } satisfies Presence<StepTiming>,
@@ -117,6 +118,7 @@ const STEP_NAMES = {
   capture: true,
   verify: true,
   tag: true,
+  publish: true,
 } satisfies Record<StepName, true>;
 const OUTPUT_STREAMS = { stdout: true, stderr: true } satisfies Record<EventOf<"output">["stream"], true>;
 const LOG_LEVELS = { info: true, warn: true, debug: true } satisfies Record<EventOf<"log">["level"], true>;

@@ -1,6 +1,6 @@
+import { spawn } from "node:child_process";
 import { KilnError, LABELS, type Artifact } from "@kiln/core";
 import {
-  channelsOf,
   findByRef,
   fleetCall,
   findOutdated,
@@ -8,56 +8,70 @@ import {
   promote as promoteArtifact,
   prune as pruneArtifacts,
   rollback,
-  type Project,
 } from "@kiln/core/engine";
 import { parseCommandArgs } from "../args.js";
 import { openProject } from "../project.js";
+import { lineageDot, lineageMermaid, lineageText, lineageTree } from "../render/lineage.js";
 import { shortId } from "../render/text.js";
 
 /** Exit code of `kiln outdated` when something needs a rebake (0: all current), for cron jobs and CI schedules. */
 export const OUTDATED_EXIT_CODE = 3;
 
-/** `kiln images`: the project's artefacts as a lineage tree, with keys, times, commits, tags and channels. */
+/** `kiln images`: the project's artefacts as a lineage tree, with keys, times, commits, tags and channels; or as a graph. */
 export async function images(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("images", argv);
+  const format = imagesFormat(values.format, values.json ?? false);
   const project = await openProject(values, positionals[0]);
-  const byImage = await projectArtifacts(project);
-  const all = [...byImage.entries()].flatMap(([image, artifacts]) => artifacts.map((artifact) => ({ image, artifact })));
-  if (values.json) {
-    for (const { image, artifact } of all) process.stdout.write(`${JSON.stringify(describe(project, image, artifact))}\n`);
-    return 0;
-  }
-  const ids = new Set(all.map(({ artifact }) => artifact.id));
-  const children = (parent: string) => all.filter(({ artifact }) => artifact.labels[LABELS.parent] === parent);
-  const print = (entry: { image: string; artifact: Artifact }, depth: number) => {
-    const d = describe(project, entry.image, entry.artifact);
-    const extras = [d.tags.length ? `tags: ${d.tags.join(", ")}` : "", d.channels.length ? `channels: ${d.channels.join(", ")}` : ""]
-      .filter(Boolean)
-      .join("  ");
-    process.stdout.write(
-      `${"  ".repeat(depth)}${depth ? "└─ " : ""}${d.image}  ${shortId(d.id)}  key ${d.key.slice(0, 12)}  ${d.created.slice(0, 16).replace("T", " ")}  git ${d.git.slice(0, 12)}${extras ? `  ${extras}` : ""}\n`,
-    );
-    for (const child of children(entry.artifact.id)) print(child, depth + 1);
-  };
-  const roots = all.filter(({ artifact }) => !ids.has(artifact.labels[LABELS.parent] ?? ""));
-  for (const root of roots) print(root, 0);
-  if (all.length === 0) process.stdout.write(`no artefacts of project ${project.name} yet: kiln build\n`);
+  const roots = lineageTree(project, await projectArtifacts(project));
+  // A graph on stdout stays a valid (empty) graph; the note goes beside it.
+  if (roots.length === 0 && format !== "json")
+    (format === "text" ? process.stdout : process.stderr).write(`no artefacts of project ${project.name} yet: kiln build\n`);
+  if (format === "json") process.stdout.write(`${JSON.stringify({ project: project.name, artifacts: roots }, null, 2)}\n`);
+  else if (format === "dot") process.stdout.write(lineageDot(project.name, roots));
+  else if (format === "mermaid") process.stdout.write(lineageMermaid(roots));
+  else if (format === "svg") process.stdout.write(await renderSvg(lineageDot(project.name, roots)));
+  else for (const line of lineageText(roots)) process.stdout.write(`${line}\n`);
   return 0;
 }
 
-function describe(project: Project, image: string, artifact: Artifact) {
-  const repo = "kiln-channel/";
-  return {
-    image,
-    id: artifact.id,
-    key: artifact.labels[LABELS.key] ?? "",
-    parent: artifact.labels[LABELS.parent] || null,
-    created: artifact.labels[LABELS.created] ?? artifact.created ?? "",
-    git: artifact.labels[LABELS.git] ?? "",
-    source: artifact.labels[LABELS.source] ?? "",
-    tags: artifact.tags.filter((tag) => !tag.startsWith(repo)),
-    channels: channelsOf(project, image, artifact),
-  };
+const IMAGES_FORMATS = ["text", "json", "dot", "mermaid", "svg"] as const;
+
+function imagesFormat(format: string | undefined, json: boolean): (typeof IMAGES_FORMATS)[number] {
+  if (format === undefined) return json ? "json" : "text";
+  const known = IMAGES_FORMATS.find((candidate) => candidate === format);
+  if (!known)
+    throw new KilnError("E_CONFIG", `kiln images: unknown --format "${format}"`, { hint: `use one of ${IMAGES_FORMATS.join(", ")}` });
+  if (json && known !== "json") throw new KilnError("E_CONFIG", `kiln images: --json and --format ${format} contradict each other`);
+  return known;
+}
+
+/** Graphviz's `dot` turns the graph into SVG; it is a host tool, not a dependency, so say how to get it. */
+function renderSvg(dotSource: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // Bounded: a wedged dot must fail the command, not hang a CI job.
+    const child = spawn("dot", ["-Tsvg"], { stdio: ["pipe", "pipe", "pipe"], timeout: 60_000 });
+    let svg = "";
+    let errors = "";
+    child.stdout.on("data", (chunk: Buffer) => (svg += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
+    child.on("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT"
+          ? new KilnError("E_MISSING_TOOL", "--format svg needs Graphviz: dot not found on this host", {
+              hint: "install it: apt-get install -y graphviz (or print the graph with --format dot or --format mermaid)",
+              exitCode: 2,
+            })
+          : new KilnError("E_INTERNAL", `dot -Tsvg could not run: ${error.message}`, { cause: error }),
+      ),
+    );
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve(svg);
+      else reject(new KilnError("E_INTERNAL", `dot -Tsvg failed (${signal ?? `exit code ${code}`}): ${errors.trim()}`));
+    });
+    // dot may exit before reading everything (a missing binary, a crash): the close handler reports that, not EPIPE.
+    child.stdin.on("error", () => {});
+    child.stdin.end(dotSource);
+  });
 }
 
 /** `kiln provenance <id|tag>`: the artefact's labels, then its parent's, down to the source it started from. */
@@ -80,7 +94,7 @@ export async function provenance(argv: string[]): Promise<number> {
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify(
-        chain.map((artifact) => ({ id: artifact.id, tags: artifact.tags, labels: artifact.labels })),
+        chain.map((artifact) => ({ id: artifact.id, tags: artifact.tags, digests: artifact.digests ?? [], labels: artifact.labels })),
         null,
         2,
       )}\n`,
@@ -97,6 +111,7 @@ export async function provenance(argv: string[]): Promise<number> {
     ];
     if (l[LABELS.plugins]) lines.push(`  plugins ${l[LABELS.plugins]}`);
     if (artifact.tags.length) lines.push(`  tags ${artifact.tags.join(", ")}`);
+    for (const digest of artifact.digests ?? []) lines.push(`  stored at ${digest}`);
     process.stdout.write(`${lines.join("\n")}\n`);
   });
   const origin = chain.at(-1)?.labels ?? {};
@@ -117,7 +132,13 @@ export async function outdated(argv: string[]): Promise<number> {
   if (values.json) {
     for (const entry of entries)
       process.stdout.write(
-        `${JSON.stringify({ image: entry.image, outdated: entry.reasons.length > 0, reasons: entry.reasons, artifact_id: entry.artifact?.id ?? null })}\n`,
+        `${JSON.stringify({
+          image: entry.image,
+          outdated: entry.reasons.length > 0,
+          reasons: entry.reasons,
+          artifact_id: entry.artifact?.id ?? null,
+          because_of: entry.becauseOf ?? null,
+        })}\n`,
       );
   } else {
     const width = Math.max(...entries.map((entry) => entry.image.length));

@@ -6,7 +6,7 @@ usage: kiln <command> [options]
 commands:
   build      bake the images in the bake file (parents first)
   plan       show what build would do for each image, and why (cached, or what changed)
-  images     list the project's artefacts as a lineage tree (keys, times, commits, tags, channels)
+  images     list the project's artefacts as a lineage tree (keys, times, commits, tags, channels), or draw it (dot, mermaid, svg)
   provenance show an artefact's provenance chain down to its source
   outdated   list images that need a rebake (exit 3 if any): newer parent, changed inputs, --max-age
   promote    point a channel (staging, prod) at a verified artefact; --rollback to go back
@@ -51,15 +51,28 @@ Ctrl-C stops the bake and removes everything it created; a second Ctrl-C exits a
   validate: `usage: kiln validate [path] [-C dir] [-f file] [--var name=value] [--var-file file] [--json]
 
 Loads the bake file, its plugins and variables, and reports every problem at once (exit code 2). Launches nothing.`,
-  plan: `usage: kiln plan [path] [-C dir] [-f file] [--only a,b] [--except c] [--force[=name]] [--var …] [--json]
+  plan: `usage: kiln plan [path] [-C dir] [-f file] [--only a,b] [--except c] [--force[=name]] [--var …] [--json | --matrix]
 
 Resolves every image's sources and inputs without creating anything, and prints what kiln build would do:
   cached (key 3f2a…)                       an artefact with the same bake key exists and will be reused
   bake: no artefact                        never baked
-  bake: parent changed (base 1a2b → 9c8d)  and the other inputs that changed since the newest artefact of the image`,
-  images: `usage: kiln images [path] [-C dir] [--json]
+  bake: parent changed (base 1a2b → 9c8d)  and the other inputs that changed since the newest artefact of the image
 
-Lists the artefacts of this project's images as a tree (base → children), with bake key, time, git commit, tags and channels.`,
+--json prints one line per image: image, action, reasons, bake_key, artifact_id, from, cached, and wave (the images to
+bake in wave n are built only on cached images or on images of earlier waves; null when cached).
+--matrix prints one JSON document for a CI matrix: waves (per wave {include: [{image, bake_key, from}…]}, images to bake
+only, never an empty wave), wave_count, and the bake and cached counts. waves[n] is GitHub's strategy.matrix as is; each of its
+jobs runs kiln build --only <image>. See docs/ci.md.`,
+  images: `usage: kiln images [path] [-C dir] [--json | --format text|json|dot|mermaid|svg]
+
+Lists the artefacts of this project's images as a tree (base → children, siblings drawn with ├─ and └─), with bake key,
+time, git commit, tags and channels.
+--json (= --format json) prints the same tree as one document: {"project", "artifacts": [{image, id, key, parent, created,
+git, source, tags, channels, children: […]}…]}.
+--format dot or mermaid prints the lineage as a graph (an artefact per node with image, short id, version tags and
+channels; an edge from each parent to the artefacts built on it), for a wiki or a pull request:
+  kiln images --format dot | dot -Tpng > images.png      kiln images --format mermaid   (in a \`\`\`mermaid block)
+--format svg renders the dot graph through Graphviz (exit code 2 if dot is missing: apt-get install -y graphviz).`,
   provenance: `usage: kiln provenance <id|tag> [-C dir] [--json]
 
 Shows an artefact's provenance (image, bake key, run, commit, Kiln version, verify, source), then its parent's, down to the source
@@ -67,8 +80,10 @@ it started from (for a debootstrap base: suite, mirror and build time).`,
   outdated: `usage: kiln outdated [path] [-C dir] [--max-age 7d] [--json]
 
 Reports images whose parent has a newer artefact, whose source or inputs changed, or whose newest artefact is older than
---max-age. Exit code 0: all current; 3: something is outdated (for cron jobs and CI schedules). Rebake with
-kiln build --rebake-outdated.`,
+--max-age, and everything built on them, because of them ("web  outdated: base is outdated (older than 7d …)"): a rebake
+of an image rebakes its children too. Exit code 0: all current; 3: something is outdated (for cron jobs and CI schedules).
+Rebake with kiln build --rebake-outdated.
+--json prints one line per image: image, outdated, reasons, artifact_id, and because_of (the outdated parent, or null).`,
   promote: `usage: kiln promote <image> <channel> [--artifact id|tag] [--force] [-C dir]
        kiln promote --rollback <image> <channel>
 

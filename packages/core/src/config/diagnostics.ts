@@ -171,7 +171,7 @@ function pathKey(segment: PropertyKey | StandardSchemaV1.PathSegment): PathSegme
 }
 
 /** Zod (and compatible libraries) report unknown keys as one issue listing them; we point at each key instead. */
-function unrecognizedKeys(issue: StandardSchemaV1.Issue): string[] | undefined {
+export function unrecognizedKeys(issue: StandardSchemaV1.Issue): string[] | undefined {
   const detail = issue as { code?: unknown; keys?: unknown };
   if (detail.code === "unrecognized_keys" && Array.isArray(detail.keys)) return detail.keys.map(String);
   return undefined;

@@ -249,6 +249,36 @@ describe("loadProject diagnostics", () => {
     ]);
   });
 
+  it("gives each image the driver's project-wide defaults under its own options", async () => {
+    const file = await writeBakeFile([
+      "defaults:",
+      "  docker: { privileged: true, source: debian }",
+      "images:",
+      "  base: { driver: docker }",
+      "  web: { driver: docker, source: alpine, privileged: false }",
+    ]);
+    const project = await load(file);
+    const options = Object.fromEntries(project.images.map((image) => [image.name, image.driverOptions]));
+    expect(options).toEqual({ base: { privileged: true, source: "debian" }, web: { privileged: false, source: "alpine" } });
+  });
+
+  it("points a bad default at its place under defaults:, once however many images take it", async () => {
+    const file = await writeBakeFile([
+      /* 1 */ "defaults:",
+      /* 2 */ "  docker:",
+      /* 3 */ "    privileged: yes please",
+      /* 4 */ "    privilegd: true",
+      /* 5 */ "images:",
+      /* 6 */ "  base: { driver: docker, source: debian }",
+      /* 7 */ "  web: { driver: docker, source: debian }",
+    ]);
+    const error = await loadFailure(file);
+    expect(error.diagnostics.map(where)).toEqual([
+      { path: "defaults.docker.privileged", line: 3, column: 17 },
+      { path: "defaults.docker.privilegd", line: 4, column: 5 },
+    ]);
+  });
+
   it("points a provisioner option the provisioner does not know at the key", async () => {
     const file = await writeBakeFile([
       /* 1 */ "images:",

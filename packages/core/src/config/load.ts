@@ -7,7 +7,7 @@ import { type Diagnostic, KilnError, toKilnError } from "../errors.js";
 import { confinedPath, OutsideProject } from "./confine.js";
 import { createRedactor, interpolate, resolveVariables, type VariableInputs } from "../variables.js";
 import type { Driver, ExposedOption, HostAccess, HostPath, Logger, PreflightProblem, Provisioner, VariableValue } from "../types.js";
-import { Diagnostics } from "./diagnostics.js";
+import { Diagnostics, unrecognizedKeys } from "./diagnostics.js";
 import { readBakeFile } from "./read.js";
 import { checkReferences, dependencyOrder } from "./references.js";
 import { expandSteps, INVALID, loadPlugin, splitCommonStepOptions, validate } from "./steps.js";
@@ -314,7 +314,11 @@ async function resolveImage(
   const image = interpolate(bakeFile.images[name], variables);
   if (!image) return undefined;
   const at = ["images", name];
-  const driverInput = Object.fromEntries(Object.entries(image).filter(([key]) => !IMAGE_KEYS.has(key)));
+  const ownOptions = Object.fromEntries(Object.entries(image).filter(([key]) => !IMAGE_KEYS.has(key)));
+  // Project-wide options of this driver (`defaults: { docker: … }`), under the image's own.
+  const defaults = (interpolate(bakeFile.defaults?.[image.driver], variables) ?? {}) as Record<string, unknown>;
+  const driverInput = { ...defaults, ...ownOptions };
+  const fromDefaults = (key: PropertyKey) => typeof key === "string" && key in defaults && !(key in ownOptions);
   if (image.from !== undefined && "source" in driverInput) {
     diagnostics.add([...at, "source"], "an image has either `from:` or `source:`, not both", { atKey: true });
   } else if (image.from === undefined && !("source" in driverInput)) {
@@ -330,9 +334,9 @@ async function resolveImage(
     [...at, "driver"],
     diagnostics,
   );
-  const driverOptions = instance
-    ? await validateOptions({ kind: "driver", name: image.driver, at: [...at, "driver"] }, instance.schema, driverInput, at, diagnostics)
-    : undefined;
+  const plugin = { kind: "driver" as const, name: image.driver, at: [...at, "driver"] };
+  const optionsAt = { image: at, defaults: ["defaults", image.driver], fromDefaults };
+  const driverOptions = instance ? await validateOptions(plugin, instance.schema, driverInput, optionsAt, diagnostics) : undefined;
   const plugins = new Set<string>(driver?.package ? [packageId(driver.package)] : []);
   refuseExposedSecrets(instance?.exposedOptions, driverInput, at, variables, diagnostics);
   for (const [index, tag] of image.tags.entries()) {
@@ -546,11 +550,28 @@ async function validateOptions(
   plugin: { kind: PluginKind; name: string; at: PathSegment[] },
   schema: Parameters<typeof validate>[0],
   input: unknown,
-  at: PathSegment[],
+  at: PathSegment[] | DriverOptionsPlace,
   diagnostics: Diagnostics,
 ): Promise<unknown> {
   try {
-    return await validate(schema, input, at, diagnostics);
+    if (Array.isArray(at)) return await validate(schema, input, at, diagnostics);
+    const result = await schema["~standard"].validate(input);
+    if (!result.issues) return result.value;
+    // A problem with an option the image took from `defaults:` is reported there, where the file says it.
+    for (const issue of result.issues) {
+      const keys = (issue.path ?? []).length === 0 ? unrecognizedKeys(issue) : undefined;
+      if (keys) {
+        for (const key of keys) {
+          const place = at.fromDefaults(key) ? at.defaults : at.image;
+          diagnostics.add([...place, key], `unknown key "${key}"`, { atKey: true, hint: "remove it or check its spelling" });
+        }
+        continue;
+      }
+      const first = issue.path?.[0];
+      const key = typeof first === "object" && first !== null ? first.key : first;
+      diagnostics.addSchemaIssues(key !== undefined && at.fromDefaults(key) ? at.defaults : at.image, [issue]);
+    }
+    return INVALID;
   } catch (error) {
     const message = `${plugin.kind} "${plugin.name}" could not check its options: ${(error as Error)?.message ?? String(error)}`;
     diagnostics.add(plugin.at, message, {
@@ -559,6 +580,13 @@ async function validateOptions(
     });
     return INVALID;
   }
+}
+
+/** Where a driver's option problems are reported: at the image, or at `defaults:` for an option the image took from there. */
+interface DriverOptionsPlace {
+  image: PathSegment[];
+  defaults: PathSegment[];
+  fromDefaults: (key: PropertyKey) => boolean;
 }
 
 /** A reviewer sees which steps run the project's own code, and that validation did not run it. */

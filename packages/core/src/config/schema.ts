@@ -122,6 +122,12 @@ export const bakeFileSchema = z
       .optional()
       .describe("Name that scopes this file's artefacts (lineage, plan, prune). Default: the bake file's directory name."),
     variables: z.record(nameOf(VARIABLE_NAME, "variable"), variableSchema).default({}),
+    defaults: z
+      .record(nameOf(NAME, "driver"), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe(
+        "Driver options every image of that driver gets unless it sets them itself, per driver name, e.g. docker: { registry: … }.",
+      ),
     steps: z
       .record(nameOf(NAME, "step list"), z.array(provisionStepSchema))
       .default({})

@@ -30,6 +30,11 @@ function imageTag(recipe: ResolvedRecipe): string {
   return `kiln-debootstrap/${recipe.suite}:${recipe.key}`;
 }
 
+/** The tag the recipe's base image has, here and in a registry that shares it. */
+export async function debootstrapTag(recipe: DebootstrapSource): Promise<string> {
+  return imageTag(await resolveRecipe(recipe));
+}
+
 /** The image already imported for this recipe, if any (nothing is built). */
 export async function findDebootstrapImage(docker: Docker, recipe: DebootstrapSource): Promise<DebootstrapImage | undefined> {
   return findImage(docker, imageTag(await resolveRecipe(recipe)));

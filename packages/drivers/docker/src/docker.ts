@@ -1,12 +1,30 @@
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import tarStream from "tar-stream";
-import { defineDriver, KilnError, LABELS, type Artifact, type BakeContext, type SourceRef } from "@kiln/core";
-import { describeRecipe } from "@kiln/debootstrap";
-import { debootstrapImage, findDebootstrapImage } from "./debootstrap.js";
-import { connect, engineUnreachable, isNotFound, splitTag } from "./engine.js";
+import { defineDriver, KilnError, LABELS, type Artifact, type ArtifactQuery, type BakeContext, type SourceRef } from "@kiln/core";
+import { DEBOOTSTRAP_LABEL_PREFIX, describeRecipe } from "@kiln/debootstrap";
+import { debootstrapImage, debootstrapTag, findDebootstrapImage } from "./debootstrap.js";
+import { engineUnreachable, isNotFound, splitTag } from "./engine.js";
 import { DockerMachine, removeContainer } from "./machine.js";
 import { referenceProblem } from "./reference.js";
+import {
+  ensureLocal,
+  findInRegistry,
+  followProgress,
+  isLocal,
+  mergeArtifacts,
+  publish,
+  pullAuth,
+  registries,
+  type RegistryPlace,
+  removeFromRegistry,
+  shareBase,
+  sharedBase,
+  sourceInRegistry,
+  tagInRegistry,
+  withoutLocalChannels,
+} from "./registry-store.js";
+import { EnginePool } from "./engines.js";
 import { dockerOptionsSchema, type DockerChanges, type DockerOptions } from "./options.js";
 
 /** Where a verify container's boot script is written (in that container only, never in the image). */
@@ -16,8 +34,8 @@ const BOOT_SCRIPT = "/.kiln-boot.sh";
 const KEEP_ALIVE = ["/bin/sh", "-c", 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
 export const docker = defineDriver<DockerOptions>(() => {
-  let client: Promise<Docker> | undefined;
-  const engine = () => (client ??= connect());
+  const engines = new EnginePool();
+  const registry = registries();
 
   return {
     name: "docker",
@@ -25,6 +43,8 @@ export const docker = defineDriver<DockerOptions>(() => {
     runtimeSupport: { bootScript: true, hostPorts: true },
     connectionKinds: ["docker"],
     checkTag: (tag) => referenceProblem(tag),
+    // Where an image bakes, where artefacts are shared and the login to it do not change the image: the same key everywhere.
+    bakeKeyOptions: ({ registry, registry_auth, engines, ...shaping }) => shaping,
     hostAccess: (opts) => [
       ...Object.entries(opts.volumes ?? {}).map(([host, inside]) => ({
         path: ["volumes", host],
@@ -39,14 +59,21 @@ export const docker = defineDriver<DockerOptions>(() => {
 
     async resolveSource(ctx, opts) {
       try {
-        return await resolve(await engine(), ctx, opts);
+        return await resolve(await engines.forBake(ctx, opts.engines), ctx, opts, await registry(opts));
       } catch (error) {
         throw engineUnreachable(error) ?? error;
       }
     },
 
     async launch(ctx, source, opts) {
-      const api = await engine();
+      const api = await engines.forBake(ctx, opts.engines);
+      // A parent baked on another machine comes from the registry it was published to, and a source image known only from its
+      // registry (resolved without pulling) is pulled by digest: only now that a bake needs them, never for a cached image.
+      if (ctx.parent) await ensureLocal(api, await registry(opts), ctx.parent, ctx.log);
+      else if (!(await isLocal(api, source.id))) {
+        const from = source.details?.registry ?? (source.digest?.includes("@") ? source.digest : undefined);
+        if (from) await pullImage(api, ctx, from);
+      }
       const name = containerName(ctx, "build");
       const adopt = deferRemoval(ctx, api, name);
       const container = await api.createContainer({
@@ -67,7 +94,7 @@ export const docker = defineDriver<DockerOptions>(() => {
     },
 
     async capture(ctx, machine, target, opts) {
-      const api = await engine();
+      const api = await engines.forBake(ctx, opts.engines);
       const sourceImage =
         machine instanceof DockerMachine && machine.sourceImage
           ? machine.sourceImage
@@ -104,11 +131,13 @@ export const docker = defineDriver<DockerOptions>(() => {
         resource: `image ${shortId(result.Id)}`,
         manualCommand: `docker rmi -f ${result.Id}`,
       });
+      engines.captured(ctx, result.Id);
       return { id: result.Id, driver: "docker", image: ctx.image, tags: [], labels: config.Labels, created: new Date().toISOString() };
     },
 
     async launchArtifact(ctx, artifact, runtime, opts) {
-      const api = await engine();
+      const api = await engines.forBake(ctx, opts.engines);
+      await ensureLocal(api, await registry(opts), artifact, ctx.log);
       const name = containerName(ctx, "verify");
       const image = (await api.getImage(artifact.id).inspect()).Config;
       const own = [...toArgv(image?.Entrypoint), ...toArgv(image?.Cmd)];
@@ -135,44 +164,81 @@ export const docker = defineDriver<DockerOptions>(() => {
       return adopt(await DockerMachine.of(api, container.id, opts.exec_user));
     },
 
-    async findArtifacts(query) {
-      const api = await engine();
-      const wanted = Object.entries(query.labels ?? {});
-      if (query.ref !== undefined) {
-        const info = await api
-          .getImage(query.ref)
-          .inspect()
-          .catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
-        if (!info) return [];
-        const labels = info.Config?.Labels ?? {};
-        const matches = wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
-        return matches ? [toArtifact(info.Id, info.RepoTags, labels, info.Created)] : [];
-      }
-      const filters = wanted.map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
-      const images = await api.listImages({ all: true, filters: { label: filters } });
-      return images.map((image) => toArtifact(image.Id, image.RepoTags, image.Labels ?? {}, new Date(image.Created * 1000).toISOString()));
+    async findArtifacts(query, opts) {
+      const apis = await engines.all(opts?.engines);
+      const local = mergeArtifacts(await Promise.all(apis.map((api) => findLocal(api, query))));
+      const place = await registry(opts);
+      if (!place || query.ref !== undefined) return local;
+      const labels = query.labels ?? {};
+      const remote = await findInRegistry(place, labels);
+      return mergeArtifacts([withoutLocalChannels(local, labels[LABELS.project], labels[LABELS.image]), remote]);
     },
 
-    async tag(artifact, reference) {
-      await (await engine()).getImage(artifact.id).tag(splitTag(reference));
+    async tag(artifact, reference, opts) {
+      const api = await engines.forArtifact(artifact.id, opts?.engines);
+      const place = await registry(opts);
+      // A channel of an artefact this engine does not hold moves in the registry only: no pull just to tag it.
+      if (place && (await tagInRegistry(place, artifact, reference)) && !(await isLocal(api, artifact.id))) return;
+      await ensureLocal(api, place, artifact);
+      await api.getImage(artifact.id).tag(splitTag(reference));
     },
 
-    async remove(artifact) {
-      await removeImage(await engine(), artifact.id);
+    async remove(artifact, opts, call) {
+      for (const api of await engines.all(opts?.engines)) await removeImage(api, artifact.id);
+      const place = await registry(opts);
+      if (place && !(await removeFromRegistry(place, artifact)))
+        call?.log.warn(`registry ${place.host} does not allow deletes: ${artifact.digests?.join(", ")} stays there`);
+    },
+
+    publish(ctx, artifact, opts) {
+      if (!opts.registry) return undefined;
+      return (async () => {
+        const place = (await registry(opts)) as RegistryPlace;
+        return publish(await engines.forBake(ctx, opts.engines), place, artifact, ctx.log);
+      })();
     },
   };
 });
 
-async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions): Promise<SourceRef> {
+/** Images of this engine matching the query. */
+async function findLocal(api: Docker, query: ArtifactQuery): Promise<Artifact[]> {
+  const wanted = Object.entries(query.labels ?? {});
+  if (query.ref !== undefined) {
+    const info = await api
+      .getImage(query.ref)
+      .inspect()
+      .catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
+    if (!info) return [];
+    const labels = info.Config?.Labels ?? {};
+    const matches = wanted.every(([key, value]) => (value === undefined ? key in labels : labels[key] === value));
+    return matches ? [toArtifact(info.Id, info.RepoTags, labels, info.Created, info.RepoDigests)] : [];
+  }
+  const filters = wanted.map(([key, value]) => (value === undefined ? key : `${key}=${value}`));
+  const images = await api.listImages({ all: true, filters: { label: filters } });
+  return images.map((image) =>
+    toArtifact(image.Id, image.RepoTags, image.Labels ?? {}, new Date(image.Created * 1000).toISOString(), image.RepoDigests),
+  );
+}
+
+async function resolve(api: Docker, ctx: BakeContext, opts: DockerOptions, place: RegistryPlace | undefined): Promise<SourceRef> {
   if (ctx.parent) return { id: ctx.parent.id, digest: ctx.parent.id, description: `${ctx.parent.image} (${shortId(ctx.parent.id)})` };
   const source = opts.source;
   if (source === undefined) throw new KilnError("E_CONFIG", `image "${ctx.image}" has no source`, { hint: "set source: or from:" });
   if (typeof source !== "string") {
     const recipe = source.debootstrap;
-    if (ctx.planning && !(await findDebootstrapImage(api, recipe))) {
-      throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} base is not built yet`);
+    const local = await findDebootstrapImage(api, recipe);
+    // Another machine's base for the same recipe, shared through the registry: the same image id, so children's keys agree
+    // (a base built here would have an id of its own, and every image on it would be baked again). Pulled at launch, if ever.
+    const shared = !local && place ? await sharedBase(place, await debootstrapTag(recipe)) : undefined;
+    if (shared) {
+      const label = (name: string) => shared.labels[`${DEBOOTSTRAP_LABEL_PREFIX}.${name}`] ?? "";
+      const details = { mirror: label("mirror"), built: label("created"), registry: shared.pull };
+      return { id: shared.id, digest: shared.id, description: describeRecipe(recipe), details };
     }
-    const built = await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) });
+    if (ctx.planning && !local) throw new KilnError("E_SOURCE", `debootstrap ${recipe.suite} base is not built yet`);
+    const built =
+      local ?? (await debootstrapImage(api, recipe, { signal: ctx.signal, onOutput: (line) => ctx.output("stdout", `${line}\n`) }));
+    if (place && !ctx.planning) await shareBase(api, place, built.id, built.tag);
     return {
       id: built.id,
       digest: built.id,
@@ -187,6 +253,9 @@ async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string,
   const inspect = () => api.getImage(reference).inspect();
   let info = pull === "always" ? undefined : await inspect().catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
   if (!info) {
+    // Not here: its registry says what it is without a pull, which waits for a launch that needs it (a cached image does not).
+    const remote = pull === "always" ? undefined : await sourceInRegistry(reference);
+    if (remote) return remote;
     if (ctx.planning) throw new KilnError("E_SOURCE", `image "${reference}" would have to be pulled`);
     if (pull === "never") {
       throw new KilnError("E_SOURCE", `image "${reference}" is not present and pull is "never"`, {
@@ -196,20 +265,23 @@ async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string,
     await pullImage(api, ctx, reference);
     info = await inspect();
   }
-  return { id: info.Id, digest: info.RepoDigests?.[0] ?? info.Id, description: reference };
+  return { id: info.Id, digest: repoDigestOf(reference, info.RepoDigests ?? []) ?? info.Id, description: reference };
+}
+
+/**
+ * The image's digest in the repository `reference` names, if it came from or went to one: an image pushed to several registries
+ * has one per repository, in no set order, and the bake key must not depend on where else this engine pushed it.
+ */
+function repoDigestOf(reference: string, repoDigests: string[]): string | undefined {
+  const name = reference.split("@")[0] as string;
+  const repository = name.lastIndexOf(":") > name.lastIndexOf("/") ? name.slice(0, name.lastIndexOf(":")) : name;
+  return repoDigests.find((digest) => digest.startsWith(`${repository}@`));
 }
 
 async function pullImage(api: Docker, ctx: BakeContext, reference: string): Promise<void> {
   ctx.log.info(`pulling ${reference}`);
   try {
-    const stream = await api.pull(reference);
-    await new Promise<void>((resolve, reject) =>
-      api.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
-        const failed = output?.find((item) => item.error)?.error;
-        if (error || failed) reject(new Error(error?.message ?? failed));
-        else resolve();
-      }),
-    );
+    await followProgress(api, await api.pull(reference, await pullAuth(reference)), `pull ${reference}`);
   } catch (error) {
     throw new KilnError("E_SOURCE", `cannot pull image "${reference}": ${(error as Error).message}`, {
       hint: "no registry reachable? use source: { debootstrap: { suite: bookworm } } to build a Debian base locally, or docker load the image",
@@ -248,9 +320,17 @@ function applyChanges(config: ImageConfig, changes: DockerChanges): void {
   config.Labels = { ...config.Labels, ...changes.labels };
 }
 
-function toArtifact(id: string, repoTags: string[] | undefined, labels: Record<string, string>, created: string): Artifact {
-  const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>");
-  return { id, driver: "docker", image: labels[LABELS.image] ?? "", tags, labels, created };
+function toArtifact(
+  id: string,
+  repoTags: string[] | undefined,
+  labels: Record<string, string>,
+  created: string,
+  repoDigests: string[] | undefined,
+): Artifact {
+  // A registry's key tag (`…:key-<bake key>`) is Kiln's cache entry, not a name a person gave the image.
+  const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>" && !/:key-[0-9a-f]{64}$/.test(tag));
+  const digests = (repoDigests ?? []).filter((digest) => digest !== "<none>@<none>");
+  return { id, driver: "docker", image: labels[LABELS.image] ?? "", tags, labels, created, ...(digests.length ? { digests } : {}) };
 }
 
 /**

@@ -63,3 +63,11 @@ export function portProblem(value: string | number): string | undefined {
     return `"${value}" is not a port (1–65535, optionally /tcp, /udp or /sctp)`;
   return undefined;
 }
+
+/** Why `registry` cannot name a registry namespace (`host[:port]/path`), or undefined. */
+export function registryProblem(registry: string): string | undefined {
+  const host = registry.split("/")[0] as string;
+  if (!(host.includes(".") || host.includes(":") || host === "localhost"))
+    return `"${host}" is not a registry host: give host[:port]/namespace, e.g. registry.example.com/acme or 127.0.0.1:5000/acme`;
+  return referenceProblem(`${registry}/x`);
+}

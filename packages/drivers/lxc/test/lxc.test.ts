@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject } from "@kiln/core/engine";
 import ansible from "@kiln/provisioner-ansible";
 import shell from "@kiln/provisioner-shell";

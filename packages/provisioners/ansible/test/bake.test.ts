@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject, planBuild } from "@kiln/core/engine";
 import docker from "@kiln/driver-docker";
 import { FIXTURE_IMAGE, fixtureOptions, listDockerResources, removeDockerResources } from "@kiln/driver-docker/testing";

@@ -2,7 +2,7 @@ import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject } from "@kiln/core/engine";
 import ec2 from "@kiln/driver-ec2";
 import { type Emulator, resourcesTagged, seededImageOptions, startEmulator } from "@kiln/ec2-emulator";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject } from "@kiln/core/engine";
 import docker from "@kiln/driver-docker";
 import { fixtureOptions, listDockerResources } from "@kiln/driver-docker/testing";

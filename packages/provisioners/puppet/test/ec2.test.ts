@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type KilnEvent } from "@kiln/core";
+import type { KilnEvent } from "@kiln/core";
 import { BuildRun, loadProject } from "@kiln/core/engine";
 import ec2 from "@kiln/driver-ec2";
 import { resourcesTagged, seededImageOptions, startEmulator, type Emulator } from "@kiln/ec2-emulator";

@@ -82,6 +82,7 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
     const plan = await kiln(["plan", "-C", dir.dir], onFresh);
     expect(plan.stdout, plan.stderr).toMatch(/0 to bake, 3 cached/);
     const again = await kiln(["build", "-C", dir.dir], onFresh);
+    runs.push(runIdOf(again.stdout, again.stderr));
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(cached(again.stdout)).toEqual(["api", "app", "base"]);
     expect(baked(again.stdout)).toEqual([]);
@@ -90,6 +91,7 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
     // A changed child bakes there on its parent's artefact, pulled from the registry by digest, not on a rebaked parent.
     await writeFile(join(dir.dir, "kiln.yaml"), threeImages(name, namespace, source, "app-2"));
     const child = await kiln(["build", "-C", dir.dir], onFresh);
+    runs.push(runIdOf(child.stdout, child.stderr));
     expect(child.code, child.stdout + child.stderr).toBe(0);
     expect(baked(child.stdout)).toEqual(["app"]);
     expect(child.stdout).toContain(`pulling ${base?.digests[0]}`);
@@ -111,7 +113,6 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
     const appTags = await registryTags(registry, `team/${name}/app`);
     expect(appTags).not.toContain(`key-${oldApp?.bake_key}`);
     expect(appTags).toHaveLength(1);
-    for (const run of [again, child]) runs.push(runIdOf(run.stdout, run.stderr));
   });
 
   it("a debootstrap base is shared too: a fresh engine neither builds it nor rebakes what stands on it", async () => {

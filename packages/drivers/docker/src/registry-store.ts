@@ -208,6 +208,8 @@ export async function shareBase(api: Docker, place: RegistryPlace, id: string, t
   const repository = place.namespace ? `${place.namespace}/${repo}` : repo;
   if (await place.client.manifest(repository, version)) return;
   await pushTag(api, place, id, `${place.host}/${repository}`, version);
+  // The push needed a local tag; the base keeps its own (kiln-debootstrap/…), so removing this one only untags it.
+  await api.getImage(`${place.host}/${repository}:${version}`).remove();
 }
 
 function splitReference(reference: string): { repo: string; tag: string } {

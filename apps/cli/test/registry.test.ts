@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
@@ -31,6 +31,13 @@ async function pushFixture(registry: TestRegistry, auth?: { username: string; pa
 async function registryTags(registry: TestRegistry, repository: string): Promise<string[]> {
   const response = await fetch(`http://${registry.address}/v2/${repository}/tags/list`);
   return response.status === 404 ? [] : (((await response.json()) as { tags?: string[] }).tags ?? []);
+}
+
+/** The image id (config digest) a registry tag names, straight from the registry's API. */
+async function registryImageId(registry: TestRegistry, repository: string, tag: string): Promise<string | undefined> {
+  const accept = "application/vnd.docker.distribution.manifest.v2+json";
+  const response = await fetch(`http://${registry.address}/v2/${repository}/manifests/${tag}`, { headers: { accept } });
+  return response.ok ? ((await response.json()) as { config: { digest: string } }).config.digest : undefined;
 }
 
 /** base, and app and api built on it: every image verified, so each can be promoted. */
@@ -105,6 +112,10 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
     const images = await kiln(["images", "-C", dir.dir], onFresh);
     expect(images.stdout).toMatch(/api\s+[0-9a-f]{12}\s.*channels: prod/);
     expect(await registryTags(registry, `team/${name}/api`)).toEqual(expect.arrayContaining(["prod", "prod-1"]));
+    // Provenance on the other machine says where the artefact is stored, by digest.
+    const api = manifest.builds.find((build) => build.image === "api");
+    const provenance = await kiln(["provenance", "-C", dir.dir, api?.artifact_id ?? ""]);
+    expect(provenance.stdout, provenance.stderr).toContain(`stored at ${api?.digests[0]}`);
 
     // Prune on the other machine deletes the old app artefact from the registry, by digest; the new one stays.
     const oldApp = manifest.builds.find((build) => build.image === "app");
@@ -167,6 +178,42 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
     expect(manifest.builds.map((build) => build.digests.length)).toEqual([1, 1, 1, 1, 1]);
   });
 
+  it("two runs of one project at once, on two engines: each key's entry is one run's artefact; a run finding it taken says so", async () => {
+    const name = `reg-${marker()}`;
+    await using dir = await project({ "kiln.yaml": threeImages(name, `${registry.address}/team`, source) });
+    const both = await Promise.all([
+      kiln(["build", "-C", dir.dir, "--json"]),
+      kiln(["build", "-C", dir.dir, "--json"], { env: { DOCKER_HOST: fresh.host } }),
+    ]);
+    for (const run of both) {
+      runs.push(runIdOf(run.stdout, run.stderr));
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+    }
+    const events = both.map((run) =>
+      run.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line)),
+    );
+    const done = events.map((run) => run.filter((event) => /^image\.(done|cached)$/.test(event.type)));
+    for (const event of done.flat()) {
+      // The entry under this bake key is one of the two runs' artefacts of that key, never a mix or an image of another key.
+      const published = await registryImageId(registry, `team/${name}/${event.image}`, `key-${event.bakeKey}`);
+      const candidates = done
+        .flat()
+        .filter((other) => other.bakeKey === event.bakeKey)
+        .map((other) => other.artifact.id);
+      expect(candidates).toContain(published);
+    }
+    // A run whose artefact did not become the entry says so, and keeps it on its own engine (no digest in its manifest).
+    for (const [index, run] of events.entries()) {
+      for (const event of done[index] ?? []) {
+        const kept = run.some((line) => line.type === "log" && line.message.includes(`of "${event.image}" is already in`));
+        expect(event.artifact.digests?.length ?? 0, JSON.stringify(run)).toBe(kept ? 0 : 1);
+      }
+    }
+  });
+
   it("a registry with TLS and a login: Docker's own login or a sensitive variable; without one, exit 1 says to log in", async () => {
     const password = `pw-${marker()}`;
     const secure = await startRegistry({ tls: true, htpasswd: { user: "kiln", password } });
@@ -191,6 +238,17 @@ describe("artefacts in a registry, shared by every machine", { timeout: 600_000 
       runs.push(runIdOf(viaLogin.stdout, viaLogin.stderr));
       expect(viaLogin.code, viaLogin.stdout + viaLogin.stderr).toBe(0);
       expect(viaLogin.stdout).toMatch(/base: publish/);
+
+      // A credential helper named by config.json (docker-credential-<name> get: the host on stdin, JSON out) is asked too.
+      const helpers = join(config, "bin");
+      await mkdir(helpers);
+      const reply = JSON.stringify({ ServerURL: secure.address, Username: "kiln", Secret: password });
+      await writeFile(join(helpers, "docker-credential-kilntest"), `#!/bin/sh\nread host\necho '${reply}'\n`, { mode: 0o755 });
+      await writeFile(join(config, "config.json"), JSON.stringify({ credHelpers: { [secure.address]: "kilntest" } }));
+      const viaHelper = await kiln(["plan", "-C", anonymous.dir], {
+        env: { DOCKER_CONFIG: config, PATH: `${helpers}:${process.env.PATH}` },
+      });
+      expect(viaHelper.stdout, viaHelper.stderr).toMatch(/base\s+cached/);
 
       // A sensitive variable instead: the same key is found in the registry, and the password shows nowhere.
       const withVariable = `    registry_auth: { username: kiln, password: "{{ registry_password }}" }\n`;

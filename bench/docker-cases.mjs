@@ -72,15 +72,22 @@ function packerTemplate(bench, dir, repository, names, provisioners) {
 }
 
 /** Runs `kiln build --json` and removes what it baked; the sample carries the bake's own time and its steps' from the events. */
-async function kilnBuild(bench, dir, args, env, { expectBaked = true } = {}) {
-  let result;
+/** `kiln build -C dir --json …`, timed, with its events; a failed build's run id is recorded too, so clean-up finds its images. */
+export async function kilnBuildEvents(bench, dir, args = [], env = {}) {
   try {
-    result = await bench.exec(process.execPath, [bench.cli, "build", "-C", dir, "--json", ...args], { env, timeoutMs: BAKE_TIMEOUT_MS });
+    const result = await bench.exec(process.execPath, [bench.cli, "build", "-C", dir, "--json", ...args], {
+      env,
+      timeoutMs: BAKE_TIMEOUT_MS,
+    });
+    return { result, events: eventsOf(result.stdout, bench) };
   } catch (error) {
     eventsOf(error.stdout ?? "", bench);
     throw error;
   }
-  const events = eventsOf(result.stdout, bench);
+}
+
+async function kilnBuild(bench, dir, args, env, { expectBaked = true } = {}) {
+  const { result, events } = await kilnBuildEvents(bench, dir, args, env);
   const baked = events.filter((event) => event.type === "image.done");
   if (!expectBaked && baked.length > 0)
     throw new Error(`kiln build in ${dir} baked ${baked.map((e) => e.image)}: it should have been a no-op`);
@@ -97,7 +104,7 @@ async function kilnBuild(bench, dir, args, env, { expectBaked = true } = {}) {
   };
 }
 
-export function eventsOf(stdout, bench) {
+function eventsOf(stdout, bench) {
   const events = stdout
     .split("\n")
     .filter((line) => line.startsWith("{"))

@@ -8,9 +8,8 @@
 // directories removed.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { eventsOf } from "./docker-cases.mjs";
+import { kilnBuildEvents } from "./docker-cases.mjs";
 
-const BAKE_TIMEOUT_MS = 10 * 60_000;
 const DOCKER_TIMEOUT_MS = 5 * 60_000;
 /** Each round starts two engines and bakes three images once without the cache: five rounds say enough. */
 const MAX_ROUNDS = 5;
@@ -79,17 +78,7 @@ function freshRunner(bench) {
     const engine = await testing.startSecondEngine();
     engines.add(engine);
     try {
-      let result;
-      try {
-        result = await bench.exec(process.execPath, [bench.cli, "build", "-C", checkout, "--json"], {
-          env: { DOCKER_HOST: engine.host },
-          timeoutMs: BAKE_TIMEOUT_MS,
-        });
-      } catch (error) {
-        eventsOf(error.stdout ?? "", bench);
-        throw error;
-      }
-      const events = eventsOf(result.stdout, bench);
+      const { result, events } = await kilnBuildEvents(bench, checkout, [], { DOCKER_HOST: engine.host });
       const seen = outcome(events);
       const counts = `${seen.baked.length} baked (${seen.baked}), ${seen.cached.length} cached (${seen.cached})`;
       if (seen.baked.length !== expect.baked || seen.cached.length !== expect.cached) {
@@ -121,8 +110,8 @@ function freshRunner(bench) {
       // Baked once on this engine, which publishes each artefact under its bake key: what every fresh runner then finds.
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, "kiln.yaml"), projectFile(name, source, `${registry.address}/kiln-bench-${bench.runId}`));
-      const published = await bench.exec(process.execPath, [bench.cli, "build", "-C", dir, "--json"], { timeoutMs: BAKE_TIMEOUT_MS });
-      const seen = outcome(eventsOf(published.stdout, bench));
+      const { result: published, events } = await kilnBuildEvents(bench, dir);
+      const seen = outcome(events);
       if (seen.baked.length !== IMAGES.length) throw new Error(`fresh-runner: the publishing build baked ${seen.baked}, not all 3 images`);
       return `registry ${registry.address}; baked and published once on this engine in ${(published.ms / 1000).toFixed(1)} s`;
     },

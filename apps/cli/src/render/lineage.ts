@@ -94,16 +94,15 @@ function edges(nodes: { node: LineageNode; graphId: string }[]): [string, string
 
 /** Graphviz: `kiln images --format dot | dot -Tsvg`. Artefacts on a channel are filled, so what runs where stands out. */
 export function lineageDot(projectName: string, roots: LineageNode[]): string {
-  const quote = (text: string) => `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  const dotEscape = (text: string) => text.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+  const quote = (text: string) => `"${dotEscape(text)}"`;
   const nodes = graphNodes(roots);
   const lines = [
     `digraph ${quote(`kiln images: ${projectName}`)} {`,
     "  rankdir=TB;",
     '  node [shape=box, style=rounded, fontname="Helvetica"];',
     ...nodes.map(({ node, graphId }) => {
-      const label = labelLines(node)
-        .map((line) => line.replace(/\\/g, "\\\\").replace(/"/g, '\\"'))
-        .join("\\n");
+      const label = labelLines(node).map(dotEscape).join("\\n");
       const fill = node.channels.length ? ', style="rounded,filled", fillcolor="#dff0d8"' : "";
       return `  ${graphId} [label="${label}", tooltip=${quote(node.id)}${fill}];`;
     }),

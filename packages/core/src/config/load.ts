@@ -561,10 +561,12 @@ async function validateOptions(
     for (const issue of result.issues) {
       const keys = (issue.path ?? []).length === 0 ? unrecognizedKeys(issue) : undefined;
       if (keys) {
-        for (const key of keys) {
-          const place = at.fromDefaults(key) ? at.defaults : at.image;
-          diagnostics.add([...place, key], `unknown key "${key}"`, { atKey: true, hint: "remove it or check its spelling" });
-        }
+        // One issue lists every unknown key: each goes where it was written.
+        const withKeys = (subset: string[]) => [Object.assign({}, issue, { keys: subset })];
+        const defaultKeys = keys.filter((key) => at.fromDefaults(key));
+        const ownKeys = keys.filter((key) => !at.fromDefaults(key));
+        if (defaultKeys.length) diagnostics.addSchemaIssues(at.defaults, withKeys(defaultKeys));
+        if (ownKeys.length) diagnostics.addSchemaIssues(at.image, withKeys(ownKeys));
         continue;
       }
       const first = issue.path?.[0];

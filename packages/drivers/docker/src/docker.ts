@@ -11,6 +11,7 @@ import {
   ensureLocal,
   findInRegistry,
   followProgress,
+  isKeyTag,
   isLocal,
   mergeArtifacts,
   publish,
@@ -273,9 +274,8 @@ async function resolveImageRef(api: Docker, ctx: BakeContext, reference: string,
  * has one per repository, in no set order, and the bake key must not depend on where else this engine pushed it.
  */
 function repoDigestOf(reference: string, repoDigests: string[]): string | undefined {
-  const name = reference.split("@")[0] as string;
-  const repository = name.lastIndexOf(":") > name.lastIndexOf("/") ? name.slice(0, name.lastIndexOf(":")) : name;
-  return repoDigests.find((digest) => digest.startsWith(`${repository}@`));
+  const { repo } = splitTag(reference.split("@")[0] as string);
+  return repoDigests.find((digest) => digest.startsWith(`${repo}@`));
 }
 
 async function pullImage(api: Docker, ctx: BakeContext, reference: string): Promise<void> {
@@ -328,7 +328,7 @@ function toArtifact(
   repoDigests: string[] | undefined,
 ): Artifact {
   // A registry's key tag (`…:key-<bake key>`) is Kiln's cache entry, not a name a person gave the image.
-  const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>" && !/:key-[0-9a-f]{64}$/.test(tag));
+  const tags = (repoTags ?? []).filter((tag) => tag !== "<none>:<none>" && !isKeyTag(splitTag(tag).tag));
   const digests = (repoDigests ?? []).filter((digest) => digest !== "<none>@<none>");
   return { id, driver: "docker", image: labels[LABELS.image] ?? "", tags, labels, created, ...(digests.length ? { digests } : {}) };
 }

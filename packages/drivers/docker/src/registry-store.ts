@@ -1,6 +1,6 @@
 import type Docker from "dockerode";
 import { channelRepository, KilnError, LABELS, type Artifact, type Logger, type SourceRef } from "@kiln/core";
-import { isNotFound } from "./engine.js";
+import { isNotFound, splitTag } from "./engine.js";
 import { dockerLogin, type Manifest, RegistryClient, type RegistryAuth } from "./registry.js";
 
 /**
@@ -25,7 +25,8 @@ export interface RegistryOptions {
   registry_auth?: RegistryAuth | undefined;
 }
 
-const KEY_TAG = /^key-[0-9a-f]{64}$/;
+/** Whether a tag is Kiln's cache entry (`key-<bake key>`), not a name a person gave the image. */
+export const isKeyTag = (tag: string) => /^key-[0-9a-f]{64}$/.test(tag);
 
 /** One client per registry and login for the driver's life: tokens are reused across calls. */
 export function registries(): (opts: RegistryOptions | undefined) => Promise<RegistryPlace | undefined> {
@@ -92,7 +93,7 @@ export async function findInRegistry(place: RegistryPlace, wanted: Record<string
       id: manifest.config,
       driver: "docker",
       image: labels[LABELS.image] ?? image,
-      tags: onIt.filter((tag) => !KEY_TAG.test(tag)).map((tag) => `${channels}:${tag}`),
+      tags: onIt.filter((tag) => !isKeyTag(tag)).map((tag) => `${channels}:${tag}`),
       labels,
       ...(config.created ? { created: config.created } : {}),
       digests: [`${place.host}/${repository}@${manifest.digest}`],
@@ -194,7 +195,7 @@ export async function sharedBase(
   place: RegistryPlace,
   tag: string,
 ): Promise<{ id: string; pull: string; labels: Record<string, string> } | undefined> {
-  const { repo, tag: version } = splitReference(tag);
+  const { repo, tag: version } = splitTag(tag);
   const repository = place.namespace ? `${place.namespace}/${repo}` : repo;
   const manifest = await place.client.manifest(repository, version);
   if (!manifest) return undefined;
@@ -204,17 +205,12 @@ export async function sharedBase(
 
 /** Shares a debootstrap base this machine built, unless the registry has one for the recipe already (the first one stays). */
 export async function shareBase(api: Docker, place: RegistryPlace, id: string, tag: string): Promise<void> {
-  const { repo, tag: version } = splitReference(tag);
+  const { repo, tag: version } = splitTag(tag);
   const repository = place.namespace ? `${place.namespace}/${repo}` : repo;
   if (await place.client.manifest(repository, version)) return;
   await pushTag(api, place, id, `${place.host}/${repository}`, version);
   // The push needed a local tag; the base keeps its own (kiln-debootstrap/…), so removing this one only untags it.
   await api.getImage(`${place.host}/${repository}:${version}`).remove();
-}
-
-function splitReference(reference: string): { repo: string; tag: string } {
-  const at = reference.lastIndexOf(":");
-  return { repo: reference.slice(0, at), tag: reference.slice(at + 1) };
 }
 
 /** Points a channel tag at the artefact in the registry: the manifest is copied under the tag, no layer moves. */
@@ -257,13 +253,11 @@ async function pushTag(api: Docker, place: RegistryPlace, id: string, repo: stri
 /** `host[:port]/repo[:tag][@digest]` split, for references that name a registry host (not Docker Hub's short names). */
 function parseReference(reference: string): { host: string; repository: string; reference: string } | undefined {
   const [name = "", digest] = reference.split("@");
-  const colon = name.lastIndexOf(":");
-  const hasTag = colon > name.lastIndexOf("/");
-  const repo = hasTag ? name.slice(0, colon) : name;
+  const { repo, tag } = splitTag(name);
   const slash = repo.indexOf("/");
   const host = repo.slice(0, slash);
   if (slash < 0 || !(host.includes(".") || host.includes(":") || host === "localhost")) return undefined;
-  return { host, repository: repo.slice(slash + 1), reference: digest ?? (hasTag ? name.slice(colon + 1) : "latest") };
+  return { host, repository: repo.slice(slash + 1), reference: digest ?? tag };
 }
 
 /**
@@ -286,22 +280,30 @@ export async function sourceInRegistry(reference: string): Promise<SourceRef | u
 /** The engine's login for pulling `reference`, from Docker's own login (the engine does not read the client's config.json). */
 export async function pullAuth(reference: string): Promise<ReturnType<typeof authOption>> {
   const host = parseReference(reference)?.host;
-  const auth = host ? await dockerLogin(host) : undefined;
-  return auth && host ? { authconfig: { ...auth, serveraddress: host } } : {};
+  return host ? authOption({ host, auth: await dockerLogin(host) }) : {};
 }
 
 /** What the engine needs to log in for a push or pull (its X-Registry-Auth): the engine does not read the client's config.json. */
-function authOption(place: RegistryPlace): { authconfig?: { username: string; password: string; serveraddress: string } } {
-  return place.auth ? { authconfig: { ...place.auth, serveraddress: place.host } } : {};
+function authOption({ host, auth }: Pick<RegistryPlace, "host" | "auth">): {
+  authconfig?: { username: string; password: string; serveraddress: string };
+} {
+  return auth ? { authconfig: { ...auth, serveraddress: host } } : {};
 }
 
-/** Waits for a pull or push stream; the engine reports failures inside the stream, not as an HTTP status. */
-export async function followProgress(api: Docker, stream: NodeJS.ReadableStream, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) =>
-    api.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
-      const failed = error?.message ?? output?.find((item) => item.error)?.error;
-      if (failed) reject(new KilnError("E_SOURCE", `cannot ${what}: ${failed}`, { hint: "check the registry and your login to it" }));
-      else resolve();
+/**
+ * Waits for a pull, push or load stream and returns its events; the engine reports failures inside the stream, not as an HTTP
+ * status.
+ */
+export async function followProgress(api: Docker, stream: NodeJS.ReadableStream, what: string): Promise<ProgressEvent[]> {
+  return new Promise((resolve, reject) =>
+    api.modem.followProgress(stream, (error: Error | null, events: ProgressEvent[]) => {
+      const failed = error?.message ?? events?.find((event) => event.error || event.errorDetail);
+      if (!failed) return resolve(events);
+      const message = typeof failed === "string" ? failed : String(failed.error ?? JSON.stringify(failed.errorDetail));
+      reject(new KilnError("E_SOURCE", `cannot ${what}: ${message}`, { hint: "check the registry and your login to it" }));
     }),
   );
 }
+
+/** One event of an engine's progress stream. */
+export type ProgressEvent = Record<string, unknown> & { error?: string; errorDetail?: unknown };

@@ -12,6 +12,7 @@ import type Docker from "dockerode";
 import { KilnError, LABELS, pluginInit, type BakeContext, type Machine } from "@kiln/core";
 import { docker } from "./docker.js";
 import { debootstrapImage } from "./debootstrap.js";
+import { followProgress, type ProgressEvent } from "./registry-store.js";
 
 /** Builds (or reuses) a debootstrap base image: fixtures of other packages (an sshd image, say) start from it. */
 export { debootstrapImage, type DebootstrapSource } from "./debootstrap.js";
@@ -296,15 +297,8 @@ export async function loadImageInto(target: Docker, reference: string, from?: Do
 }
 
 /** Reads an engine's progress stream to its end, rejecting on the first error message in it (a failed push says so only there). */
-export async function followStream(api: Docker, stream: NodeJS.ReadableStream): Promise<Array<Record<string, unknown>>> {
-  return new Promise((resolve, reject) => {
-    api.modem.followProgress(stream, (error: Error | null, events: Array<Record<string, unknown>>) => {
-      const failed = events?.find((event) => event.error || event.errorDetail);
-      if (error) reject(error);
-      else if (failed) reject(new Error(String(failed.error ?? JSON.stringify(failed.errorDetail))));
-      else resolve(events);
-    });
-  });
+export function followStream(api: Docker, stream: NodeJS.ReadableStream): Promise<ProgressEvent[]> {
+  return followProgress(api, stream, "finish the engine's pull, push or load");
 }
 
 /** A registry started by {@link startRegistry}. */

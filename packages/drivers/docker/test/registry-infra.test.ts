@@ -51,6 +51,17 @@ async function pushFixture(registry: TestRegistry, auth?: Docker.AuthConfig): Pr
   return { reference: `${repo}:1`, digest: digest as string };
 }
 
+/** "pulled", or the engine's reason for not pulling `reference` into the fresh engine. */
+function pullOutcome(reference: string, auth?: Docker.AuthConfig): Promise<string> {
+  return fresh.api
+    .pull(reference, auth ? { authconfig: auth } : {})
+    .then((stream) => followStream(fresh.api, stream))
+    .then(
+      () => "pulled",
+      (error: Error) => error.message,
+    );
+}
+
 /** Pulls into the fresh engine, runs the image there, and removes both: what a second machine sees. */
 async function pullAndRead(reference: string, auth?: Docker.AuthConfig): Promise<{ id: string; digests: string[]; output: string }> {
   await followStream(fresh.api, await fresh.api.pull(reference, { ...(auth ? { authconfig: auth } : {}) }));
@@ -88,25 +99,13 @@ describe("the test registries, through the real engine", () => {
     const auth = { username: credentials.user, password: credentials.password, serveraddress: secured.address };
     // 127.0.0.0/8 is insecure to Docker by default: the engine accepts the self-signed chain without insecure-registries.
     const { reference, digest } = await pushFixture(secured, auth);
-    const anonymous = await fresh.api
-      .pull(reference)
-      .then((stream) => followStream(fresh.api, stream))
-      .then(
-        () => "pulled",
-        (error: Error) => error.message,
-      );
+    const anonymous = await pullOutcome(reference);
     // The engine's words vary (after the 401 over HTTPS it retries plain HTTP, as for any insecure registry): what counts is
     // that nothing arrived.
     expect(anonymous).not.toBe("pulled");
     expect(await fresh.api.listImages()).toEqual([]);
     const wrong = { ...auth, password: "wrong" };
-    const refused = await fresh.api
-      .pull(reference, { authconfig: wrong })
-      .then((stream) => followStream(fresh.api, stream))
-      .then(
-        () => "pulled",
-        (error: Error) => error.message,
-      );
+    const refused = await pullOutcome(reference, wrong);
     expect(refused).not.toBe("pulled");
     expect(await fresh.api.listImages()).toEqual([]);
     const pulled = await pullAndRead(reference, auth);
